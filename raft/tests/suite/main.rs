@@ -1,0 +1,13 @@
+//! The raft crate's test suite: one binary, a module per rule, all on the seeded
+//! cluster harness. Tests cite the paper (Ongaro & Ousterhout 2014) or the thesis
+//! (Ongaro 2014) section they check.
+
+mod harness;
+
+mod election;
+mod membership;
+mod properties;
+mod read_index;
+mod replication;
+mod snapshot;
+mod transfer;
