@@ -44,6 +44,11 @@ impl Inflights {
         }
     }
 
+    /// Frees the oldest append, as if acknowledged, so one more may go out.
+    pub fn free_first_one(&mut self) {
+        self.last_indexes.pop_front();
+    }
+
     pub fn clear(&mut self) {
         self.last_indexes.clear();
     }

@@ -1,7 +1,10 @@
 //! Invariants checked after every step, tick and advance in debug builds (and so in
 //! every test and simulation). A violation is a bug in this crate: it panics.
 
+use std::collections::BTreeSet;
+
 use crate::raft::{Raft, RoleState};
+use crate::types::NodeId;
 
 impl Raft {
     pub(crate) fn check_invariants(&mut self) {
@@ -47,7 +50,8 @@ impl Raft {
             RoleState::Leader(leader) => {
                 assert_eq!(self.leader, Some(id));
                 assert_eq!(self.vote, Some(id), "{id}: a leader voted for itself");
-                assert!(self.conf.members().filter(|&member| member != id).eq(leader.progress.keys().copied()));
+                let others: BTreeSet<NodeId> = self.conf.members().filter(|&member| member != id).collect();
+                assert!(others.iter().eq(leader.progress.keys()), "{id}: progress is not one per member");
                 for (peer, progress) in &leader.progress {
                     assert!(progress.match_index <= last, "{id}: {peer} matches beyond our log");
                     assert!(progress.next_index > progress.match_index, "{id}: {peer} next <= match");

@@ -124,9 +124,7 @@ impl Raft {
         self.applied = mark.applied_to;
         // The leader's own durable log counts towards the quorum only now (etcd raft
         // treats it as a message to itself after persistence).
-        if self.is_leader() && self.maybe_commit() && self.is_leader() {
-            self.leader_state_mut().broadcast_pending = true;
-        }
+        self.maybe_commit();
         self.check_invariants();
     }
 }

@@ -167,9 +167,7 @@ impl Raft {
             ProgressState::Snapshot { .. } => {}
             ProgressState::Replicate => progress.inflights.free_to(match_index),
         }
-        if self.maybe_commit() {
-            self.leader_state_mut().broadcast_pending = true;
-        }
+        self.maybe_commit();
         if !self.is_leader() {
             return;
         }
@@ -213,6 +211,8 @@ impl Raft {
             .map(|entry| entry.size_bytes())
             .sum();
         let leader = self.leader_state_mut();
+        // Followers learn the new commit index with the next Ready's appends.
+        leader.broadcast_pending = true;
         leader.uncommitted_bytes = leader.uncommitted_bytes.saturating_sub(committed_bytes);
         // Thesis §6.4 step 1: reads wait for the first commit of this leader's term.
         leader.reads.stamp_deferred(committed);
@@ -230,8 +230,12 @@ impl Raft {
         let leader = self.leader_state_mut();
         let sent_round = leader.reads.sent_round();
         let progress = leader.progress.get_mut(&from).expect("member");
-        if progress.state == ProgressState::Probe {
-            progress.probe_sent = false;
+        match progress.state {
+            ProgressState::Probe => progress.probe_sent = false,
+            // The appends in a full window may all be lost: without a free slot nothing
+            // would ever be sent again (etcd raft frees one on each heartbeat response).
+            ProgressState::Replicate if progress.inflights.is_full() => progress.inflights.free_first_one(),
+            _ => {}
         }
         if response.read_round <= sent_round {
             progress.read_round_acked = progress.read_round_acked.max(response.read_round);

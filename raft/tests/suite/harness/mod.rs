@@ -351,6 +351,7 @@ impl Cluster {
         self.heal();
         self.drop_per_mille = 0;
         self.duplicate_per_mille = 0;
+        self.armed_crash.clear();
         for id in self.ids() {
             self.restart(id);
         }
@@ -393,9 +394,9 @@ impl Cluster {
                 Some(raft) => {
                     let status = raft.status();
                     out.push_str(&format!(
-                        "\n  {id}: {:?} term {} leader {:?} commit {} applied {} last {} conf {:?}",
+                        "\n  {id}: {:?} term {} leader {:?} commit {} applied {} last {} conf {:?} progress {:?}",
                         status.role, status.term, status.leader, status.commit, status.applied, status.last_index,
-                        status.conf_state.voters
+                        status.conf_state.voters, status.progress
                     ));
                 }
                 None => out.push_str(&format!("\n  {id}: down")),

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's test command (README quick start; `.ci/run` calls it).
+# Knobs: CASES=<n> random Raft schedules in the property test (default 2000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "tidy: the raft crate stays sans-IO"
+ci/tidy.sh --self-test
+ci/tidy.sh raft
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (CASES=${CASES:-2000} random schedules)"
+started=$(date +%s)
+cargo test --workspace --locked -- --show-output
+echo "tests took $(( $(date +%s) - started ))s"
