@@ -71,7 +71,10 @@ impl Config {
         }
         let positive = [
             ("max_append_bytes_per_message", self.max_append_bytes_per_message),
-            ("max_inflight_appends_per_follower", self.max_inflight_appends_per_follower),
+            (
+                "max_inflight_appends_per_follower",
+                self.max_inflight_appends_per_follower,
+            ),
             ("max_uncommitted_bytes", self.max_uncommitted_bytes),
             ("max_pending_reads", self.max_pending_reads),
             ("max_apply_bytes_per_ready", self.max_apply_bytes_per_ready),

@@ -33,35 +33,51 @@ impl Raft {
             last_log_term: self.log.last_term(),
             leadership_transfer,
         };
-        let voters: Vec<NodeId> = self.conf.voters.iter().copied().filter(|&id| id != self.config.id).collect();
+        let voters: Vec<NodeId> = self
+            .conf
+            .voters
+            .iter()
+            .copied()
+            .filter(|&id| id != self.config.id)
+            .collect();
         for voter in voters {
-            let body = if pre_vote { MessageBody::PreVote(request) } else { MessageBody::Vote(request) };
+            let body = if pre_vote {
+                MessageBody::PreVote(request)
+            } else {
+                MessageBody::Vote(request)
+            };
             self.send_with_term(voter, term, body);
         }
     }
 
     /// Decides a (pre-)vote request whose term has been normalised by `step`.
-    pub(crate) fn handle_vote_request(&mut self, from: NodeId, term: Term, request: VoteRequest, pre_vote: bool) {
+    pub(crate) fn handle_vote_request(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        request: VoteRequest,
+        pre_vote: bool,
+    ) {
         // Vote once per term (paper §5.2); a pre-vote for a later term binds nothing.
         let can_vote = self.vote == Some(from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && term > self.term);
         // The election restriction (paper §5.4.1).
-        let up_to_date = self.log.is_up_to_date(request.last_log_index, request.last_log_term);
+        let up_to_date = self
+            .log
+            .is_up_to_date(request.last_log_index, request.last_log_term);
         let granted = can_vote && up_to_date;
         debug!(
             id = self.config.id,
-            from,
-            term,
-            pre_vote,
-            granted,
-            can_vote,
-            up_to_date,
-            "vote request"
+            from, term, pre_vote, granted, can_vote, up_to_date, "vote request"
         );
         if pre_vote {
             let response_term = if granted { term } else { self.term };
-            self.send_with_term(from, response_term, MessageBody::PreVoteResponse(VoteResponse { granted }));
+            self.send_with_term(
+                from,
+                response_term,
+                MessageBody::PreVoteResponse(VoteResponse { granted }),
+            );
             return;
         }
         if granted {

@@ -45,7 +45,11 @@ pub enum ProposalError {
     /// The change makes no sense for the current configuration.
     InvalidConfChange(String),
     /// The learner has not caught up with the leader's commit index yet.
-    LearnerNotCaughtUp { learner: NodeId, match_index: Index, commit: Index },
+    LearnerNotCaughtUp {
+        learner: NodeId,
+        match_index: Index,
+        commit: Index,
+    },
     /// The transfer target is not a voter, or is this server.
     InvalidTransferTarget(NodeId),
 }
@@ -60,7 +64,11 @@ impl fmt::Display for ProposalError {
             Self::TooManyPendingReads => write!(f, "too many pending reads"),
             Self::ConfChangeInProgress => write!(f, "a configuration change is in progress"),
             Self::InvalidConfChange(why) => write!(f, "invalid configuration change: {why}"),
-            Self::LearnerNotCaughtUp { learner, match_index, commit } => write!(
+            Self::LearnerNotCaughtUp {
+                learner,
+                match_index,
+                commit,
+            } => write!(
                 f,
                 "learner {learner} has not caught up (match {match_index}, commit {commit})"
             ),
@@ -125,8 +133,14 @@ impl fmt::Display for CompactError {
             Self::NotApplied { index, applied } => {
                 write!(f, "cannot snapshot at {index}: applied only through {applied}")
             }
-            Self::AlreadyCompacted { index, snapshot_index } => {
-                write!(f, "cannot snapshot at {index}: a snapshot at {snapshot_index} exists")
+            Self::AlreadyCompacted {
+                index,
+                snapshot_index,
+            } => {
+                write!(
+                    f,
+                    "cannot snapshot at {index}: a snapshot at {snapshot_index} exists"
+                )
             }
         }
     }

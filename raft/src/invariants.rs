@@ -21,7 +21,10 @@ impl Raft {
         // purged <= snapshot <= applied <= committed <= last index (DESIGN.md).
         if purged > 0 {
             let snapshot_index = self.snapshot.as_ref().map_or(0, |s| s.meta.index);
-            assert!(purged <= snapshot_index, "{id}: purged {purged} beyond snapshot {snapshot_index}");
+            assert!(
+                purged <= snapshot_index,
+                "{id}: purged {purged} beyond snapshot {snapshot_index}"
+            );
         }
         if let Some(snapshot) = &self.snapshot {
             let installing = self.snapshot_to_install.is_some();
@@ -32,9 +35,18 @@ impl Raft {
                 self.applied
             );
         }
-        assert!(self.applied <= committed || self.snapshot_to_install.is_some(), "{id}: applied beyond commit");
-        assert!(committed <= last, "{id}: commit {committed} beyond last index {last}");
-        assert!(self.log.last_term() <= self.term, "{id}: log term beyond current term");
+        assert!(
+            self.applied <= committed || self.snapshot_to_install.is_some(),
+            "{id}: applied beyond commit"
+        );
+        assert!(
+            committed <= last,
+            "{id}: commit {committed} beyond last index {last}"
+        );
+        assert!(
+            self.log.last_term() <= self.term,
+            "{id}: log term beyond current term"
+        );
         // Commit never moves back.
         assert!(committed >= self.highest_commit_seen, "{id}: commit moved back");
         self.highest_commit_seen = committed;
@@ -45,16 +57,29 @@ impl Raft {
                 assert_eq!(before, now, "{id}: two leaders in term {}", self.term);
             }
         }
-        self.leader_seen = (self.term, self.leader.or(if seen_term == self.term { seen_leader } else { None }));
+        self.leader_seen = (
+            self.term,
+            self.leader
+                .or(if seen_term == self.term { seen_leader } else { None }),
+        );
         match &self.role {
             RoleState::Leader(leader) => {
                 assert_eq!(self.leader, Some(id));
                 assert_eq!(self.vote, Some(id), "{id}: a leader voted for itself");
                 let others: BTreeSet<NodeId> = self.conf.members().filter(|&member| member != id).collect();
-                assert!(others.iter().eq(leader.progress.keys()), "{id}: progress is not one per member");
+                assert!(
+                    others.iter().eq(leader.progress.keys()),
+                    "{id}: progress is not one per member"
+                );
                 for (peer, progress) in &leader.progress {
-                    assert!(progress.match_index <= last, "{id}: {peer} matches beyond our log");
-                    assert!(progress.next_index > progress.match_index, "{id}: {peer} next <= match");
+                    assert!(
+                        progress.match_index <= last,
+                        "{id}: {peer} matches beyond our log"
+                    );
+                    assert!(
+                        progress.next_index > progress.match_index,
+                        "{id}: {peer} next <= match"
+                    );
                 }
             }
             RoleState::Candidate(_) => assert_eq!(self.vote, Some(id)),

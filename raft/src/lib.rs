@@ -48,6 +48,6 @@ pub use crate::replication::Proposal;
 pub use crate::snapshot::Compaction;
 pub use crate::status::{PeerProgress, Status};
 pub use crate::types::{
-    ConfChange, ConfState, Entry, EntryPayload, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotMeta,
-    Term, ENTRY_OVERHEAD_BYTES,
+    ConfChange, ConfState, Entry, EntryPayload, HardState, Index, NodeId, ReadState, Role, Snapshot,
+    SnapshotMeta, Term, ENTRY_OVERHEAD_BYTES,
 };

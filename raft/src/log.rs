@@ -115,8 +115,7 @@ impl RaftLog {
     /// The election restriction (paper §5.4.1): a candidate's log is at least as
     /// up-to-date as ours if its last term is greater, or equal with an index as large.
     pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
-        last_term > self.last_term()
-            || (last_term == self.last_term() && last_index >= self.last_index())
+        last_term > self.last_term() || (last_term == self.last_term() && last_index >= self.last_index())
     }
 
     /// Entries in `[low, high]`, stopping once `max_bytes` is reached but always
@@ -161,9 +160,9 @@ impl RaftLog {
         entries: &[Entry],
     ) -> Result<AppendOutcome, CommittedConflict> {
         let last_new = prev_index + entries.len() as u64;
-        let first_conflict = entries.iter().find(|entry| {
-            entry.index > self.offset_index && !self.match_term(entry.index, entry.term)
-        });
+        let first_conflict = entries
+            .iter()
+            .find(|entry| entry.index > self.offset_index && !self.match_term(entry.index, entry.term));
         let Some(conflict) = first_conflict else {
             return Ok(AppendOutcome {
                 last_new,
@@ -187,8 +186,16 @@ impl RaftLog {
     /// Removes every entry at or after `entries[0].index` and appends `entries`.
     fn truncate_and_append(&mut self, entries: &[Entry]) {
         let Some(first) = entries.first() else { return };
-        assert!(first.index > self.committed, "truncating committed entry {}", first.index);
-        assert!(first.index <= self.last_index() + 1, "gap before entry {}", first.index);
+        assert!(
+            first.index > self.committed,
+            "truncating committed entry {}",
+            first.index
+        );
+        assert!(
+            first.index <= self.last_index() + 1,
+            "gap before entry {}",
+            first.index
+        );
         let keep = (first.index - self.first_index()) as usize;
         self.entries.truncate(keep);
         self.entries.extend(entries.iter().cloned());
@@ -201,11 +208,7 @@ impl RaftLog {
     pub fn append(&mut self, term: Term, payload: EntryPayload) -> Index {
         assert!(term >= self.last_term(), "leader appends below its last term");
         let index = self.last_index() + 1;
-        self.entries.push_back(Entry {
-            term,
-            index,
-            payload,
-        });
+        self.entries.push_back(Entry { term, index, payload });
         index
     }
 

@@ -26,7 +26,13 @@ impl Raft {
         let new_conf = self.changed_conf(change)?;
         let proposal = self.append_as_leader(EntryPayload::Config(new_conf))?;
         self.leader_state_mut().pending_conf_index = proposal.index;
-        info!(id = self.config.id, term = self.term, index = proposal.index, ?change, "proposed configuration change");
+        info!(
+            id = self.config.id,
+            term = self.term,
+            index = proposal.index,
+            ?change,
+            "proposed configuration change"
+        );
         self.refresh_conf();
         Ok(proposal)
     }
@@ -46,7 +52,11 @@ impl Raft {
                     return invalid(format!("{id} is not a learner"));
                 }
                 let committed = self.log.committed();
-                let match_index = self.leader_state_mut().progress.get(&id).map_or(0, |p| p.match_index);
+                let match_index = self
+                    .leader_state_mut()
+                    .progress
+                    .get(&id)
+                    .map_or(0, |p| p.match_index);
                 if match_index < committed {
                     return Err(ProposalError::LearnerNotCaughtUp {
                         learner: id,
@@ -85,13 +95,24 @@ impl Raft {
         let next_index = self.log.last_index() + 1;
         let max_inflight = self.config.max_inflight_appends_per_follower;
         let members: Vec<NodeId> = self.conf.members().filter(|&id| id != own_id).collect();
-        let crate::raft::RoleState::Leader(leader) = &mut self.role else { return };
+        let crate::raft::RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
         leader.progress.retain(|id, _| members.contains(id));
         for id in members {
-            leader.progress.entry(id).or_insert_with(|| Progress::new(next_index, max_inflight));
+            leader
+                .progress
+                .entry(id)
+                .or_insert_with(|| Progress::new(next_index, max_inflight));
         }
-        if leader.transfer.is_some_and(|transfer| !self.conf.is_voter(transfer.target)) {
-            info!(id = own_id, "leadership transfer abandoned: target no longer a voter");
+        if leader
+            .transfer
+            .is_some_and(|transfer| !self.conf.is_voter(transfer.target))
+        {
+            info!(
+                id = own_id,
+                "leadership transfer abandoned: target no longer a voter"
+            );
             leader.transfer = None;
         }
         leader.broadcast_pending = true;

@@ -139,14 +139,54 @@ pub struct ReadIndexResponse {
     pub index: Option<Index>,
 }
 
+/// No real cluster reaches 2^62 terms or entries; anything above is garbage, and
+/// refusing it keeps every `+ 1` on peer input free of overflow.
+pub const INDEX_OR_TERM_MAX: u64 = 1 << 62;
+
 impl Message {
+    /// Every index and term the message carries.
+    fn numbers(&self) -> Vec<u64> {
+        let mut numbers = vec![self.term];
+        match &self.body {
+            MessageBody::PreVote(request) | MessageBody::Vote(request) => {
+                numbers.extend([request.last_log_index, request.last_log_term]);
+            }
+            MessageBody::Append(append) => {
+                numbers.extend([append.prev_log_index, append.prev_log_term, append.leader_commit]);
+                numbers.push(append.prev_log_index.saturating_add(append.entries.len() as u64));
+            }
+            MessageBody::AppendResponse(AppendResponse::Accepted { match_index }) => {
+                numbers.push(*match_index)
+            }
+            MessageBody::AppendResponse(AppendResponse::Rejected {
+                rejected_prev_index,
+                hint_index,
+                hint_term,
+            }) => numbers.extend([*rejected_prev_index, *hint_index, *hint_term]),
+            MessageBody::Heartbeat(heartbeat) => numbers.push(heartbeat.leader_commit),
+            MessageBody::HeartbeatResponse(response) => numbers.push(response.last_log_index),
+            MessageBody::InstallSnapshot(chunk) => numbers.extend([chunk.meta.index, chunk.meta.term]),
+            MessageBody::InstallSnapshotResponse(response) => numbers.push(response.snapshot_index),
+            MessageBody::ReadIndexResponse(response) => numbers.extend(response.index),
+            MessageBody::PreVoteResponse(_)
+            | MessageBody::VoteResponse(_)
+            | MessageBody::TimeoutNow
+            | MessageBody::ReadIndex(_) => {}
+        }
+        numbers
+    }
+
     /// Checks what must hold of any message, whatever this server's state: addressed to
-    /// `own_id`, not from itself, and entries that form a valid log segment.
+    /// `own_id`, not from itself, indexes and terms in range, and entries that form a
+    /// valid log segment.
     pub fn validate(&self, own_id: NodeId) -> Result<(), MalformedMessage> {
         let malformed = |reason: String| MalformedMessage {
             from: self.from,
             reason,
         };
+        if self.numbers().iter().any(|&number| number > INDEX_OR_TERM_MAX) {
+            return Err(malformed(format!("an index or term exceeds {INDEX_OR_TERM_MAX}")));
+        }
         if self.to != own_id {
             return Err(malformed(format!("addressed to {} not {own_id}", self.to)));
         }

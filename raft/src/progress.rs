@@ -12,8 +12,13 @@ pub enum ProgressState {
     /// The logs match at `match_index`: appends are pipelined up to the window.
     Replicate,
     /// The follower needs entries the leader has purged: the snapshot at `index` is
-    /// sent chunk by chunk, `acked_bytes` of it confirmed.
-    Snapshot { index: Index, acked_bytes: u64 },
+    /// sent chunk by chunk, `acked_bytes` of it confirmed. `answered` says whether the
+    /// follower responded since the last heartbeat; if not, the heartbeat resends.
+    Snapshot {
+        index: Index,
+        acked_bytes: u64,
+        answered: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +74,7 @@ impl Progress {
         self.state = ProgressState::Snapshot {
             index: snapshot_index,
             acked_bytes: 0,
+            answered: true,
         };
         self.probe_sent = false;
         self.inflights.clear();

@@ -18,8 +18,7 @@ use crate::progress::Progress;
 use crate::ready::ReadyMark;
 use crate::snapshot::IncomingSnapshot;
 use crate::types::{
-    ConfState, Entry, EntryPayload, HardState, Index, NodeId, ReadState, Role, Snapshot,
-    SnapshotMeta, Term,
+    ConfState, Entry, EntryPayload, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotMeta, Term,
 };
 
 /// Votes collected by a (pre-)candidate.
@@ -121,7 +120,11 @@ impl Raft {
 
     /// A server coming back from a crash with what it had made durable.
     pub fn restart(config: Config, state: RestartState) -> Result<Self, StartError> {
-        let offset = state.snapshot.as_ref().map(|snapshot| snapshot.meta.clone()).unwrap_or_default();
+        let offset = state
+            .snapshot
+            .as_ref()
+            .map(|snapshot| snapshot.meta.clone())
+            .unwrap_or_default();
         let mut expected = offset.index + 1;
         let mut previous_term = offset.term;
         for entry in &state.entries {
@@ -156,7 +159,10 @@ impl Raft {
         raft.snapshot = state.snapshot;
         raft.refresh_conf();
         raft.become_follower(raft.term, None);
-        assert_eq!(raft.vote, state.hard_state.vote, "a restart keeps its vote (paper §5.2)");
+        assert_eq!(
+            raft.vote, state.hard_state.vote,
+            "a restart keeps its vote (paper §5.2)"
+        );
         raft.handed_out_hard_state = raft.hard_state();
         info!(
             id = raft.config.id,
@@ -286,7 +292,10 @@ impl Raft {
                 self.send(message.from, response);
             }
             MessageBody::PreVote(_) => {
-                self.send(message.from, MessageBody::PreVoteResponse(VoteResponse { granted: false }));
+                self.send(
+                    message.from,
+                    MessageBody::PreVoteResponse(VoteResponse { granted: false }),
+                );
             }
             _ => debug!(
                 id = self.config.id,
@@ -354,13 +363,32 @@ impl Raft {
                 return self.step_follower(message);
             }
             MessageBody::ReadIndex(request) => self.refuse_forwarded_read(message.from, request.context),
-            _ => debug!(id = self.config.id, from = message.from, "candidate ignored {:?}", message.body),
+            _ => debug!(
+                id = self.config.id,
+                from = message.from,
+                "candidate ignored {:?}",
+                message.body
+            ),
         }
         Ok(())
     }
 
     fn step_follower(&mut self, message: Message) -> Result<(), MalformedMessage> {
         let from = message.from;
+        let from_leader = matches!(
+            message.body,
+            MessageBody::Append(_) | MessageBody::Heartbeat(_) | MessageBody::InstallSnapshot(_)
+        );
+        if from_leader && self.leader.is_some_and(|leader| leader != from) {
+            // Election safety (paper §5.2): this term already has another leader.
+            return Err(MalformedMessage {
+                from,
+                reason: format!(
+                    "claims leadership of term {}, led by {:?}",
+                    self.term, self.leader
+                ),
+            });
+        }
         match message.body {
             MessageBody::Append(request) => {
                 self.heard_from_leader(from);
@@ -396,35 +424,60 @@ impl Raft {
         if term > self.term {
             self.term = term;
             self.vote = None;
+            // A leader of an older term ignores the forwarded reads it has not answered.
+            self.dropped_reads
+                .extend(std::mem::take(&mut self.forwarded_reads));
         }
         self.end_leadership();
         self.role = RoleState::Follower;
         self.set_leader(leader);
         self.reset_election_timer();
-        info!(id = self.config.id, term, leader, "became follower at term {term}");
+        info!(
+            id = self.config.id,
+            term, leader, "became follower at term {term}"
+        );
     }
 
     pub(crate) fn become_pre_candidate(&mut self) {
-        assert!(!matches!(self.role, RoleState::Leader(_)), "leader cannot pre-campaign");
+        assert!(
+            !matches!(self.role, RoleState::Leader(_)),
+            "leader cannot pre-campaign"
+        );
         // The term does not change: a pre-vote only asks whether we could win (§9.6).
         self.role = RoleState::PreCandidate(VoteTally::default());
         self.set_leader(None);
         self.reset_election_timer();
-        info!(id = self.config.id, term = self.term, "became pre-candidate at term {}", self.term);
+        info!(
+            id = self.config.id,
+            term = self.term,
+            "became pre-candidate at term {}",
+            self.term
+        );
     }
 
     pub(crate) fn become_candidate(&mut self) {
-        assert!(!matches!(self.role, RoleState::Leader(_)), "leader cannot campaign");
+        assert!(
+            !matches!(self.role, RoleState::Leader(_)),
+            "leader cannot campaign"
+        );
         self.term += 1;
         self.vote = Some(self.config.id);
         self.role = RoleState::Candidate(VoteTally::default());
         self.set_leader(None);
         self.reset_election_timer();
-        info!(id = self.config.id, term = self.term, "became candidate at term {}", self.term);
+        info!(
+            id = self.config.id,
+            term = self.term,
+            "became candidate at term {}",
+            self.term
+        );
     }
 
     pub(crate) fn become_leader(&mut self) {
-        assert!(matches!(self.role, RoleState::Candidate(_)), "only a candidate can win");
+        assert!(
+            matches!(self.role, RoleState::Candidate(_)),
+            "only a candidate can win"
+        );
         assert_eq!(self.vote, Some(self.config.id));
         let next_index = self.log.last_index() + 1;
         let max_inflight = self.config.max_inflight_appends_per_follower;
@@ -444,13 +497,21 @@ impl Raft {
         // earlier entry (paper §5.4.2, §8; thesis §6.4).
         let index = self.log.append(self.term, EntryPayload::Empty);
         self.leader_state_mut().uncommitted_bytes = crate::types::ENTRY_OVERHEAD_BYTES;
-        info!(id = self.config.id, term = self.term, index, "became leader at term {}", self.term);
+        info!(
+            id = self.config.id,
+            term = self.term,
+            index,
+            "became leader at term {}",
+            self.term
+        );
         // A single voter commits on its own once the entry is durable (see `advance`).
     }
 
     /// Tears down leader-only state; pending reads fail so clients retry elsewhere.
     fn end_leadership(&mut self) {
-        let RoleState::Leader(leader_state) = &mut self.role else { return };
+        let RoleState::Leader(leader_state) = &mut self.role else {
+            return;
+        };
         let pending = leader_state.reads.drain_all();
         for (context, origin) in pending {
             self.fail_read(context, origin);
@@ -458,9 +519,13 @@ impl Raft {
     }
 
     pub(crate) fn set_leader(&mut self, leader: Option<NodeId>) {
-        if self.leader != leader && !self.forwarded_reads.is_empty() {
+        if self.leader != leader {
             // Reads sent to the old leader may never be answered.
-            self.dropped_reads.extend(std::mem::take(&mut self.forwarded_reads));
+            self.dropped_reads
+                .extend(std::mem::take(&mut self.forwarded_reads));
+            // Chunks from different leaders must not be spliced: their snapshots at one
+            // index hold the same state but need not be the same bytes.
+            self.incoming_snapshot = None;
         }
         self.leader = leader;
     }
@@ -604,5 +669,4 @@ impl Raft {
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
     }
-
 }

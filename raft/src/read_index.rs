@@ -16,7 +16,10 @@ impl Raft {
     /// server's outstanding reads). It comes back in a `Ready`'s `read_states` once it
     /// may be served, or in `dropped_reads` if leadership changed first.
     pub fn read_index(&mut self, context: u64) -> Result<(), ProposalError> {
-        assert!(self.ready_in_flight.is_none(), "read_index between ready() and advance()");
+        assert!(
+            self.ready_in_flight.is_none(),
+            "read_index between ready() and advance()"
+        );
         if self.is_leader() {
             if self.leader_state_mut().reads.is_full() {
                 return Err(ProposalError::TooManyPendingReads);
@@ -57,7 +60,10 @@ impl Raft {
 
     pub(crate) fn refuse_forwarded_read(&mut self, from: NodeId, context: u64) {
         debug!(id = self.config.id, from, context, "refused forwarded read");
-        self.send(from, MessageBody::ReadIndexResponse(ReadIndexResponse { context, index: None }));
+        self.send(
+            from,
+            MessageBody::ReadIndexResponse(ReadIndexResponse { context, index: None }),
+        );
     }
 
     /// Releases the reads whose heartbeat round a majority acknowledged.
@@ -70,7 +76,13 @@ impl Raft {
             .conf
             .voters
             .iter()
-            .map(|id| if *id == own_id { sent_round } else { leader.progress.get(id).map_or(0, |p| p.read_round_acked) })
+            .map(|id| {
+                if *id == own_id {
+                    sent_round
+                } else {
+                    leader.progress.get(id).map_or(0, |p| p.read_round_acked)
+                }
+            })
             .collect();
         if rounds.len() < quorum || quorum == 0 {
             return;
@@ -108,7 +120,10 @@ impl Raft {
 
     pub(crate) fn handle_read_index_response(&mut self, response: ReadIndexResponse) {
         if !self.forwarded_reads.remove(&response.context) {
-            debug!(context = response.context, "ignored answer to a read not outstanding");
+            debug!(
+                context = response.context,
+                "ignored answer to a read not outstanding"
+            );
             return;
         }
         match response.index {

@@ -99,7 +99,11 @@ impl ReadQueue {
     pub fn confirm_through(&mut self, quorum_round: u64) -> Vec<PendingRead> {
         assert!(quorum_round <= self.sent_round, "acknowledged a round never sent");
         let mut confirmed = Vec::new();
-        while self.stamped.front().is_some_and(|read| read.round <= quorum_round) {
+        while self
+            .stamped
+            .front()
+            .is_some_and(|read| read.round <= quorum_round)
+        {
             confirmed.extend(self.stamped.pop_front());
         }
         confirmed
@@ -127,7 +131,10 @@ mod tests {
         queue.stamp(3, ReadOrigin::Local, 7);
         assert!(queue.confirm_through(0).is_empty());
         let confirmed = queue.confirm_through(1);
-        assert_eq!(confirmed.iter().map(|read| read.context).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            confirmed.iter().map(|read| read.context).collect::<Vec<_>>(),
+            [1, 2]
+        );
         assert_eq!(queue.start_round(), 2);
         assert_eq!(queue.confirm_through(2).len(), 1);
         assert_eq!(queue.len(), 0);

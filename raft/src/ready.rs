@@ -53,7 +53,10 @@ impl Raft {
                 return true;
             }
         }
-        let applied_base = self.snapshot_to_install.as_ref().map_or(self.applied, |s| s.meta.index);
+        let applied_base = self
+            .snapshot_to_install
+            .as_ref()
+            .map_or(self.applied, |s| s.meta.index);
         self.hard_state() != self.handed_out_hard_state
             || self.snapshot_to_install.is_some()
             || self.log.unstable_from() <= self.log.last_index()
@@ -61,7 +64,10 @@ impl Raft {
             || !self.persisted_messages.is_empty()
             || self.log.committed() > applied_base
             || !self.dropped_reads.is_empty()
-            || self.reads_awaiting_apply.iter().any(|read| read.index <= applied_base)
+            || self
+                .reads_awaiting_apply
+                .iter()
+                .any(|read| read.index <= applied_base)
     }
 
     /// Collects everything the application must do now (see the module docs for the
@@ -88,7 +94,8 @@ impl Raft {
         };
         let committed = self.log.committed();
         let committed_entries = if committed > applied_base {
-            self.log.entries(applied_base + 1, committed, self.config.max_apply_bytes_per_ready)
+            self.log
+                .entries(applied_base + 1, committed, self.config.max_apply_bytes_per_ready)
         } else {
             Vec::new()
         };

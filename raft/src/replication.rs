@@ -38,7 +38,10 @@ impl Raft {
     }
 
     pub(crate) fn append_as_leader(&mut self, payload: EntryPayload) -> Result<Proposal, ProposalError> {
-        assert!(self.ready_in_flight.is_none(), "propose between ready() and advance()");
+        assert!(
+            self.ready_in_flight.is_none(),
+            "propose between ready() and advance()"
+        );
         self.ensure_leader()?;
         let term = self.term;
         let max_uncommitted_bytes = self.config.max_uncommitted_bytes;
@@ -85,7 +88,9 @@ impl Raft {
         let committed = self.log.committed();
         let last_index = self.log.last_index();
         let max_bytes = self.config.max_append_bytes_per_message;
-        let Some(progress) = self.leader_state_mut().progress.get(&to) else { return false };
+        let Some(progress) = self.leader_state_mut().progress.get(&to) else {
+            return false;
+        };
         if progress.is_paused() {
             return false;
         }
@@ -106,7 +111,11 @@ impl Raft {
         }
         let entry_count = entries.len();
         let last_sent = prev_log_index + entry_count as u64;
-        let progress = self.leader_state_mut().progress.get_mut(&to).expect("checked above");
+        let progress = self
+            .leader_state_mut()
+            .progress
+            .get_mut(&to)
+            .expect("checked above");
         progress.sent_append(last_sent, entry_count);
         let leader_commit = committed;
         self.send(
@@ -130,6 +139,7 @@ impl Raft {
                 hint_term,
             } => {
                 // Fast back-off: skip every entry of the follower's conflicting term.
+                let hint_index = hint_index.min(self.log.last_index());
                 let hint_next = if hint_term > 0 {
                     self.log.find_conflict_by_term(hint_index, hint_term).0 + 1
                 } else {
@@ -182,12 +192,20 @@ impl Raft {
         let own_id = self.config.id;
         let persisted = self.log.persisted();
         let quorum = self.conf.quorum_size();
-        let Some(leader) = self.leader_state() else { return false };
+        let Some(leader) = self.leader_state() else {
+            return false;
+        };
         let mut match_indexes: Vec<Index> = self
             .conf
             .voters
             .iter()
-            .map(|id| if *id == own_id { persisted } else { leader.progress.get(id).map_or(0, |p| p.match_index) })
+            .map(|id| {
+                if *id == own_id {
+                    persisted
+                } else {
+                    leader.progress.get(id).map_or(0, |p| p.match_index)
+                }
+            })
             .collect();
         if match_indexes.len() < quorum || quorum == 0 {
             return false;
@@ -219,7 +237,11 @@ impl Raft {
         if !self.conf.is_voter(self.config.id) && self.conf_index <= committed {
             // Thesis §4.2.2: a leader removed from the configuration manages the cluster
             // until the change commits, then steps down. Tell followers the commit first.
-            info!(id = self.config.id, term = self.term, "stepping down: removed from the configuration");
+            info!(
+                id = self.config.id,
+                term = self.term,
+                "stepping down: removed from the configuration"
+            );
             self.broadcast_append();
             self.become_follower(self.term, None);
         }
@@ -240,22 +262,38 @@ impl Raft {
         if response.read_round <= sent_round {
             progress.read_round_acked = progress.read_round_acked.max(response.read_round);
         } else {
-            warn!(from, read_round = response.read_round, "ignored acknowledgement of an unsent read round");
+            warn!(
+                from,
+                read_round = response.read_round,
+                "ignored acknowledgement of an unsent read round"
+            );
         }
         let behind = progress.match_index < last_index;
         self.confirm_reads();
         if behind {
-            self.send_appends(from, false);
+            // Appends (or their acknowledgements) may have been lost with nothing new to
+            // send: an empty append at `next_index` gets either an acknowledgement or a
+            // rejection that backs `next_index` off (paper §5.3, "retry indefinitely").
+            self.send_appends(from, true);
         }
     }
 
     /// The follower's side of AppendEntries (paper §5.3 receiver rules).
-    pub(crate) fn handle_append(&mut self, from: NodeId, request: AppendRequest) -> Result<(), MalformedMessage> {
+    pub(crate) fn handle_append(
+        &mut self,
+        from: NodeId,
+        request: AppendRequest,
+    ) -> Result<(), MalformedMessage> {
         let committed = self.log.committed();
         if request.prev_log_index < committed {
             // Everything through our commit index matches any leader's log: a stale or
             // duplicated append. Tell the leader where we are.
-            self.send(from, MessageBody::AppendResponse(AppendResponse::Accepted { match_index: committed }));
+            self.send(
+                from,
+                MessageBody::AppendResponse(AppendResponse::Accepted {
+                    match_index: committed,
+                }),
+            );
             return Ok(());
         }
         if !self.log.match_term(request.prev_log_index, request.prev_log_term) {
@@ -299,7 +337,12 @@ impl Raft {
         if new_commit > self.log.committed() {
             self.log.commit_to(new_commit);
         }
-        self.send(from, MessageBody::AppendResponse(AppendResponse::Accepted { match_index: last_new }));
+        self.send(
+            from,
+            MessageBody::AppendResponse(AppendResponse::Accepted {
+                match_index: last_new,
+            }),
+        );
         Ok(())
     }
 

@@ -33,7 +33,10 @@ impl Raft {
     /// Takes `data`, the state machine's image after applying through `index`, as the
     /// newest snapshot and purges the log through `index`.
     pub fn compact(&mut self, index: Index, data: Vec<u8>) -> Result<Compaction, CompactError> {
-        assert!(self.ready_in_flight.is_none(), "compact between ready() and advance()");
+        assert!(
+            self.ready_in_flight.is_none(),
+            "compact between ready() and advance()"
+        );
         if index > self.applied {
             return Err(CompactError::NotApplied {
                 index,
@@ -47,7 +50,10 @@ impl Raft {
                 snapshot_index: snapshot_index.max(self.log.purged_index()),
             });
         }
-        let term = self.log.term(index).expect("applied entries above the purge point are in the log");
+        let term = self
+            .log
+            .term(index)
+            .expect("applied entries above the purge point are in the log");
         let meta = SnapshotMeta {
             index,
             term,
@@ -60,14 +66,20 @@ impl Raft {
         // Applied entries are committed and durable, so they may go.
         self.log.purge_to(index);
         info!(id = self.config.id, index, term, "compacted log");
-        Ok(Compaction { meta, purged_to: index })
+        Ok(Compaction {
+            meta,
+            purged_to: index,
+        })
     }
 
     /// Switches `to` to snapshot mode and sends the first chunk.
     pub(crate) fn start_snapshot_send(&mut self, to: NodeId) {
         let Some(snapshot_index) = self.snapshot.as_ref().map(|snapshot| snapshot.meta.index) else {
             // Purging requires a snapshot (see `compact`), so this cannot happen.
-            warn!(id = self.config.id, to, "follower needs purged entries but no snapshot exists");
+            warn!(
+                id = self.config.id,
+                to, "follower needs purged entries but no snapshot exists"
+            );
             return;
         };
         let progress = self.leader_state_mut().progress.get_mut(&to).expect("member");
@@ -79,10 +91,17 @@ impl Raft {
     /// Sends the chunk after the follower's acknowledged offset. Restarts from zero if
     /// a newer snapshot replaced the one being sent.
     pub(crate) fn send_snapshot_chunk(&mut self, to: NodeId) {
-        let Some(snapshot) = self.snapshot.clone() else { return };
+        let Some(snapshot) = self.snapshot.clone() else {
+            return;
+        };
         let chunk_bytes = self.config.snapshot_chunk_bytes;
         let progress = self.leader_state_mut().progress.get_mut(&to).expect("member");
-        let ProgressState::Snapshot { index, acked_bytes } = progress.state else { return };
+        let ProgressState::Snapshot {
+            index, acked_bytes, ..
+        } = progress.state
+        else {
+            return;
+        };
         let offset = if index == snapshot.meta.index {
             acked_bytes
         } else {
@@ -103,16 +122,33 @@ impl Raft {
 
     pub(crate) fn handle_snapshot_chunk_response(&mut self, from: NodeId, response: SnapshotChunkResponse) {
         let snapshot_index = self.snapshot.as_ref().map_or(0, |snapshot| snapshot.meta.index);
-        let total_bytes = self.snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len() as u64);
+        let total_bytes = self
+            .snapshot
+            .as_ref()
+            .map_or(0, |snapshot| snapshot.data.len() as u64);
         let progress = self.leader_state_mut().progress.get_mut(&from).expect("member");
-        let ProgressState::Snapshot { index, .. } = progress.state else { return };
+        let ProgressState::Snapshot {
+            index,
+            acked_bytes: previously_acked,
+            ..
+        } = progress.state
+        else {
+            return;
+        };
         if response.snapshot_index != index || index != snapshot_index {
             debug!(from, "ignored response about another snapshot");
             return;
         }
         let acked_bytes = response.next_offset.min(total_bytes);
-        progress.state = ProgressState::Snapshot { index, acked_bytes };
-        if acked_bytes < total_bytes {
+        progress.state = ProgressState::Snapshot {
+            index,
+            acked_bytes,
+            answered: true,
+        };
+        // Only a response that moves the offset forward (or restarts it, after the
+        // follower lost its partial copy) sends a chunk: duplicate responses must not
+        // multiply the chunk streams; the heartbeat resends a lost one.
+        if acked_bytes != previously_acked && acked_bytes < total_bytes {
             self.send_snapshot_chunk(from);
         }
         // Once complete, the follower answers with an AppendResponse after persisting.
@@ -125,7 +161,12 @@ impl Raft {
         if meta_index <= committed {
             // We already hold everything the snapshot covers.
             self.incoming_snapshot = None;
-            self.send(from, MessageBody::AppendResponse(AppendResponse::Accepted { match_index: committed }));
+            self.send(
+                from,
+                MessageBody::AppendResponse(AppendResponse::Accepted {
+                    match_index: committed,
+                }),
+            );
             return;
         }
         if self.log.match_term(meta_index, chunk.meta.term) {
@@ -133,7 +174,12 @@ impl Raft {
             // it: keep the log and commit through it (thesis §5.3 receiver step 6).
             self.incoming_snapshot = None;
             self.log.commit_to(meta_index);
-            self.send(from, MessageBody::AppendResponse(AppendResponse::Accepted { match_index: meta_index }));
+            self.send(
+                from,
+                MessageBody::AppendResponse(AppendResponse::Accepted {
+                    match_index: meta_index,
+                }),
+            );
             return;
         }
         if chunk.offset == 0 {
@@ -179,7 +225,12 @@ impl Raft {
     /// application, and the acknowledgement leaves only once it is durable.
     fn install_snapshot(&mut self, from: NodeId, incoming: IncomingSnapshot) {
         let meta = incoming.meta;
-        info!(id = self.config.id, index = meta.index, term = meta.term, "installing snapshot");
+        info!(
+            id = self.config.id,
+            index = meta.index,
+            term = meta.term,
+            "installing snapshot"
+        );
         self.log.restore(&meta);
         let snapshot = Snapshot {
             meta,
@@ -189,6 +240,9 @@ impl Raft {
         self.snapshot = Some(snapshot.clone());
         self.snapshot_to_install = Some(snapshot);
         self.refresh_conf();
-        self.send(from, MessageBody::AppendResponse(AppendResponse::Accepted { match_index }));
+        self.send(
+            from,
+            MessageBody::AppendResponse(AppendResponse::Accepted { match_index }),
+        );
     }
 }

@@ -29,7 +29,11 @@ impl Raft {
         if self.election_elapsed_ticks >= election_timeout_ticks {
             self.election_elapsed_ticks = 0;
             if self.config.check_quorum && !self.check_quorum_active() {
-                warn!(id = self.config.id, term = self.term, "stepped down: no quorum heard from");
+                warn!(
+                    id = self.config.id,
+                    term = self.term,
+                    "stepped down: no quorum heard from"
+                );
                 self.become_follower(self.term, None);
                 return;
             }
@@ -38,7 +42,10 @@ impl Raft {
         if let Some(transfer) = &mut leader.transfer {
             transfer.elapsed_ticks += 1;
             if transfer.elapsed_ticks >= election_timeout_ticks {
-                info!(target_id = transfer.target, "leadership transfer gave up after an election timeout");
+                info!(
+                    target_id = transfer.target,
+                    "leadership transfer gave up after an election timeout"
+                );
                 leader.transfer = None;
             }
         }
@@ -60,7 +67,11 @@ impl Raft {
         for voter in &voters {
             if *voter == own_id {
                 active += 1;
-            } else if leader.progress.get(voter).is_some_and(|progress| progress.recent_active) {
+            } else if leader
+                .progress
+                .get(voter)
+                .is_some_and(|progress| progress.recent_active)
+            {
                 active += 1;
             }
         }
@@ -71,7 +82,8 @@ impl Raft {
     }
 
     /// Heartbeats carry the commit index (capped at what each follower is known to hold)
-    /// and the current ReadIndex round; snapshot transfers resend their pending chunk.
+    /// and the current ReadIndex round; a snapshot transfer resends its pending chunk
+    /// if the follower was silent for a whole interval.
     pub(crate) fn broadcast_heartbeat(&mut self) {
         let committed = self.log.committed();
         let leader = self.leader_state_mut();
@@ -79,16 +91,26 @@ impl Raft {
         let mut heartbeats = Vec::new();
         let mut snapshot_retries: Vec<NodeId> = Vec::new();
         for (&id, progress) in &mut leader.progress {
-            if let ProgressState::Snapshot { .. } = progress.state {
-                snapshot_retries.push(id);
-                continue;
-            }
-            if progress.state == ProgressState::Probe {
+            match &mut progress.state {
+                ProgressState::Snapshot { answered, .. } => {
+                    // No answer for a whole heartbeat interval: the chunk was lost.
+                    if !*answered {
+                        snapshot_retries.push(id);
+                    }
+                    *answered = false;
+                }
                 // A lost probe must not stall the follower forever.
-                progress.probe_sent = false;
+                ProgressState::Probe => progress.probe_sent = false,
+                ProgressState::Replicate => {}
             }
             let leader_commit = committed.min(progress.match_index);
-            heartbeats.push((id, Heartbeat { leader_commit, read_round }));
+            heartbeats.push((
+                id,
+                Heartbeat {
+                    leader_commit,
+                    read_round,
+                },
+            ));
         }
         for (id, heartbeat) in heartbeats {
             self.send(id, MessageBody::Heartbeat(heartbeat));

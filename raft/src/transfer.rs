@@ -14,7 +14,10 @@ impl Raft {
     /// Hands leadership to `target`, a voter. Proposals are refused until the transfer
     /// completes or times out.
     pub fn transfer_leader(&mut self, target: NodeId) -> Result<(), ProposalError> {
-        assert!(self.ready_in_flight.is_none(), "transfer between ready() and advance()");
+        assert!(
+            self.ready_in_flight.is_none(),
+            "transfer between ready() and advance()"
+        );
         if !self.is_leader() {
             return Err(ProposalError::NotLeader { leader: self.leader });
         }
@@ -30,7 +33,12 @@ impl Raft {
             elapsed_ticks: 0,
             timeout_now_sent: false,
         });
-        info!(id = self.config.id, term = self.term, target_id = target, "transferring leadership");
+        info!(
+            id = self.config.id,
+            term = self.term,
+            target_id = target,
+            "transferring leadership"
+        );
         self.maybe_send_timeout_now(target);
         self.send_appends(target, true);
         Ok(())
@@ -40,8 +48,13 @@ impl Raft {
     pub(crate) fn maybe_send_timeout_now(&mut self, peer: NodeId) {
         let last_index = self.log.last_index();
         let leader = self.leader_state_mut();
-        let Some(transfer) = &mut leader.transfer else { return };
-        let caught_up = leader.progress.get(&peer).is_some_and(|progress| progress.match_index == last_index);
+        let Some(transfer) = &mut leader.transfer else {
+            return;
+        };
+        let caught_up = leader
+            .progress
+            .get(&peer)
+            .is_some_and(|progress| progress.match_index == last_index);
         if transfer.target != peer || transfer.timeout_now_sent || !caught_up {
             return;
         }
@@ -54,7 +67,12 @@ impl Raft {
             info!(id = self.config.id, from, "ignored TimeoutNow: not a voter");
             return;
         }
-        info!(id = self.config.id, term = self.term, from, "campaigning for leadership transfer");
+        info!(
+            id = self.config.id,
+            term = self.term,
+            from,
+            "campaigning for leadership transfer"
+        );
         self.campaign(true);
     }
 }

@@ -8,6 +8,7 @@ mod election;
 mod membership;
 mod properties;
 mod read_index;
+mod regressions;
 mod replication;
 mod snapshot;
 mod transfer;

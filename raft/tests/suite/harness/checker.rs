@@ -39,7 +39,10 @@ impl SafetyChecker {
             }
             let (id, term) = (raft.id(), raft.term());
             let leader = *self.leaders_by_term.entry(term).or_insert(id);
-            assert_eq!(leader, id, "election safety: {leader} and {id} both lead term {term}");
+            assert_eq!(
+                leader, id,
+                "election safety: {leader} and {id} both lead term {term}"
+            );
             if self.checked_leaders.insert((id, term)) {
                 self.assert_complete(raft);
             }
@@ -62,7 +65,9 @@ impl SafetyChecker {
 
     pub fn on_persist(&mut self, id: NodeId, raft: &Raft, entries: &[Entry]) {
         let mut previous_term = entries.first().map(|first| {
-            raft.log().term(first.index - 1).expect("entry before a new entry is in the log")
+            raft.log()
+                .term(first.index - 1)
+                .expect("entry before a new entry is in the log")
         });
         for entry in entries {
             let previous = previous_term.expect("set above");
@@ -82,7 +87,10 @@ impl SafetyChecker {
     }
 
     pub fn on_apply(&mut self, id: NodeId, entry: &Entry, _machine: &StateMachine) {
-        let recorded = self.applied.entry(entry.index).or_insert_with(|| (entry.term, entry.payload.clone()));
+        let recorded = self
+            .applied
+            .entry(entry.index)
+            .or_insert_with(|| (entry.term, entry.payload.clone()));
         assert_eq!(
             *recorded,
             (entry.term, entry.payload.clone()),
@@ -93,13 +101,20 @@ impl SafetyChecker {
 
     /// A state machine restored from a snapshot holds exactly what was applied.
     pub fn on_restore(&self, id: NodeId, machine: &StateMachine) {
-        assert_eq!(machine.values, self.values_through(machine.applied), "{id} restored a wrong snapshot");
+        assert_eq!(
+            machine.values,
+            self.values_through(machine.applied),
+            "{id} restored a wrong snapshot"
+        );
     }
 
     /// The values every state machine must hold after applying through `index`.
     pub fn values_through(&self, index: Index) -> Vec<u64> {
         let known = self.applied.range(..=index).count() as u64;
         assert_eq!(known, index, "indexes 1..={index} were not all applied somewhere");
-        self.applied.range(..=index).filter_map(|(_, (_, payload))| value_of(payload)).collect()
+        self.applied
+            .range(..=index)
+            .filter_map(|(_, (_, payload))| value_of(payload))
+            .collect()
     }
 }

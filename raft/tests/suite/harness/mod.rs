@@ -13,7 +13,7 @@ pub mod state_machine;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use raft::{Config, ConfState, Message, NodeId, Raft, RestartState, Role};
+use raft::{ConfState, Config, Message, NodeId, Raft, RestartState, Role};
 
 pub use checker::SafetyChecker;
 pub use disk::Disk;
@@ -124,7 +124,10 @@ impl Cluster {
     }
 
     pub fn server_mut(&mut self, id: NodeId) -> &mut Raft {
-        self.servers.get_mut(&id).and_then(Option::as_mut).expect("server is up")
+        self.servers
+            .get_mut(&id)
+            .and_then(Option::as_mut)
+            .expect("server is up")
     }
 
     pub fn is_up(&self, id: NodeId) -> bool {
@@ -132,7 +135,11 @@ impl Cluster {
     }
 
     pub fn up_ids(&self) -> Vec<NodeId> {
-        self.servers.iter().filter(|(_, s)| s.is_some()).map(|(&id, _)| id).collect()
+        self.servers
+            .iter()
+            .filter(|(_, s)| s.is_some())
+            .map(|(&id, _)| id)
+            .collect()
     }
 
     /// The leader of the highest term among live servers, if any.
@@ -148,7 +155,9 @@ impl Cluster {
     // ----- driving ---------------------------------------------------------------
 
     pub fn tick(&mut self, id: NodeId) {
-        let Some(raft) = self.servers.get_mut(&id).and_then(Option::as_mut) else { return };
+        let Some(raft) = self.servers.get_mut(&id).and_then(Option::as_mut) else {
+            return;
+        };
         raft.tick();
         self.after_input(id);
     }
@@ -183,7 +192,19 @@ impl Cluster {
         self.after_input(to);
     }
 
-    /// Delivers in-flight messages in order until none is left (or `max` delivered).
+    /// Delivers the messages in flight now, in order; the ones they cause wait for the
+    /// next hop. Returns what was taken off the bus (delivered or lost).
+    pub fn deliver_hop(&mut self) -> Vec<Message> {
+        let hop = std::mem::take(&mut self.in_flight);
+        for message in &hop {
+            self.in_flight.push(message.clone());
+            let last = self.in_flight.len() - 1;
+            self.deliver(last);
+        }
+        hop
+    }
+
+    /// Delivers in-flight messages in order until none is left.
     pub fn deliver_all(&mut self) {
         let mut budget = 100_000;
         while !self.in_flight.is_empty() {
@@ -227,7 +248,9 @@ impl Cluster {
 
     pub fn read(&mut self, id: NodeId, context: u64) -> bool {
         let acknowledged = self.checker.highest_applied_anywhere();
-        let Some(raft) = self.servers.get_mut(&id).and_then(Option::as_mut) else { return false };
+        let Some(raft) = self.servers.get_mut(&id).and_then(Option::as_mut) else {
+            return false;
+        };
         if raft.read_index(context).is_err() {
             return false;
         }
@@ -238,11 +261,18 @@ impl Cluster {
 
     /// Snapshots `id`'s state machine at its applied index and compacts its log.
     pub fn compact(&mut self, id: NodeId) -> bool {
-        let Some(raft) = self.servers.get_mut(&id).and_then(Option::as_mut) else { return false };
+        let Some(raft) = self.servers.get_mut(&id).and_then(Option::as_mut) else {
+            return false;
+        };
         let machine = &self.machines[&id];
-        let Ok(compaction) = raft.compact(machine.applied, machine.encode()) else { return false };
+        let Ok(compaction) = raft.compact(machine.applied, machine.encode()) else {
+            return false;
+        };
         let snapshot = raft.snapshot().cloned().expect("compact keeps the snapshot");
-        self.disks.get_mut(&id).expect("disk").compact(snapshot, compaction.purged_to);
+        self.disks
+            .get_mut(&id)
+            .expect("disk")
+            .compact(snapshot, compaction.purged_to);
         true
     }
 
@@ -258,9 +288,12 @@ impl Cluster {
             return;
         }
         let disk = &self.disks[&id];
-        let machine = disk.snapshot.as_ref().map_or_else(StateMachine::default, |snapshot| {
-            StateMachine::decode(snapshot.meta.index, &snapshot.data)
-        });
+        let machine = disk
+            .snapshot
+            .as_ref()
+            .map_or_else(StateMachine::default, |snapshot| {
+                StateMachine::decode(snapshot.meta.index, &snapshot.data)
+            });
         let state = RestartState {
             hard_state: disk.hard_state,
             snapshot: disk.snapshot.clone(),
@@ -300,7 +333,9 @@ impl Cluster {
     /// Handles `Ready`s of `id` until it has none, in the contract's order.
     pub fn process_ready(&mut self, id: NodeId) {
         loop {
-            let Some(raft) = self.servers.get_mut(&id).and_then(Option::as_mut) else { return };
+            let Some(raft) = self.servers.get_mut(&id).and_then(Option::as_mut) else {
+                return;
+            };
             if !raft.has_ready() {
                 return;
             }
@@ -329,7 +364,10 @@ impl Cluster {
                 self.checker.on_apply(id, entry, machine);
             }
             for read in &ready.read_states {
-                assert!(read.index <= machine.applied, "read released before its index applied");
+                assert!(
+                    read.index <= machine.applied,
+                    "read released before its index applied"
+                );
                 let acknowledged = self.reads_issued.get(&(id, read.context)).copied().unwrap_or(0);
                 // Linearizability of ReadIndex: the read sees every write acknowledged
                 // before it was issued.
@@ -340,8 +378,13 @@ impl Cluster {
                 );
                 self.reads_served.push((id, read.context, read.index));
             }
-            self.reads_dropped.extend(ready.dropped_reads.iter().map(|&context| (id, context)));
-            self.servers.get_mut(&id).and_then(Option::as_mut).expect("up").advance();
+            self.reads_dropped
+                .extend(ready.dropped_reads.iter().map(|&context| (id, context)));
+            self.servers
+                .get_mut(&id)
+                .and_then(Option::as_mut)
+                .expect("up")
+                .advance();
         }
     }
 
@@ -367,12 +410,15 @@ impl Cluster {
             let leader_raft = self.server(leader);
             let commit = leader_raft.committed();
             let members: Vec<NodeId> = leader_raft.conf_state().members().collect();
-            let marker_committed = marker
-                .and_then(|value| self.proposed.get(&value))
-                .is_some_and(|&(index, term)| commit >= index && leader_raft.log().term(index).is_none_or(|t| t == term));
-            let all_applied = members.iter().all(|id| {
-                self.machines[id].applied == commit && self.server(*id).committed() == commit
-            });
+            let marker_committed =
+                marker
+                    .and_then(|value| self.proposed.get(&value))
+                    .is_some_and(|&(index, term)| {
+                        commit >= index && leader_raft.log().term(index).is_none_or(|t| t == term)
+                    });
+            let all_applied = members
+                .iter()
+                .all(|id| self.machines[id].applied == commit && self.server(*id).committed() == commit);
             if marker_committed && all_applied && commit == leader_raft.log().last_index() {
                 return leader;
             }

@@ -11,14 +11,20 @@ pub struct StateMachine {
 /// The value a test proposal carries, if the entry is one.
 pub fn value_of(payload: &EntryPayload) -> Option<u64> {
     match payload {
-        EntryPayload::Normal(data) => Some(u64::from_be_bytes(data.as_ref().try_into().expect("8-byte test value"))),
+        EntryPayload::Normal(data) => Some(u64::from_be_bytes(
+            data.as_ref().try_into().expect("8-byte test value"),
+        )),
         _ => None,
     }
 }
 
 impl StateMachine {
     pub fn apply(&mut self, entry: &Entry) {
-        assert_eq!(entry.index, self.applied + 1, "entries are applied in order, once");
+        assert_eq!(
+            entry.index,
+            self.applied + 1,
+            "entries are applied in order, once"
+        );
         self.applied = entry.index;
         self.values.extend(value_of(&entry.payload));
     }

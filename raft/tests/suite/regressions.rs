@@ -1,0 +1,127 @@
+//! Regressions for bugs found in review, each pinned by the scenario that exposed it.
+
+use raft::{AppendResponse, ConfState, Heartbeat, Message, MessageBody, Raft, SnapshotChunk, SnapshotMeta};
+
+use crate::harness::{test_config, Cluster};
+
+/// Thesis §5.3: one chunk in flight. When a round trip outlasts the heartbeat interval,
+/// heartbeat resends and duplicate responses used to start a new chunk stream each time,
+/// sending chunks quadratic in the snapshot size.
+#[test]
+fn a_slow_link_does_not_multiply_snapshot_chunks() {
+    let mut cluster = Cluster::new(&[1, 2, 3], 5);
+    cluster.elect(1);
+    cluster.crash(3);
+    for _ in 0..120 {
+        cluster.propose(1);
+        cluster.deliver_all();
+    }
+    assert!(cluster.compact(1));
+    let snapshot_bytes = cluster.server(1).snapshot().expect("compacted").data.len();
+    let chunks = snapshot_bytes.div_ceil(test_config(1).snapshot_chunk_bytes);
+    assert!(chunks >= 10, "the snapshot spans many chunks ({chunks})");
+    cluster.restart(3);
+    let mut chunks_sent = 0;
+    for _ in 0..2_000 {
+        // One hop per tick: a round trip takes two ticks, a whole heartbeat interval.
+        cluster.tick_all();
+        chunks_sent += cluster
+            .deliver_hop()
+            .iter()
+            .filter(|message| matches!(message.body, MessageBody::InstallSnapshot(_)))
+            .count();
+        if cluster.machines[&3].applied >= cluster.server(1).snapshot().expect("kept").meta.index {
+            break;
+        }
+    }
+    assert!(cluster.machines[&3].applied > 0, "the snapshot was installed");
+    assert!(
+        chunks_sent <= 2 * chunks,
+        "{chunks_sent} chunks sent for a {chunks}-chunk snapshot"
+    );
+}
+
+/// Thesis §6.4: every read comes back served or dropped. A read forwarded to a leader
+/// that moved on to a later term is never answered; it must be dropped, even when the
+/// same server leads again.
+#[test]
+fn a_forwarded_read_is_dropped_when_the_term_moves_on() {
+    let mut cluster = Cluster::new(&[1, 2, 3], 9);
+    cluster.elect(1);
+    assert!(cluster.read(3, 77));
+    cluster.in_flight.clear();
+    let later_term = cluster.server(3).term() + 2;
+    let heartbeat = Message {
+        from: 1,
+        to: 3,
+        term: later_term,
+        body: MessageBody::Heartbeat(Heartbeat {
+            leader_commit: 0,
+            read_round: 0,
+        }),
+    };
+    cluster.server_mut(3).step(heartbeat).expect("valid heartbeat");
+    cluster.process_ready(3);
+    assert_eq!(cluster.server(3).leader(), Some(1));
+    assert!(
+        cluster.reads_dropped.contains(&(3, 77)),
+        "the lost read was reported dropped"
+    );
+}
+
+/// Peer input never panics: indexes near `u64::MAX` are refused before any `+ 1`.
+#[test]
+fn extreme_indexes_from_a_peer_are_refused_not_overflowed() {
+    let mut cluster = Cluster::new(&[1, 2, 3], 3);
+    cluster.elect(1);
+    let term = cluster.server(1).term();
+    let rejection = Message {
+        from: 2,
+        to: 1,
+        term,
+        body: MessageBody::AppendResponse(AppendResponse::Rejected {
+            rejected_prev_index: 1,
+            hint_index: u64::MAX,
+            hint_term: 0,
+        }),
+    };
+    assert!(cluster.server_mut(1).step(rejection).is_err());
+    let mut follower = Raft::bootstrap(test_config(2), ConfState::with_voters([1, 2, 3])).expect("bootstrap");
+    let chunk = Message {
+        from: 1,
+        to: 2,
+        term: 5,
+        body: MessageBody::InstallSnapshot(SnapshotChunk {
+            meta: SnapshotMeta {
+                index: u64::MAX,
+                term: 5,
+                conf_state: ConfState::with_voters([1, 2, 3]),
+            },
+            total_bytes: 0,
+            offset: 0,
+            data: Vec::new(),
+        }),
+    };
+    assert!(follower.step(chunk).is_err());
+    assert_eq!(follower.log().last_index(), 1, "nothing changed");
+}
+
+/// Paper §5.2, election safety: a follower that knows the leader of its term refuses a
+/// second claimant of that term instead of tripping its own invariant.
+#[test]
+fn a_second_leader_in_the_same_term_is_refused() {
+    let mut cluster = Cluster::new(&[1, 2, 3], 4);
+    cluster.elect(1);
+    let term = cluster.server(2).term();
+    let impostor = Message {
+        from: 3,
+        to: 2,
+        term,
+        body: MessageBody::Heartbeat(Heartbeat {
+            leader_commit: 0,
+            read_round: 0,
+        }),
+    };
+    assert!(cluster.server_mut(2).step(impostor).is_err());
+    assert_eq!(cluster.server(2).leader(), Some(1));
+}
