@@ -228,10 +228,10 @@ impl Message {
                     return Err(malformed("snapshot metadata is impossible".into()));
                 }
             }
-            MessageBody::PreVote(request) | MessageBody::Vote(request) => {
-                if request.last_log_term > self.term {
-                    return Err(malformed("candidate's last log term exceeds its term".into()));
-                }
+            MessageBody::PreVote(request) | MessageBody::Vote(request)
+                if request.last_log_term > self.term =>
+            {
+                return Err(malformed("candidate's last log term exceeds its term".into()));
             }
             _ => {}
         }

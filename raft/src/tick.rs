@@ -63,18 +63,16 @@ impl Raft {
         let voters = self.conf.voters.clone();
         let quorum = self.conf.quorum_size();
         let leader = self.leader_state_mut();
-        let mut active = 0;
-        for voter in &voters {
-            if *voter == own_id {
-                active += 1;
-            } else if leader
-                .progress
-                .get(voter)
-                .is_some_and(|progress| progress.recent_active)
-            {
-                active += 1;
-            }
-        }
+        let active = voters
+            .iter()
+            .filter(|&&voter| {
+                voter == own_id
+                    || leader
+                        .progress
+                        .get(&voter)
+                        .is_some_and(|progress| progress.recent_active)
+            })
+            .count();
         for progress in leader.progress.values_mut() {
             progress.recent_active = false;
         }
