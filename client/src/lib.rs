@@ -39,7 +39,9 @@ pub fn parse_endpoints(list: &str) -> Result<Vec<Endpoint>, EndpointError> {
             if host.is_empty() {
                 return Err(error("empty host"));
             }
-            let port = port.parse::<u16>().map_err(|_| error("port is not a number in 0..=65535"))?;
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| error("port is not a number in 0..=65535"))?;
             Ok(Endpoint {
                 host: host.to_string(),
                 port,

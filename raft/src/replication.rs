@@ -285,6 +285,21 @@ impl Raft {
         request: AppendRequest,
     ) -> Result<(), MalformedMessage> {
         let committed = self.log.committed();
+        // Every leader holds our committed entries (paper §5.4.1, leader completeness): an
+        // append contradicting one, at its previous entry or in its entries, comes from a
+        // broken peer. Refuse it rather than acknowledge a match that does not exist.
+        let contradicts = |index: Index, term: Term| {
+            index <= committed && self.log.term(index).is_some_and(|ours| ours != term)
+        };
+        let conflict = std::iter::once((request.prev_log_index, request.prev_log_term))
+            .chain(request.entries.iter().map(|entry| (entry.index, entry.term)))
+            .find(|&(index, term)| contradicts(index, term));
+        if let Some((index, _)) = conflict {
+            return Err(MalformedMessage {
+                from,
+                reason: format!("append conflicts with committed entry {index}"),
+            });
+        }
         if request.prev_log_index < committed {
             // Everything through our commit index matches any leader's log: a stale or
             // duplicated append. Tell the leader where we are.

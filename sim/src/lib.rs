@@ -37,8 +37,9 @@ mod tests {
     #[test]
     fn one_seed_gives_one_set_of_parameters() {
         assert_eq!(RunParameters::from_seed(42), RunParameters::from_seed(42));
-        let sizes: std::collections::BTreeSet<usize> =
-            (0..64).map(|seed| RunParameters::from_seed(seed).cluster_size).collect();
+        let sizes: std::collections::BTreeSet<usize> = (0..64)
+            .map(|seed| RunParameters::from_seed(seed).cluster_size)
+            .collect();
         assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [3, 5]);
     }
 }

@@ -24,7 +24,10 @@ use crate::harness::{Cluster, CrashPoint, TestRng};
 const CONVERGENCE_ROUNDS_MAX: usize = 3_000;
 
 fn cases() -> u32 {
-    std::env::var("CASES").ok().and_then(|value| value.parse().ok()).unwrap_or(2_000)
+    std::env::var("CASES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(2_000)
 }
 
 /// Prints the seed of a failing schedule, however it fails.
@@ -81,7 +84,10 @@ pub fn run_schedule(seed: u64) -> ScheduleStats {
                 }
             }
             65..=76 => {
-                let target = cluster.leader().filter(|_| rng.below(4) != 0).unwrap_or_else(|| rng.pick(&all));
+                let target = cluster
+                    .leader()
+                    .filter(|_| rng.below(4) != 0)
+                    .unwrap_or_else(|| rng.pick(&all));
                 cluster.propose(target);
             }
             77..=80 => {
@@ -146,7 +152,9 @@ fn change_membership(cluster: &mut Cluster, rng: &mut TestRng, spares: &[NodeId]
     let conf = cluster.server(leader).conf_state().clone();
     let change = match rng.below(3) {
         0 => {
-            let Some(&spare) = spares.iter().find(|id| !cluster.servers.contains_key(id)) else { return };
+            let Some(&spare) = spares.iter().find(|id| !cluster.servers.contains_key(id)) else {
+                return;
+            };
             cluster.start_joining(spare);
             ConfChange::AddLearner(spare)
         }
@@ -177,13 +185,22 @@ fn assert_converged(cluster: &Cluster, leader: NodeId) {
     let leader_raft = cluster.server(leader);
     assert_eq!(leader_raft.role(), Role::Leader);
     let commit = leader_raft.committed();
-    assert!(cluster.checker.highest_applied_anywhere() <= commit, "an applied entry is beyond the final commit");
+    assert!(
+        cluster.checker.highest_applied_anywhere() <= commit,
+        "an applied entry is beyond the final commit"
+    );
     let expected = cluster.checker.values_through(commit);
     let members: BTreeSet<NodeId> = leader_raft.conf_state().members().collect();
     for id in members {
         let machine = &cluster.machines[&id];
-        assert_eq!(machine.applied, commit, "member {id} did not apply through {commit}");
-        assert_eq!(machine.values, expected, "member {id} state differs from the applied history");
+        assert_eq!(
+            machine.applied, commit,
+            "member {id} did not apply through {commit}"
+        );
+        assert_eq!(
+            machine.values, expected,
+            "member {id} state differs from the applied history"
+        );
     }
 }
 
@@ -235,7 +252,10 @@ fn random_schedules_keep_every_raft_property() {
 /// always exercises the replay path.
 #[test]
 fn replay_seed() {
-    let seed = std::env::var("RAFT_SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(7);
+    let seed = std::env::var("RAFT_SEED")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(7);
     let first = run_schedule(seed);
     let second = run_schedule(seed);
     // The same seed replays the same run exactly.
@@ -269,6 +289,9 @@ fn lossy_network_still_commits_every_proposal() {
     let values = &cluster.machines[&leader].values;
     assert!(proposed.len() >= 50, "the leader accepted proposals");
     let committed = proposed.iter().filter(|value| values.contains(value)).count();
-    assert!(committed * 2 >= proposed.len(), "most proposals survive a lossy network: {committed}/{}", proposed.len());
+    assert!(
+        committed * 2 >= proposed.len(),
+        "most proposals survive a lossy network: {committed}/{}",
+        proposed.len()
+    );
 }
-

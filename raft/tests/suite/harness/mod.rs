@@ -175,6 +175,11 @@ impl Cluster {
             return;
         }
         let message = self.in_flight.swap_remove(position % self.in_flight.len());
+        self.deliver_message(message);
+    }
+
+    /// Delivers one message taken off the bus, unless the network loses it.
+    fn deliver_message(&mut self, message: Message) {
         if self.cut_links.contains(&(message.from, message.to)) || !self.is_up(message.to) {
             return;
         }
@@ -197,20 +202,19 @@ impl Cluster {
     pub fn deliver_hop(&mut self) -> Vec<Message> {
         let hop = std::mem::take(&mut self.in_flight);
         for message in &hop {
-            self.in_flight.push(message.clone());
-            let last = self.in_flight.len() - 1;
-            self.deliver(last);
+            self.deliver_message(message.clone());
         }
         hop
     }
 
-    /// Delivers in-flight messages in order until none is left.
+    /// Delivers in-flight messages in the order they were sent until none is left.
     pub fn deliver_all(&mut self) {
         let mut budget = 100_000;
         while !self.in_flight.is_empty() {
             budget -= 1;
             assert!(budget > 0, "messages never stop: livelock");
-            self.deliver(0);
+            let message = self.in_flight.remove(0);
+            self.deliver_message(message);
         }
     }
 
