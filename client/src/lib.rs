@@ -1,5 +1,9 @@
-//! raftkv's client side: the wire types shared with the node, the async client library
-//! and the `raftkv` CLI (issue 3). For now: the endpoint list every client parses.
+//! raftkv's client side: the wire types shared with the node, the framing both sides
+//! speak, the async client library and the `raftkv` CLI.
+
+pub mod connection;
+pub mod frame;
+pub mod wire;
 
 use std::fmt;
 

@@ -1,0 +1,157 @@
+//! The client protocol: requests a client sends to any node and the responses it gets.
+//! Each request carries an id so a client may pipeline requests on one connection;
+//! responses come back with the same id, possibly out of order.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the client protocol; a node refuses requests of another version.
+pub const CLIENT_PROTOCOL_VERSION: u16 = 1;
+
+/// Upper bounds a node enforces on client input.
+pub const KEY_BYTES_MAX: usize = 4 * 1024;
+pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
+pub const LIST_LIMIT_MAX: u32 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    pub protocol_version: u16,
+    pub id: u64,
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    pub id: u64,
+    pub response: Response,
+}
+
+/// Identifies a client's write for exactly-once application (Raft thesis §6.3): a
+/// retried write carries the same `client_id` and `sequence` and is applied once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Session {
+    pub client_id: u64,
+    /// Starts at 1 and grows by one per new write of this client.
+    pub sequence: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadConsistency {
+    /// ReadIndex (thesis §6.4): sees every write acknowledged before the read began.
+    Linearizable,
+    /// Served from the node's local state: may be stale, never blocks on the leader.
+    Stale,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Write { session: Session, command: Command },
+    Get { key: Vec<u8>, consistency: ReadConsistency },
+    List { prefix: Vec<u8>, limit: u32, consistency: ReadConsistency },
+    /// The node's Raft state (id, role, term, leader, commit, applied, progress).
+    Status,
+    /// The node's whole Raft log and KV map, for tests and debugging.
+    Dump,
+}
+
+/// A write, replicated through the Raft log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Put { key: Vec<u8>, value: Vec<u8> },
+    Delete { key: Vec<u8> },
+    /// Writes `new_value` (or deletes, if `None`) only if the current value equals
+    /// `expected` (`None`: the key is absent).
+    CompareAndSwap {
+        key: Vec<u8>,
+        expected: Option<Vec<u8>>,
+        new_value: Option<Vec<u8>>,
+    },
+}
+
+impl Command {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Self::Put { key, .. } | Self::Delete { key } | Self::CompareAndSwap { key, .. } => key,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Written(WriteResult),
+    Value(Option<Vec<u8>>),
+    Listing(Vec<(Vec<u8>, Vec<u8>)>),
+    Status(NodeStatus),
+    Dump(NodeDump),
+    /// This node cannot serve the request; try the leader.
+    NotLeader { leader: Option<LeaderHint> },
+    Error(ErrorReply),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteResult {
+    /// Put and Delete: the value before the write.
+    Done { previous: Option<Vec<u8>> },
+    /// CompareAndSwap: whether it swapped, and the value it found.
+    CompareAndSwap { swapped: bool, current: Option<Vec<u8>> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderHint {
+    pub id: u64,
+    /// Where the leader listens for clients, if this node has heard it.
+    pub client_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// Malformed or over-limit request; retrying will not help.
+    InvalidRequest,
+    /// The node is busy (bounded queues full); retry later.
+    Overloaded,
+    /// Leadership changed or the request timed out inside the cluster: the outcome of a
+    /// write is unknown, retry with the same session.
+    Unavailable,
+    /// The node is shutting down.
+    ShuttingDown,
+    /// A write with an old sequence number whose response is no longer cached.
+    SessionExpired,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: u64,
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub commit: u64,
+    pub applied: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+    pub snapshot_index: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub peers: Vec<PeerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub id: u64,
+    pub match_index: u64,
+    pub next_index: u64,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeDump {
+    pub status: NodeStatus,
+    /// Every entry in the log: (index, term, a readable description).
+    pub log: Vec<(u64, u64, String)>,
+    pub kv: Vec<(Vec<u8>, Vec<u8>)>,
+}

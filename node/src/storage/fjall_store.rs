@@ -1,0 +1,1 @@
+//! `FjallStore`: the production `Storage` on fjall 3 (being written).

@@ -1,0 +1,106 @@
+//! A `Storage` held in memory, for tests of the driver and the state machine. It
+//! follows the trait's contract exactly; durability is the process's lifetime.
+
+use std::collections::BTreeMap;
+
+use raft::{Entry, HardState, Index, RestartState, Snapshot};
+
+use super::{ApplyBatch, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
+
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    hard_state: Option<HardState>,
+    snapshot: Option<Snapshot>,
+    log: BTreeMap<Index, Entry>,
+    kv: BTreeMap<Vec<u8>, Vec<u8>>,
+    sessions: BTreeMap<u64, SessionRecord>,
+    applied_index: Index,
+    /// How many synced writes happened: group commit shows as few syncs per entry.
+    pub sync_count: u64,
+}
+
+impl Storage for MemoryStore {
+    fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
+        let Some(hard_state) = self.hard_state else { return Ok(None) };
+        Ok(Some(Recovered {
+            raft: RestartState {
+                hard_state,
+                snapshot: self.snapshot.clone(),
+                entries: self.log.values().cloned().collect(),
+                applied: self.applied_index,
+            },
+            sessions: self.sessions.iter().map(|(id, record)| (*id, record.clone())).collect(),
+        }))
+    }
+
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        if let Some(snapshot) = snapshot {
+            let image = SnapshotImage::decode(&snapshot.data)?;
+            self.log.clear();
+            self.kv = image.kv.into_iter().collect();
+            self.sessions = image.sessions.into_iter().collect();
+            self.applied_index = snapshot.meta.index;
+            self.snapshot = Some(snapshot.clone());
+        }
+        if let Some(first) = entries.first() {
+            self.log.split_off(&first.index);
+            self.log.extend(entries.iter().map(|entry| (entry.index, entry.clone())));
+        }
+        if let Some(hard_state) = hard_state {
+            self.hard_state = Some(hard_state);
+        }
+        self.sync_count += 1;
+        Ok(())
+    }
+
+    fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError> {
+        assert!(batch.applied_index >= self.applied_index, "applied index moves back");
+        for (key, value) in batch.kv_writes {
+            match value {
+                Some(value) => self.kv.insert(key, value),
+                None => self.kv.remove(&key),
+            };
+        }
+        for (client_id, record) in batch.session_writes {
+            match record {
+                Some(record) => self.sessions.insert(client_id, record),
+                None => self.sessions.remove(&client_id),
+            };
+        }
+        self.applied_index = batch.applied_index;
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.kv.get(key).cloned())
+    }
+
+    fn list(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        Ok(self
+            .kv
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .take(limit)
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect())
+    }
+
+    fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
+        Ok(SnapshotImage {
+            kv: self.kv.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
+            sessions: self.sessions.iter().map(|(id, record)| (*id, record.clone())).collect(),
+        })
+    }
+
+    fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {
+        self.snapshot = Some(snapshot.clone());
+        self.log = self.log.split_off(&(purged_to + 1));
+        self.sync_count += 1;
+        Ok(())
+    }
+}

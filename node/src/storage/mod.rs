@@ -1,0 +1,118 @@
+//! Durable state of one node behind a trait: the Raft log, hard state and snapshot,
+//! and the KV state machine with its client sessions and applied index.
+//!
+//! The driver calls `persist` once per Raft `Ready` (one synced write covers the whole
+//! batch: group commit), then `apply` with the batch's state machine changes. `apply`
+//! writes the KV changes, the session changes and the applied index in one atomic batch,
+//! so a restart resumes exactly where apply stopped; it need not sync, because the log
+//! it came from is durable and is replayed from the recovered applied index.
+//!
+//! Implementations: `FjallStore` (production), `MemoryStore` (tests); the simulation
+//! has its own, which loses unsynced writes on a crash. Any error is fatal to the node:
+//! after a failed fsync nothing on disk can be trusted (fjall poisons itself; the
+//! driver stops and the process restarts into `recover`).
+
+pub mod memory_store;
+#[cfg(not(madsim))]
+pub mod fjall_store;
+
+use std::fmt;
+
+use client::wire::WriteResult;
+use raft::{Entry, HardState, Index, RestartState, Snapshot};
+use serde::{Deserialize, Serialize};
+
+/// The cached outcome of a client's latest write (Raft thesis §6.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub sequence: u64,
+    pub result: WriteResult,
+    /// Log index of the write, to expire the least recently used sessions.
+    pub index: Index,
+}
+
+/// The state machine's image inside a Raft snapshot (postcard-encoded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotImage {
+    /// Every key and value, in key order.
+    pub kv: Vec<(Vec<u8>, Vec<u8>)>,
+    pub sessions: Vec<(u64, SessionRecord)>,
+}
+
+impl SnapshotImage {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("in-memory image encodes")
+    }
+
+    pub fn decode(data: &[u8]) -> Result<Self, StorageError> {
+        postcard::from_bytes(data).map_err(|e| StorageError::Corrupt(format!("snapshot image: {e}")))
+    }
+}
+
+/// State machine changes of one `Ready`, written atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyBatch {
+    pub applied_index: Index,
+    /// `None` deletes the key.
+    pub kv_writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// `None` expires the session.
+    pub session_writes: Vec<(u64, Option<SessionRecord>)>,
+}
+
+/// What `recover` read back.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    /// Hard state, latest snapshot, log after it, and the applied index of the KV data.
+    pub raft: RestartState,
+    pub sessions: Vec<(u64, SessionRecord)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageError {
+    /// The device or the storage engine failed; the node must stop.
+    Io(String),
+    /// What is on disk cannot be right (bad encoding, gap in the log).
+    Corrupt(String),
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(why) => write!(f, "storage i/o failure: {why}"),
+            Self::Corrupt(why) => write!(f, "storage holds corrupt data: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+pub trait Storage: Send + 'static {
+    /// Everything durable, or `None` for an empty store (a node's first start).
+    fn recover(&mut self) -> Result<Option<Recovered>, StorageError>;
+
+    /// Makes one `Ready`'s state durable with a single sync, in this order of meaning: a
+    /// `snapshot` replaces the whole log and the whole state machine (KV, sessions and
+    /// applied index become the snapshot's); each of `entries` replaces any stored entry
+    /// at its index and every entry after it; `hard_state` replaces the stored one.
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError>;
+
+    /// Writes state machine changes and the new applied index atomically (no sync needed).
+    fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError>;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Keys starting with `prefix`, in key order, at most `limit`.
+    fn list(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+
+    /// The whole state machine as of the last `apply`.
+    fn snapshot_image(&self) -> Result<SnapshotImage, StorageError>;
+
+    /// Stores `snapshot` as the latest one and deletes log entries through `purged_to`,
+    /// durably (after `Raft::compact`).
+    fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError>;
+}
