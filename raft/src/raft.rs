@@ -550,10 +550,19 @@ impl Raft {
 
     /// `send` with an explicit term: pre-votes carry the term they ask about (§9.6).
     pub(crate) fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
-        let needs_durable_state = matches!(
+        // A leader's messages claim its term: none may leave before the term is durable,
+        // or after a crash it could win the same term again and send other entries under
+        // it. A single voter elects itself without asking anyone, so nothing else forces
+        // that write first.
+        let claims_leadership = matches!(
             body,
-            MessageBody::Vote(_) | MessageBody::VoteResponse(_) | MessageBody::AppendResponse(_)
+            MessageBody::Append(_) | MessageBody::Heartbeat(_) | MessageBody::InstallSnapshot(_)
         );
+        let needs_durable_state = (claims_leadership && term > self.handed_out_hard_state.term)
+            || matches!(
+                body,
+                MessageBody::Vote(_) | MessageBody::VoteResponse(_) | MessageBody::AppendResponse(_)
+            );
         let message = Message {
             from: self.config.id,
             to,

@@ -57,17 +57,20 @@ pub struct ScheduleStats {
 pub fn run_schedule(seed: u64) -> ScheduleStats {
     let _reporter = SeedReporter(seed);
     let mut rng = TestRng::new(seed);
-    let size: u64 = if rng.below(2) == 0 { 3 } else { 5 };
+    // One voter too: it elects itself without asking anyone (learners join later).
+    let size: u64 = [1, 3, 5][rng.below(3) as usize];
     let voters: Vec<NodeId> = (1..=size).collect();
     let spares: Vec<NodeId> = vec![size + 1, size + 2];
     let mut cluster = Cluster::new(&voters, seed);
     cluster.drop_per_mille = rng.below(150);
     cluster.duplicate_per_mille = rng.below(60);
+    cluster.lazy_ready_per_mille = if rng.below(2) == 0 { 0 } else { rng.below(500) };
     let events = 3_000 + rng.below(5_000);
     let mut stats = ScheduleStats {
         events,
         ..ScheduleStats::default()
     };
+    let mut last_leader = None;
     for event in 0..events {
         let up = cluster.up_ids();
         let all = cluster.ids();
@@ -132,9 +135,21 @@ pub fn run_schedule(seed: u64) -> ScheduleStats {
                 }
             }
             91 => change_membership(&mut cluster, &mut rng, &spares),
+            92..=93 => inject_legal_append(&mut cluster, &mut rng),
+            94..=96 => change_membership(&mut cluster, &mut rng, &spares),
             _ => {
                 let position = rng.next_u64() as usize;
                 cluster.deliver(position);
+            }
+        }
+        // A new leader may propose a membership change at once, before its no-op
+        // commits: the window in which overlapping single-server changes of two terms
+        // could elect two leaders (raft-dev 2015; thesis §4.1 fix).
+        let now_leading = cluster.leader().map(|id| (id, cluster.server(id).term()));
+        if now_leading.is_some() && now_leading != last_leader {
+            last_leader = now_leading;
+            if rng.below(2) == 0 {
+                change_membership(&mut cluster, &mut rng, &spares);
             }
         }
     }
@@ -144,6 +159,52 @@ pub fn run_schedule(seed: u64) -> ScheduleStats {
     stats.terms = cluster.server(leader).term();
     stats.reads_served = cluster.reads_served.len();
     stats
+}
+
+/// Queues an AppendEntries the current leader could legally send (paper Figure 2): any
+/// `prev` it still holds, a few of its entries after it, its commit index. Real leaders
+/// only send these after a back-off or a lost ack; the follower's commit rule
+/// (commit = min(leaderCommit, index of last *new* entry)) must hold for all of them.
+fn inject_legal_append(cluster: &mut Cluster, rng: &mut TestRng) {
+    let Some(leader) = cluster.leader() else { return };
+    let raft = cluster.server(leader);
+    if cluster.disks[&leader].hard_state.term < raft.term() {
+        return; // its term is not durable yet: it may send nothing
+    }
+    let followers: Vec<NodeId> = raft.conf_state().members().filter(|&id| id != leader).collect();
+    if followers.is_empty() {
+        return;
+    }
+    let to = rng.pick(&followers);
+    let log = raft.log();
+    let low = log
+        .purged_index()
+        .max(cluster.servers[&to].as_ref().map_or(0, |f| f.committed()));
+    if low > log.last_index() {
+        return;
+    }
+    let prev = low + rng.below(log.last_index() - low + 1);
+    let count = rng.below(3);
+    let entries = if count > 0 && prev < log.last_index() {
+        log.entries(prev + 1, (prev + count).min(log.last_index()), usize::MAX)
+    } else {
+        Vec::new()
+    };
+    let Some(prev_log_term) = log.term(prev) else {
+        return;
+    };
+    let message = raft::Message {
+        from: leader,
+        to,
+        term: raft.term(),
+        body: raft::MessageBody::Append(raft::AppendRequest {
+            prev_log_index: prev,
+            prev_log_term,
+            entries,
+            leader_commit: log.committed(),
+        }),
+    };
+    cluster.in_flight.push(message);
 }
 
 /// One random single-server change, proposed on the current leader.
@@ -176,6 +237,11 @@ fn change_membership(cluster: &mut Cluster, rng: &mut TestRng, spares: &[NodeId]
     };
     if cluster.server_mut(leader).propose_conf_change(change).is_ok() {
         cluster.process_ready(leader);
+        // The change reached some followers at most: a successor that missed it may
+        // propose another one (raft-dev 2015, single-server changes of two terms).
+        if rng.below(2) == 0 {
+            cluster.crash(leader);
+        }
     }
 }
 

@@ -40,6 +40,12 @@ pub struct Cluster {
     pub rng: TestRng,
     pub drop_per_mille: u64,
     pub duplicate_per_mille: u64,
+    /// A node leaves its `Ready` for later after this share of inputs, so several inputs
+    /// (a proposal, then an acknowledgement) reach it before one `Ready`, as a batching
+    /// driver does.
+    pub lazy_ready_per_mille: u64,
+    /// Per leader and term, the commit index already checked to be durable on a quorum.
+    durable_commit_checked: BTreeMap<(NodeId, u64), u64>,
     /// Per-node crash armed for the next `Ready` that node handles.
     pub armed_crash: BTreeMap<NodeId, CrashPoint>,
     /// Configurations are built by this, so tests can tune limits.
@@ -84,6 +90,8 @@ impl Cluster {
             rng: TestRng::new(seed),
             drop_per_mille: 0,
             duplicate_per_mille: 0,
+            lazy_ready_per_mille: 0,
+            durable_commit_checked: BTreeMap::new(),
             armed_crash: BTreeMap::new(),
             make_config,
             next_proposal_id: 1,
@@ -330,8 +338,48 @@ impl Cluster {
     }
 
     fn after_input(&mut self, id: NodeId) {
-        self.process_ready(id);
+        if self.lazy_ready_per_mille == 0 || self.rng.below(1000) >= self.lazy_ready_per_mille {
+            self.process_ready(id);
+        }
         self.checker.observe(&self.servers);
+        self.check_commit_durable();
+    }
+
+    /// Paper §5.3: an entry is committed once it is *stored* on a majority. Whenever a
+    /// leader's commit index moves, the entry there is on a quorum of its voters' disks.
+    fn check_commit_durable(&mut self) {
+        for raft in self.servers.values().flatten() {
+            if raft.role() != Role::Leader {
+                continue;
+            }
+            let (id, term, commit) = (raft.id(), raft.term(), raft.committed());
+            let checked = self.durable_commit_checked.entry((id, term)).or_insert(commit);
+            if commit <= *checked {
+                continue;
+            }
+            *checked = commit;
+            let Some(commit_term) = raft.log().term(commit) else {
+                continue;
+            };
+            let voters = &raft.conf_state().voters;
+            let durable = voters
+                .iter()
+                .filter(|voter| {
+                    self.disks.get(voter).is_some_and(|disk| {
+                        disk.snapshot.as_ref().is_some_and(|s| s.meta.index >= commit)
+                            || disk
+                                .entries
+                                .iter()
+                                .any(|e| e.index == commit && e.term == commit_term)
+                    })
+                })
+                .count();
+            assert!(
+                durable > voters.len() / 2,
+                "commit durability: leader {id} of term {term} committed {commit} but only {durable} of {} voters hold it on disk",
+                voters.len()
+            );
+        }
     }
 
     /// Handles `Ready`s of `id` until it has none, in the contract's order.
@@ -398,6 +446,7 @@ impl Cluster {
         self.heal();
         self.drop_per_mille = 0;
         self.duplicate_per_mille = 0;
+        self.lazy_ready_per_mille = 0;
         self.armed_crash.clear();
         for id in self.ids() {
             self.restart(id);
