@@ -28,8 +28,14 @@ pub enum FrameError {
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TooLarge { payload_bytes, max_bytes } => {
-                write!(f, "frame of {payload_bytes} bytes exceeds the {max_bytes}-byte limit")
+            Self::TooLarge {
+                payload_bytes,
+                max_bytes,
+            } => {
+                write!(
+                    f,
+                    "frame of {payload_bytes} bytes exceeds the {max_bytes}-byte limit"
+                )
             }
             Self::Decode(why) => write!(f, "undecodable frame: {why}"),
             Self::Encode(why) => write!(f, "unencodable value: {why}"),
@@ -85,11 +91,17 @@ mod tests {
     fn frames_round_trip_and_wait_for_missing_bytes() {
         let frame = encode_frame(&(7u64, String::from("raft"))).expect("encodes");
         for cut in 0..frame.len() {
-            assert_eq!(parse_frame::<(u64, String)>(&frame[..cut]), Ok(None), "cut at {cut}");
+            assert_eq!(
+                parse_frame::<(u64, String)>(&frame[..cut]),
+                Ok(None),
+                "cut at {cut}"
+            );
         }
         let mut two = frame.clone();
         two.extend_from_slice(&frame);
-        let (value, consumed) = parse_frame::<(u64, String)>(&two).expect("valid").expect("complete");
+        let (value, consumed) = parse_frame::<(u64, String)>(&two)
+            .expect("valid")
+            .expect("complete");
         assert_eq!(value, (7, "raft".to_string()));
         assert_eq!(consumed, frame.len());
     }
@@ -97,8 +109,14 @@ mod tests {
     #[test]
     fn oversized_and_garbage_frames_are_errors_not_panics() {
         let huge = [0xFF, 0xFF, 0xFF, 0xFF];
-        assert!(matches!(parse_frame::<u64>(&huge), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            parse_frame::<u64>(&huge),
+            Err(FrameError::TooLarge { .. })
+        ));
         let garbage = [0, 0, 0, 2, 0xFF, 0xFF];
-        assert!(matches!(parse_frame::<String>(&garbage), Err(FrameError::Decode(_))));
+        assert!(matches!(
+            parse_frame::<String>(&garbage),
+            Err(FrameError::Decode(_))
+        ));
     }
 }

@@ -1,8 +1,10 @@
 //! raftkv's client side: the wire types shared with the node, the framing both sides
 //! speak, the async client library and the `raftkv` CLI.
 
+pub mod client;
 pub mod connection;
 pub mod frame;
+pub mod local_cluster;
 pub mod wire;
 
 use std::fmt;

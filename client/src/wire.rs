@@ -44,9 +44,19 @@ pub enum ReadConsistency {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    Write { session: Session, command: Command },
-    Get { key: Vec<u8>, consistency: ReadConsistency },
-    List { prefix: Vec<u8>, limit: u32, consistency: ReadConsistency },
+    Write {
+        session: Session,
+        command: Command,
+    },
+    Get {
+        key: Vec<u8>,
+        consistency: ReadConsistency,
+    },
+    List {
+        prefix: Vec<u8>,
+        limit: u32,
+        consistency: ReadConsistency,
+    },
     /// The node's Raft state (id, role, term, leader, commit, applied, progress).
     Status,
     /// The node's whole Raft log and KV map, for tests and debugging.
@@ -56,8 +66,13 @@ pub enum Request {
 /// A write, replicated through the Raft log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// Writes `new_value` (or deletes, if `None`) only if the current value equals
     /// `expected` (`None`: the key is absent).
     CompareAndSwap {
@@ -83,7 +98,9 @@ pub enum Response {
     Status(NodeStatus),
     Dump(NodeDump),
     /// This node cannot serve the request; try the leader.
-    NotLeader { leader: Option<LeaderHint> },
+    NotLeader {
+        leader: Option<LeaderHint>,
+    },
     Error(ErrorReply),
 }
 

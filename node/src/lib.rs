@@ -3,5 +3,15 @@
 //! applies to the KV state machine and answers clients. The same code runs under tokio
 //! in production and under madsim in simulation.
 
+pub mod client_listener;
+pub mod config;
+pub mod driver;
+pub mod kv;
+pub mod metrics;
+#[cfg(not(madsim))]
+pub mod ops_http;
 pub mod pod;
+#[cfg(not(madsim))]
+pub mod server;
 pub mod storage;
+pub mod transport;

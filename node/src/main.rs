@@ -1,1 +1,64 @@
-fn main() {}
+//! `raftkv-node`: one member of a raftkv cluster. See `raftkv-node --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use node::config::{LogFormat, NodeArgs};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args = NodeArgs::parse();
+    let settings = match args.validate() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("raftkv-node: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match settings.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("raftkv-node: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let (shutdown_sender, shutdown) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_termination().await;
+            tracing::info!("termination signal: shutting down");
+            let _ = shutdown_sender.send(true);
+        });
+        node::server::run_node(settings, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "raftkv-node failed");
+            eprintln!("raftkv-node: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM (Kubernetes, `kill`) or Ctrl-C.
+async fn wait_for_termination() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,1 +1,430 @@
-//! `FjallStore`: the production `Storage` on fjall 3 (being written).
+//! `FjallStore`: the production `Storage`, on fjall 3 (an LSM-tree engine with keyspaces
+//! and atomic cross-keyspace write batches).
+//!
+//! One fjall `Database` per node, four keyspaces:
+//!
+//! | keyspace   | key                           | value                                   |
+//! |------------|-------------------------------|-----------------------------------------|
+//! | `log`      | entry index, u64 big-endian   | postcard `raft::Entry`                  |
+//! | `meta`     | `hard_state`                  | postcard `HardState`                    |
+//! |            | `snapshot_meta`               | postcard `SnapshotMeta`                 |
+//! |            | `snapshot_data`               | the snapshot's bytes, as Raft holds them |
+//! |            | `applied_index`               | postcard `u64`                          |
+//! | `kv`       | the user's key                | the user's value, raw                   |
+//! | `sessions` | client id, u64 big-endian     | postcard `SessionRecord`                |
+//!
+//! Every call writes one fjall batch, which fjall appends to its journal as one record
+//! across keyspaces: after a crash all of it is there or none of it. `persist` and
+//! `compact` commit their batch with `PersistMode::SyncData` (one `fdatasync` per call:
+//! the driver calls `persist` once per `Ready`, so one sync covers the whole batch).
+//! The journal is sequential, so that sync also covers every earlier unsynced `apply`.
+//!
+//! fjall gives every item of a batch the same sequence number, so two writes of one key
+//! in a batch tie in its ordering; the later one wins only because the memtable happens
+//! to replace an equal key. We do not rest on that: repeated keys are collapsed first
+//! (last write wins), and truncation never removes a key the same batch rewrites.
+//!
+//! Only the driver writes, one call at a time (`&mut self`); reads that must see several
+//! keys as of one instant (`recover`, `snapshot_image`) go through one fjall snapshot.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode, Readable, Slice};
+use raft::{Entry, HardState, Index, RestartState, Snapshot, SnapshotMeta};
+use serde::de::DeserializeOwned;
+
+use super::fjall_codec::{decode, decode_index_key, encode, index_key, OrIo};
+use super::{ApplyBatch, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
+
+pub(crate) const LOG_KEYSPACE: &str = "log";
+pub(crate) const META_KEYSPACE: &str = "meta";
+const KV_KEYSPACE: &str = "kv";
+const SESSIONS_KEYSPACE: &str = "sessions";
+
+const HARD_STATE: &str = "hard_state";
+const SNAPSHOT_META: &str = "snapshot_meta";
+const SNAPSHOT_DATA: &str = "snapshot_data";
+const APPLIED_INDEX: &str = "applied_index";
+
+/// fjall's limit on key length (lsm-tree stores it in a u16 and panics beyond it).
+const KEY_BYTES_MAX: usize = u16::MAX as usize;
+
+pub struct FjallStore {
+    path: PathBuf,
+    db: Database,
+    log: Keyspace,
+    meta: Keyspace,
+    kv: Keyspace,
+    sessions: Keyspace,
+    /// The applied index last written, kept to assert that `apply` never moves it back.
+    applied_index: Index,
+}
+
+impl fmt::Debug for FjallStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FjallStore")
+            .field("path", &self.path)
+            .field("applied_index", &self.applied_index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FjallStore {
+    /// Opens the store in `dir`, creating an empty one if there is none. fjall replays its
+    /// journal here; an undecodable applied index is `Corrupt` already at this point.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        let db = Database::builder(dir).open().or_io("opening the database")?;
+        let keyspace = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .or_io("opening a keyspace")
+        };
+        let (log, meta, kv, sessions) = (
+            keyspace(LOG_KEYSPACE)?,
+            keyspace(META_KEYSPACE)?,
+            keyspace(KV_KEYSPACE)?,
+            keyspace(SESSIONS_KEYSPACE)?,
+        );
+        let mut store = Self {
+            path: dir.to_path_buf(),
+            db,
+            log,
+            meta,
+            kv,
+            sessions,
+            applied_index: 0,
+        };
+        let view = store.db.snapshot();
+        store.applied_index = read(&view, &store.meta, APPLIED_INDEX)?.unwrap_or(0);
+        tracing::info!(path = %dir.display(), applied_index = store.applied_index, "opened fjall store");
+        Ok(store)
+    }
+
+    /// The latest snapshot: its metadata and data are always written together.
+    fn read_snapshot(&self, view: &fjall::Snapshot) -> Result<Option<Snapshot>, StorageError> {
+        let meta: Option<SnapshotMeta> = read(view, &self.meta, SNAPSHOT_META)?;
+        let data = view
+            .get(&self.meta, SNAPSHOT_DATA)
+            .or_io("reading the snapshot data")?;
+        match (meta, data) {
+            (Some(meta), Some(data)) => Ok(Some(Snapshot {
+                meta,
+                data: Arc::from(&*data),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(StorageError::Corrupt(
+                "snapshot metadata without data or data without metadata".into(),
+            )),
+        }
+    }
+
+    /// The log after `snapshot_index`, which must follow it without a gap. Entries at or
+    /// below it (none, unless a compaction purged less than its snapshot covers) are not
+    /// part of the log after the snapshot.
+    fn read_log_after(
+        &self,
+        view: &fjall::Snapshot,
+        snapshot_index: Index,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let Some(mut expected) = snapshot_index.checked_add(1) else {
+            return Err(StorageError::Corrupt(
+                "snapshot at the last possible index".into(),
+            ));
+        };
+        let mut entries = Vec::new();
+        for guard in view.range(&self.log, index_key(expected)..) {
+            let (key, value) = guard.into_inner().or_io("reading the log")?;
+            let index = decode_index_key("log", &key)?;
+            let entry: Entry = decode("log entry", &value)?;
+            if index != expected || entry.index != index {
+                return Err(StorageError::Corrupt(format!(
+                    "log entry {} stored at index {index} where {expected} was expected",
+                    entry.index
+                )));
+            }
+            entries.push(entry);
+            expected = expected.saturating_add(1);
+        }
+        Ok(entries)
+    }
+
+    fn read_sessions(&self, view: &fjall::Snapshot) -> Result<Vec<(u64, SessionRecord)>, StorageError> {
+        view.iter(&self.sessions)
+            .map(|guard| {
+                let (key, value) = guard.into_inner().or_io("reading the sessions")?;
+                Ok((
+                    decode_index_key("session", &key)?,
+                    decode("session record", &value)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Stages the removal of every log key from `from` on (every key, if `None`) except
+    /// the indexes `rewritten`, which the same batch inserts again.
+    fn stage_log_truncation(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        from: Option<Index>,
+        rewritten: Option<(Index, Index)>,
+    ) -> Result<(), StorageError> {
+        let scan = match from {
+            Some(from) => self.log.range(index_key(from)..),
+            None => self.log.iter(),
+        };
+        for key in keys(scan, "scanning the log to truncate it")? {
+            // A key that does not decode is not one we rewrite: it goes too.
+            let kept = decode_index_key("log", &key)
+                .ok()
+                .is_some_and(|index| rewritten.is_some_and(|(first, last)| (first..=last).contains(&index)));
+            if !kept {
+                batch.remove(&self.log, key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages the replacement of the whole state machine (KV and sessions) by `image`.
+    fn stage_image(&self, batch: &mut OwnedWriteBatch, image: SnapshotImage) -> Result<(), StorageError> {
+        // A repeated key: the last pair wins, as if the image were applied in order.
+        let kv: BTreeMap<Vec<u8>, Vec<u8>> = image.kv.into_iter().collect();
+        // The image came from a peer or from disk: a key fjall cannot hold (it would
+        // panic) means the bytes are bad, not that the program is.
+        if let Some(key) = kv.keys().find(|key| key.is_empty() || key.len() > KEY_BYTES_MAX) {
+            return Err(StorageError::Corrupt(format!(
+                "snapshot image holds a key of {} bytes",
+                key.len()
+            )));
+        }
+        let sessions: BTreeMap<u64, SessionRecord> = image.sessions.into_iter().collect();
+        for key in keys(self.kv.iter(), "scanning the KV data to replace it")? {
+            if !kv.contains_key(&*key) {
+                batch.remove(&self.kv, key);
+            }
+        }
+        for key in keys(self.sessions.iter(), "scanning the sessions to replace them")? {
+            let kept = decode_index_key("session", &key).is_ok_and(|id| sessions.contains_key(&id));
+            if !kept {
+                batch.remove(&self.sessions, key);
+            }
+        }
+        for (key, value) in kv {
+            batch.insert(&self.kv, key, value);
+        }
+        for (client_id, record) in sessions {
+            batch.insert(&self.sessions, index_key(client_id), encode(&record));
+        }
+        Ok(())
+    }
+
+    fn stage_snapshot(&self, batch: &mut OwnedWriteBatch, snapshot: &Snapshot) {
+        batch.insert(&self.meta, SNAPSHOT_META, encode(&snapshot.meta));
+        batch.insert(&self.meta, SNAPSHOT_DATA, Slice::from(&*snapshot.data));
+    }
+
+    /// A batch that `commit` makes durable: fjall appends it to the journal and
+    /// `fdatasync`s the journal before the batch reaches the memtables, so a failed sync
+    /// leaves nothing visible that is not durable (and poisons the database).
+    fn synced_batch(&self) -> OwnedWriteBatch {
+        self.db.batch().durability(Some(PersistMode::SyncData))
+    }
+}
+
+impl Storage for FjallStore {
+    fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
+        let view = self.db.snapshot();
+        let hard_state: Option<HardState> = read(&view, &self.meta, HARD_STATE)?;
+        let snapshot = self.read_snapshot(&view)?;
+        let Some(hard_state) = hard_state else {
+            // Raft persists a hard state with its first entries and with any snapshot
+            // (both need a term), so a log or snapshot without one is not a first start.
+            if snapshot.is_some() || view.first_key_value(&self.log).is_some() {
+                return Err(StorageError::Corrupt(
+                    "a log or snapshot without a hard state".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let snapshot_index = snapshot.as_ref().map_or(0, |snapshot| snapshot.meta.index);
+        let entries = self.read_log_after(&view, snapshot_index)?;
+        let applied: Index = read(&view, &self.meta, APPLIED_INDEX)?.unwrap_or(0);
+        if applied < snapshot_index {
+            // A snapshot sets the applied index in its own batch, and `compact` syncs
+            // every earlier apply, so this cannot happen on a sound disk.
+            return Err(StorageError::Corrupt(format!(
+                "applied index {applied} below the snapshot at {snapshot_index}"
+            )));
+        }
+        let sessions = self.read_sessions(&view)?;
+        Ok(Some(Recovered {
+            raft: RestartState {
+                hard_state,
+                snapshot,
+                entries,
+                applied,
+            },
+            sessions,
+        }))
+    }
+
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        if snapshot.is_none() && entries.is_empty() && hard_state.is_none() {
+            return Ok(());
+        }
+        assert!(
+            entries.windows(2).all(|pair| pair[1].index == pair[0].index + 1),
+            "entries to persist are contiguous"
+        );
+        let rewritten = entries
+            .first()
+            .zip(entries.last())
+            .map(|(first, last)| (first.index, last.index));
+        let mut batch = self.synced_batch();
+        let mut applied_index = None;
+        if let Some(snapshot) = snapshot {
+            // Decoded before anything is staged: a bad image changes nothing.
+            let image = SnapshotImage::decode(&snapshot.data)?;
+            self.stage_image(&mut batch, image)?;
+            self.stage_log_truncation(&mut batch, None, rewritten)?;
+            self.stage_snapshot(&mut batch, snapshot);
+            batch.insert(&self.meta, APPLIED_INDEX, encode(&snapshot.meta.index));
+            applied_index = Some(snapshot.meta.index);
+        } else if let Some((first, _)) = rewritten {
+            // fjall has no range delete: the old suffix is scanned and removed key by key.
+            self.stage_log_truncation(&mut batch, Some(first), rewritten)?;
+        }
+        for entry in entries {
+            batch.insert(&self.log, index_key(entry.index), encode(entry));
+        }
+        if let Some(hard_state) = hard_state {
+            batch.insert(&self.meta, HARD_STATE, encode(&hard_state));
+        }
+        batch.commit().or_io("persisting a ready")?;
+        if let Some(applied_index) = applied_index {
+            self.applied_index = applied_index;
+        }
+        Ok(())
+    }
+
+    /// Not synced: the entries applied are durable in the log, and a restart replays
+    /// them from the recovered applied index, so losing the tail of applies in a crash
+    /// only repeats work. The batch keeps the KV data, the sessions and the applied index
+    /// consistent with one another, so a replay never applies an entry twice.
+    fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError> {
+        assert!(
+            batch.applied_index >= self.applied_index,
+            "applied index moves back"
+        );
+        // Last write wins on a repeated key, as if the writes were applied one by one.
+        let kv_writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = batch.kv_writes.into_iter().collect();
+        let session_writes: BTreeMap<u64, Option<SessionRecord>> = batch.session_writes.into_iter().collect();
+        let mut write = self.db.batch();
+        for (key, value) in kv_writes {
+            // The KV state machine validates keys (non-empty, bounded) before they reach
+            // the log; fjall would panic on either.
+            assert!(
+                !key.is_empty() && key.len() <= KEY_BYTES_MAX,
+                "applied keys are validated"
+            );
+            match value {
+                Some(value) => write.insert(&self.kv, key, value),
+                None => write.remove(&self.kv, key),
+            }
+        }
+        for (client_id, record) in session_writes {
+            match record {
+                Some(record) => write.insert(&self.sessions, index_key(client_id), encode(&record)),
+                None => write.remove(&self.sessions, index_key(client_id)),
+            }
+        }
+        write.insert(&self.meta, APPLIED_INDEX, encode(&batch.applied_index));
+        write.commit().or_io("applying a batch")?;
+        self.applied_index = batch.applied_index;
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .kv
+            .get(key)
+            .or_io("reading a key")?
+            .map(|value| value.to_vec()))
+    }
+
+    /// One fjall iterator, which reads as of the instant it was opened.
+    fn list(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // fjall panics on an empty prefix; an empty prefix means every key.
+        let scan = if prefix.is_empty() {
+            self.kv.iter()
+        } else {
+            self.kv.prefix(prefix)
+        };
+        scan.take(limit)
+            .map(|guard| {
+                let (key, value) = guard.into_inner().or_io("listing keys")?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Through one fjall snapshot, so the KV data and the sessions are of the same
+    /// instant even if a write landed in between (none does: the driver is the only
+    /// writer and calls this between applies).
+    fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
+        let view = self.db.snapshot();
+        let kv = view
+            .iter(&self.kv)
+            .map(|guard| {
+                let (key, value) = guard.into_inner().or_io("reading the KV data")?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect::<Result<_, StorageError>>()?;
+        let sessions = self.read_sessions(&view)?;
+        Ok(SnapshotImage { kv, sessions })
+    }
+
+    /// Synced, and so also every earlier unsynced `apply`: the durable applied index is
+    /// then at least `purged_to`, which `recover` relies on (the log below it is gone).
+    fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {
+        assert!(
+            purged_to <= snapshot.meta.index,
+            "the snapshot covers the purged log"
+        );
+        let mut batch = self.synced_batch();
+        for key in keys(
+            self.log.range(..=index_key(purged_to)),
+            "scanning the log to purge it",
+        )? {
+            batch.remove(&self.log, key);
+        }
+        self.stage_snapshot(&mut batch, snapshot);
+        batch.commit().or_io("compacting the log")
+    }
+}
+
+/// Reads and decodes one value through `view`.
+fn read<T: DeserializeOwned>(
+    view: &fjall::Snapshot,
+    keyspace: &Keyspace,
+    key: &str,
+) -> Result<Option<T>, StorageError> {
+    match view.get(keyspace, key).or_io("reading metadata")? {
+        Some(bytes) => decode(key, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The keys of a scan (values are not needed to remove them).
+fn keys(scan: fjall::Iter, doing: &str) -> Result<Vec<Slice>, StorageError> {
+    scan.map(|guard| guard.key().or_io(doing)).collect()
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use raft::{Entry, HardState, Index, RestartState, Snapshot};
 
-use super::{ApplyBatch, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
+use super::{ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
 
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
@@ -21,7 +21,9 @@ pub struct MemoryStore {
 
 impl Storage for MemoryStore {
     fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
-        let Some(hard_state) = self.hard_state else { return Ok(None) };
+        let Some(hard_state) = self.hard_state else {
+            return Ok(None);
+        };
         Ok(Some(Recovered {
             raft: RestartState {
                 hard_state,
@@ -29,7 +31,11 @@ impl Storage for MemoryStore {
                 entries: self.log.values().cloned().collect(),
                 applied: self.applied_index,
             },
-            sessions: self.sessions.iter().map(|(id, record)| (*id, record.clone())).collect(),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(id, record)| (*id, record.clone()))
+                .collect(),
         }))
     }
 
@@ -39,6 +45,9 @@ impl Storage for MemoryStore {
         entries: &[Entry],
         hard_state: Option<HardState>,
     ) -> Result<(), StorageError> {
+        if snapshot.is_none() && entries.is_empty() && hard_state.is_none() {
+            return Ok(());
+        }
         if let Some(snapshot) = snapshot {
             let image = SnapshotImage::decode(&snapshot.data)?;
             self.log.clear();
@@ -49,7 +58,8 @@ impl Storage for MemoryStore {
         }
         if let Some(first) = entries.first() {
             self.log.split_off(&first.index);
-            self.log.extend(entries.iter().map(|entry| (entry.index, entry.clone())));
+            self.log
+                .extend(entries.iter().map(|entry| (entry.index, entry.clone())));
         }
         if let Some(hard_state) = hard_state {
             self.hard_state = Some(hard_state);
@@ -59,7 +69,10 @@ impl Storage for MemoryStore {
     }
 
     fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError> {
-        assert!(batch.applied_index >= self.applied_index, "applied index moves back");
+        assert!(
+            batch.applied_index >= self.applied_index,
+            "applied index moves back"
+        );
         for (key, value) in batch.kv_writes {
             match value {
                 Some(value) => self.kv.insert(key, value),
@@ -80,7 +93,7 @@ impl Storage for MemoryStore {
         Ok(self.kv.get(key).cloned())
     }
 
-    fn list(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn list(&self, prefix: &[u8], limit: usize) -> Result<KvPairs, StorageError> {
         Ok(self
             .kv
             .range(prefix.to_vec()..)
@@ -92,8 +105,16 @@ impl Storage for MemoryStore {
 
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
         Ok(SnapshotImage {
-            kv: self.kv.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
-            sessions: self.sessions.iter().map(|(id, record)| (*id, record.clone())).collect(),
+            kv: self
+                .kv
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(id, record)| (*id, record.clone()))
+                .collect(),
         })
     }
 

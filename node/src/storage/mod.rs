@@ -12,15 +12,22 @@
 //! after a failed fsync nothing on disk can be trusted (fjall poisons itself; the
 //! driver stops and the process restarts into `recover`).
 
-pub mod memory_store;
+#[cfg(test)]
+mod contract_tests;
+#[cfg(not(madsim))]
+mod fjall_codec;
 #[cfg(not(madsim))]
 pub mod fjall_store;
+pub mod memory_store;
 
 use std::fmt;
 
 use client::wire::WriteResult;
 use raft::{Entry, HardState, Index, RestartState, Snapshot};
 use serde::{Deserialize, Serialize};
+
+/// Keys and values in key order.
+pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The cached outcome of a client's latest write (Raft thesis §6.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +114,7 @@ pub trait Storage: Send + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
 
     /// Keys starting with `prefix`, in key order, at most `limit`.
-    fn list(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn list(&self, prefix: &[u8], limit: usize) -> Result<KvPairs, StorageError>;
 
     /// The whole state machine as of the last `apply`.
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError>;

@@ -1,0 +1,380 @@
+//! The async client library: finds the leader, retries through elections and timeouts
+//! until a deadline, and makes every write exactly-once with a client session (Raft
+//! thesis §6.3): each new write takes the next sequence number of this client, and every
+//! retry of it carries the same one, so the cluster applies it once however many copies
+//! arrive.
+//!
+//! A `Client` sends one request at a time (its methods take `&mut self`). That is what
+//! the session protocol needs: the cluster remembers only each client's latest write, so
+//! a client with two writes in flight could see the older one refused as expired. For
+//! concurrency, make one `Client` per task. Only tokio's net, time and io are used, so
+//! the library runs unchanged under madsim.
+
+mod backoff;
+mod client_id;
+mod error;
+mod pool;
+mod router;
+mod validate;
+
+use std::time::Duration;
+
+use tokio::time::{self, Instant};
+
+use self::backoff::Backoff;
+pub use self::error::ClientError;
+use self::pool::ConnectionPool;
+use self::router::Router;
+use self::validate::{check_command, check_key};
+use crate::wire::{
+    Command, ErrorKind, NodeDump, NodeStatus, ReadConsistency, Request, RequestEnvelope, Response, Session,
+    WriteResult, CLIENT_PROTOCOL_VERSION, LIST_LIMIT_MAX,
+};
+use crate::{parse_endpoints, Endpoint};
+
+/// Redirects followed back to back without pausing. More than this means nodes disagree
+/// about the leader (an election is under way), and pausing beats ping-ponging.
+const REDIRECTS_WITHOUT_PAUSE_MAX: u32 = 3;
+
+/// Time bounds of every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Bound of one attempt (connect, send, receive) at one node. A node that does not
+    /// answer within it is presumed down or partitioned, and the next one is tried.
+    pub request_timeout: Duration,
+    /// Bound of a whole call, retries included: the call fails with
+    /// `ClientError::DeadlineExceeded` as soon as the next pause would reach it, so it
+    /// never overruns (the last attempt's timeout is cut to what is left).
+    pub deadline: Duration,
+}
+
+impl Default for ClientOptions {
+    /// Two seconds per attempt outlasts a healthy cluster's slowest fsync; ten seconds
+    /// per call outlasts a few elections.
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(2),
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A connection to a raftkv cluster. See the module documentation.
+#[derive(Debug)]
+pub struct Client {
+    options: ClientOptions,
+    router: Router,
+    pool: ConnectionPool,
+    client_id: u64,
+    /// The sequence number the next new write takes; starts at 1.
+    next_sequence: u64,
+    next_request_id: u64,
+}
+
+/// What to do after a failed attempt.
+enum Retry {
+    /// Pause, then try again (at whatever target the router now holds).
+    AfterPause,
+    /// A redirect to a known leader: try at once.
+    AtOnce,
+}
+
+impl Client {
+    /// A client of the cluster reachable at `endpoints`. Connects lazily, on first use.
+    pub fn new(endpoints: Vec<Endpoint>, options: ClientOptions) -> Result<Self, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::Endpoints(crate::EndpointError {
+                input: String::new(),
+                reason: "no endpoint given",
+            }));
+        }
+        let addresses = endpoints.iter().map(address_of).collect();
+        let client_id = client_id::generate_client_id();
+        Ok(Self {
+            options,
+            router: Router::new(addresses),
+            pool: ConnectionPool::default(),
+            client_id,
+            next_sequence: 1,
+            next_request_id: 1,
+        })
+    }
+
+    /// A client from a comma-separated `host:port` list, as in `RAFTKV_ENDPOINTS`.
+    pub fn from_list(endpoints: &str, options: ClientOptions) -> Result<Self, ClientError> {
+        Self::new(parse_endpoints(endpoints)?, options)
+    }
+
+    /// Replaces the generated client id, for tests and simulations that want fixed ids.
+    /// Two live clients must never share one (see `client_id`).
+    pub fn with_client_id(mut self, client_id: u64) -> Self {
+        self.client_id = client_id;
+        self
+    }
+
+    /// This client's session id: the cluster deduplicates writes by it.
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    /// The sequence number the next new write will carry.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// The address this client currently believes is the leader's.
+    pub fn leader_address(&self) -> &str {
+        self.router.target()
+    }
+
+    /// The listed endpoints, as `host:port`.
+    pub fn endpoints(&self) -> &[String] {
+        self.router.endpoints()
+    }
+
+    /// The time bounds this client was built with.
+    pub fn options(&self) -> ClientOptions {
+        self.options
+    }
+
+    /// Sets `key` to `value`; returns the value it replaced.
+    pub async fn put(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let command = Command::Put {
+            key: key.into(),
+            value: value.into(),
+        };
+        match self.write(command).await? {
+            (_, WriteResult::Done { previous }) => Ok(previous),
+            (endpoint, other) => Err(ClientError::unexpected(endpoint, &other)),
+        }
+    }
+
+    /// Removes `key`; returns the value it had (`None`: it was absent, nothing changed).
+    pub async fn delete(&mut self, key: impl Into<Vec<u8>>) -> Result<Option<Vec<u8>>, ClientError> {
+        match self.write(Command::Delete { key: key.into() }).await? {
+            (_, WriteResult::Done { previous }) => Ok(previous),
+            (endpoint, other) => Err(ClientError::unexpected(endpoint, &other)),
+        }
+    }
+
+    /// Sets `key` to `new_value` (deletes it if `None`) only if its current value equals
+    /// `expected` (`None`: absent). Returns whether it swapped and the value it found.
+    pub async fn compare_and_swap(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        expected: Option<Vec<u8>>,
+        new_value: Option<Vec<u8>>,
+    ) -> Result<(bool, Option<Vec<u8>>), ClientError> {
+        let command = Command::CompareAndSwap {
+            key: key.into(),
+            expected,
+            new_value,
+        };
+        match self.write(command).await? {
+            (_, WriteResult::CompareAndSwap { swapped, current }) => Ok((swapped, current)),
+            (endpoint, other) => Err(ClientError::unexpected(endpoint, &other)),
+        }
+    }
+
+    /// The value of `key`, or `None` if absent.
+    pub async fn get(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        consistency: ReadConsistency,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let key = key.into();
+        check_key(&key)?;
+        match self.call(Request::Get { key, consistency }).await? {
+            (_, Response::Value(value)) => Ok(value),
+            (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
+        }
+    }
+
+    /// Up to `limit` pairs whose key starts with `prefix`, in key order.
+    pub async fn list(
+        &mut self,
+        prefix: impl Into<Vec<u8>>,
+        limit: u32,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError> {
+        let prefix = prefix.into();
+        check_key(&prefix)?;
+        if limit == 0 || limit > LIST_LIMIT_MAX {
+            return Err(ClientError::InvalidRequest {
+                message: format!("list limit {limit} is outside 1..={LIST_LIMIT_MAX}"),
+            });
+        }
+        let request = Request::List {
+            prefix,
+            limit,
+            consistency,
+        };
+        match self.call(request).await? {
+            (_, Response::Listing(pairs)) => Ok(pairs),
+            (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
+        }
+    }
+
+    /// The Raft state of the node at `endpoint` (any node, leader or not). One attempt
+    /// bounded by `request_timeout`, no retry: a status is a snapshot of one node, and a
+    /// monitoring caller wants "unreachable" quickly rather than after the deadline.
+    pub async fn status(&mut self, endpoint: &Endpoint) -> Result<NodeStatus, ClientError> {
+        let address = address_of(endpoint);
+        match self
+            .call_once(&address, Request::Status, self.options.request_timeout)
+            .await?
+        {
+            Response::Status(status) => Ok(status),
+            other => Err(ClientError::unexpected_response(address, other)),
+        }
+    }
+
+    /// The whole Raft log and KV map of the node at `endpoint`. One attempt, like
+    /// `status`, but bounded by the deadline: a dump of a large node takes a while.
+    pub async fn dump(&mut self, endpoint: &Endpoint) -> Result<NodeDump, ClientError> {
+        let address = address_of(endpoint);
+        match self
+            .call_once(&address, Request::Dump, self.options.deadline)
+            .await?
+        {
+            Response::Dump(dump) => Ok(dump),
+            other => Err(ClientError::unexpected_response(address, other)),
+        }
+    }
+
+    /// Sends a new write under the next session sequence, retrying it with that same
+    /// sequence. Returns the answering endpoint with the result.
+    async fn write(&mut self, command: Command) -> Result<(String, WriteResult), ClientError> {
+        check_command(&command)?;
+        // Taken before the first attempt and never reused: even a write that failed
+        // with an unknown outcome may still be applied, so its number is spent.
+        let session = Session {
+            client_id: self.client_id,
+            sequence: self.next_sequence,
+        };
+        self.next_sequence += 1;
+        match self.call(Request::Write { session, command }).await? {
+            (endpoint, Response::Written(result)) => Ok((endpoint, result)),
+            (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
+        }
+    }
+
+    /// Sends `request` to the believed leader until a node answers it or the deadline
+    /// passes. The request (and so a write's session) is identical on every attempt.
+    async fn call(&mut self, request: Request) -> Result<(String, Response), ClientError> {
+        let deadline_at = Instant::now() + self.options.deadline;
+        let mut backoff = Backoff::new(self.client_id ^ self.next_request_id);
+        let mut attempts: u32 = 0;
+        let mut redirects_without_pause: u32 = 0;
+        loop {
+            let address = self.router.target().to_string();
+            let remaining = deadline_at.saturating_duration_since(Instant::now());
+            let timeout = self.options.request_timeout.min(remaining);
+            attempts += 1;
+            let outcome = self.call_once(&address, request.clone(), timeout).await;
+            let (retry, last_error) = match outcome {
+                Ok(Response::NotLeader { leader }) => {
+                    let leader_id = leader.as_ref().map(|hint| hint.id);
+                    let leader_address = leader.and_then(|hint| hint.client_address);
+                    let retry = match leader_address {
+                        Some(leader_address) if leader_address != address => {
+                            self.router.follow(leader_address);
+                            Retry::AtOnce
+                        }
+                        // No leader known, or a stale hint naming this very node.
+                        _ => {
+                            self.router.advance();
+                            Retry::AfterPause
+                        }
+                    };
+                    let error = ClientError::NotLeader {
+                        endpoint: address.clone(),
+                        leader_id,
+                    };
+                    (retry, error)
+                }
+                Ok(Response::Error(reply)) => {
+                    let error = ClientError::Server {
+                        endpoint: address.clone(),
+                        kind: reply.kind,
+                        message: reply.message.clone(),
+                    };
+                    match reply.kind {
+                        ErrorKind::InvalidRequest => {
+                            return Err(ClientError::InvalidRequest {
+                                message: reply.message,
+                            })
+                        }
+                        ErrorKind::SessionExpired => {
+                            return Err(ClientError::SessionExpired {
+                                message: reply.message,
+                            })
+                        }
+                        ErrorKind::Internal => return Err(error),
+                        // Busy, or leadership moved mid-request: the same node may serve
+                        // (or redirect) after a pause.
+                        ErrorKind::Overloaded | ErrorKind::Unavailable => (Retry::AfterPause, error),
+                        ErrorKind::ShuttingDown => {
+                            self.router.advance();
+                            (Retry::AfterPause, error)
+                        }
+                    }
+                }
+                Ok(response) => return Ok((address, response)),
+                // Down, partitioned or too slow: another node may know a leader.
+                Err(error @ (ClientError::Connection { .. } | ClientError::Timeout { .. })) => {
+                    self.router.advance();
+                    (Retry::AfterPause, error)
+                }
+                Err(error) => return Err(error),
+            };
+            tracing::debug!(%address, attempts, error = %last_error, "attempt failed; retrying");
+            let pause = match retry {
+                Retry::AtOnce if redirects_without_pause < REDIRECTS_WITHOUT_PAUSE_MAX => {
+                    redirects_without_pause += 1;
+                    Duration::ZERO
+                }
+                _ => {
+                    redirects_without_pause = 0;
+                    backoff.next_pause()
+                }
+            };
+            let remaining = deadline_at.saturating_duration_since(Instant::now());
+            if remaining <= pause {
+                return Err(ClientError::DeadlineExceeded {
+                    deadline: self.options.deadline,
+                    attempts,
+                    last_error: Box::new(last_error),
+                });
+            }
+            if !pause.is_zero() {
+                time::sleep(pause).await;
+            }
+        }
+    }
+
+    /// One attempt at one node.
+    async fn call_once(
+        &mut self,
+        address: &str,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        let envelope = RequestEnvelope {
+            protocol_version: CLIENT_PROTOCOL_VERSION,
+            id: self.next_request_id,
+            request,
+        };
+        self.next_request_id += 1;
+        self.pool.exchange(address, &envelope, timeout).await
+    }
+}
+
+/// `host:port`, the form `TcpStream::connect` and leader hints use.
+fn address_of(endpoint: &Endpoint) -> String {
+    format!("{}:{}", endpoint.host, endpoint.port)
+}

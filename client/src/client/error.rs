@@ -1,0 +1,137 @@
+//! The client library's error type: one enum, so a caller can tell "retrying will not
+//! help" (invalid request, expired session) from "the cluster did not answer in time".
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::wire::{ErrorKind, Response};
+use crate::EndpointError;
+
+/// Why a client call failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The endpoint list could not be parsed or was empty.
+    Endpoints(EndpointError),
+    /// The request breaks a protocol limit (checked before sending) or the node refused
+    /// it as malformed. Retrying the same request will not help.
+    InvalidRequest { message: String },
+    /// The node no longer remembers this write's session (its sequence is older than the
+    /// latest one the cluster applied for this client): the outcome cannot be reported.
+    SessionExpired { message: String },
+    /// The node reported an error of `kind`. Returned at once only for kinds that retrying
+    /// cannot fix (`Internal`); retryable kinds appear here as a `last_error`.
+    Server {
+        endpoint: String,
+        kind: ErrorKind,
+        message: String,
+    },
+    /// A node that is not the leader refused the request (appears as a `last_error`).
+    NotLeader {
+        endpoint: String,
+        leader_id: Option<u64>,
+    },
+    /// Connecting, sending or receiving failed.
+    Connection { endpoint: String, reason: String },
+    /// No response within the per-request timeout.
+    Timeout { endpoint: String, after: Duration },
+    /// The node answered with a response of the wrong kind: a protocol mismatch.
+    UnexpectedResponse { endpoint: String, response: String },
+    /// Retries went on until the call's deadline; `last_error` is why the last one failed.
+    /// For a write the outcome is unknown: it may or may not have been applied.
+    DeadlineExceeded {
+        deadline: Duration,
+        attempts: u32,
+        last_error: Box<ClientError>,
+    },
+}
+
+impl ClientError {
+    pub(crate) fn connection(endpoint: &str, error: impl fmt::Display) -> Self {
+        Self::Connection {
+            endpoint: endpoint.to_string(),
+            reason: error.to_string(),
+        }
+    }
+
+    /// A response that does not answer the request: an error reply or a refusal becomes its
+    /// typed error, anything else is a protocol mismatch.
+    pub(crate) fn unexpected_response(endpoint: String, response: Response) -> Self {
+        match response {
+            Response::Error(reply) => Self::Server {
+                endpoint,
+                kind: reply.kind,
+                message: reply.message,
+            },
+            Response::NotLeader { leader } => Self::NotLeader {
+                endpoint,
+                leader_id: leader.map(|hint| hint.id),
+            },
+            other => Self::unexpected(endpoint, &other),
+        }
+    }
+
+    pub(crate) fn unexpected(endpoint: String, response: &impl fmt::Debug) -> Self {
+        let mut response = format!("{response:?}");
+        // A whole dump in an error line helps no one.
+        if response.len() > 200 {
+            let mut cut = 200;
+            while !response.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            response.truncate(cut);
+            response.push('…');
+        }
+        Self::UnexpectedResponse { endpoint, response }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Endpoints(error) => error.fmt(f),
+            Self::InvalidRequest { message } => write!(f, "invalid request: {message}"),
+            Self::SessionExpired { message } => write!(f, "client session expired: {message}"),
+            Self::Server {
+                endpoint,
+                kind,
+                message,
+            } => write!(f, "{endpoint} answered {kind:?}: {message}"),
+            Self::NotLeader { endpoint, leader_id } => match leader_id {
+                Some(id) => write!(f, "{endpoint} is not the leader (leader is node {id})"),
+                None => write!(f, "{endpoint} is not the leader and knows no leader"),
+            },
+            Self::Connection { endpoint, reason } => write!(f, "{endpoint}: {reason}"),
+            Self::Timeout { endpoint, after } => {
+                write!(f, "{endpoint} did not answer within {} ms", after.as_millis())
+            }
+            Self::UnexpectedResponse { endpoint, response } => {
+                write!(f, "{endpoint} sent an unexpected response: {response}")
+            }
+            Self::DeadlineExceeded {
+                deadline,
+                attempts,
+                last_error,
+            } => write!(
+                f,
+                "no success within the {} ms deadline after {attempts} attempt(s); last error: {last_error}",
+                deadline.as_millis()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Endpoints(error) => Some(error),
+            Self::DeadlineExceeded { last_error, .. } => Some(last_error.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<EndpointError> for ClientError {
+    fn from(error: EndpointError) -> Self {
+        Self::Endpoints(error)
+    }
+}

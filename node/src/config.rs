@@ -1,0 +1,244 @@
+//! The node's settings: flags with `RAFTKV_*` environment fallbacks. Everything is
+//! checked at start; a missing or contradictory setting fails with a message naming it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use raft::NodeId;
+
+use crate::pod::node_id_from_pod_name;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A raftkv server: one member of a Raft-replicated key/value cluster.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "raftkv-node", version)]
+pub struct NodeArgs {
+    /// This node's Raft id (>= 1). Alternatively give --pod-name.
+    #[arg(long, env = "RAFTKV_ID")]
+    pub id: Option<NodeId>,
+    /// A StatefulSet pod name such as `raftkv-2`: the id is its ordinal + 1.
+    #[arg(long, env = "RAFTKV_POD_NAME")]
+    pub pod_name: Option<String>,
+    /// Every member, this node included: `1=host:port,2=host:port,...` (peer ports).
+    /// Host names are resolved on each connection attempt (stable DNS names work).
+    #[arg(long, env = "RAFTKV_PEERS")]
+    pub peers: String,
+    /// Members refuse peers that present another cluster id.
+    #[arg(long, env = "RAFTKV_CLUSTER_ID", default_value = "raftkv")]
+    pub cluster_id: String,
+    #[arg(long, env = "RAFTKV_LISTEN_PEER", default_value = "0.0.0.0:7001")]
+    pub listen_peer: String,
+    #[arg(long, env = "RAFTKV_LISTEN_CLIENT", default_value = "0.0.0.0:7101")]
+    pub listen_client: String,
+    #[arg(long, env = "RAFTKV_LISTEN_HTTP", default_value = "0.0.0.0:7201")]
+    pub listen_http: String,
+    /// The client address other nodes hand out in redirects to this one.
+    /// Defaults to --listen-client when that names a concrete host.
+    #[arg(long, env = "RAFTKV_ADVERTISE_CLIENT")]
+    pub advertise_client: Option<String>,
+    #[arg(long, env = "RAFTKV_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Length of one Raft tick.
+    #[arg(long, env = "RAFTKV_TICK_MS", default_value_t = 50)]
+    pub tick_ms: u64,
+    #[arg(long, env = "RAFTKV_ELECTION_TICKS_MIN", default_value_t = 10)]
+    pub election_ticks_min: u32,
+    #[arg(long, env = "RAFTKV_ELECTION_TICKS_MAX", default_value_t = 20)]
+    pub election_ticks_max: u32,
+    #[arg(long, env = "RAFTKV_HEARTBEAT_TICKS", default_value_t = 2)]
+    pub heartbeat_ticks: u32,
+    /// Snapshot the KV map and compact the log every this many applied entries.
+    #[arg(long, env = "RAFTKV_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    pub snapshot_every: u64,
+    #[arg(long, env = "RAFTKV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Settings after validation.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    pub id: NodeId,
+    /// Peer addresses of the other members.
+    pub peers: BTreeMap<NodeId, String>,
+    pub voters: Vec<NodeId>,
+    pub cluster_id: String,
+    pub listen_peer: String,
+    pub listen_client: String,
+    pub listen_http: String,
+    pub advertise_client: String,
+    pub data_dir: PathBuf,
+    pub tick_interval: Duration,
+    pub raft: raft::Config,
+    pub snapshot_every: u64,
+    pub log_format: LogFormat,
+}
+
+impl NodeArgs {
+    pub fn validate(&self) -> Result<NodeSettings, String> {
+        let from_pod =
+            match &self.pod_name {
+                Some(name) => Some(node_id_from_pod_name(name).ok_or_else(|| {
+                    format!("--pod-name/RAFTKV_POD_NAME {name:?} does not end in -<ordinal>")
+                })?),
+                None => None,
+            };
+        let id = match (self.id, from_pod) {
+            (Some(id), Some(pod_id)) if id != pod_id => {
+                return Err(format!(
+                    "--id {id} contradicts --pod-name {:?} (id {pod_id})",
+                    self.pod_name
+                ));
+            }
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => return Err("set --id/RAFTKV_ID or --pod-name/RAFTKV_POD_NAME".into()),
+        };
+        if id == 0 {
+            return Err("--id must be at least 1".into());
+        }
+        let members = parse_peers(&self.peers)?;
+        if !members.contains_key(&id) {
+            return Err(format!("--peers/RAFTKV_PEERS does not list this node's id {id}"));
+        }
+        let advertise_client = match &self.advertise_client {
+            Some(address) => address.clone(),
+            None if self.listen_client.starts_with("0.0.0.0:") || self.listen_client.starts_with("[::]:") => {
+                return Err(format!(
+                    "--listen-client {} is a wildcard: set --advertise-client/RAFTKV_ADVERTISE_CLIENT",
+                    self.listen_client
+                ));
+            }
+            None => self.listen_client.clone(),
+        };
+        if self.tick_ms == 0 {
+            return Err("--tick-ms must be at least 1".into());
+        }
+        if self.snapshot_every == 0 {
+            return Err("--snapshot-every must be at least 1".into());
+        }
+        let raft = raft::Config {
+            election_timeout_ticks_min: self.election_ticks_min,
+            election_timeout_ticks_max: self.election_ticks_max,
+            heartbeat_interval_ticks: self.heartbeat_ticks,
+            // Distinct per node and per start is not needed: ids differ across members.
+            seed: id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ..raft::Config::new(id)
+        };
+        raft.validate()
+            .map_err(|error| format!("{error} (see --election-ticks-*, --heartbeat-ticks)"))?;
+        let voters = members.keys().copied().collect();
+        let peers = members.into_iter().filter(|(member, _)| *member != id).collect();
+        Ok(NodeSettings {
+            id,
+            peers,
+            voters,
+            cluster_id: self.cluster_id.clone(),
+            listen_peer: self.listen_peer.clone(),
+            listen_client: self.listen_client.clone(),
+            listen_http: self.listen_http.clone(),
+            advertise_client,
+            data_dir: self.data_dir.clone(),
+            tick_interval: Duration::from_millis(self.tick_ms),
+            raft,
+            snapshot_every: self.snapshot_every,
+            log_format: self.log_format,
+        })
+    }
+}
+
+/// Parses `1=host:port,2=host:port`.
+pub fn parse_peers(list: &str) -> Result<BTreeMap<NodeId, String>, String> {
+    let mut members = BTreeMap::new();
+    for item in list.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let (id, address) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--peers item {item:?} is not <id>=<host:port>"))?;
+        let id: NodeId = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("--peers item {item:?}: id is not a number"))?;
+        if id == 0 {
+            return Err(format!("--peers item {item:?}: ids start at 1"));
+        }
+        let address = address.trim();
+        if address
+            .rsplit_once(':')
+            .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        {
+            return Err(format!("--peers item {item:?}: address is not host:port"));
+        }
+        if members.insert(id, address.to_string()).is_some() {
+            return Err(format!("--peers lists id {id} twice"));
+        }
+    }
+    if members.is_empty() {
+        return Err("--peers/RAFTKV_PEERS is empty".into());
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<NodeSettings, String> {
+        let mut argv = vec![
+            "raftkv-node",
+            "--data-dir",
+            "/tmp/x",
+            "--peers",
+            "1=a:7001,2=b:7001,3=c:7001",
+        ];
+        argv.extend_from_slice(extra);
+        NodeArgs::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .validate()
+    }
+
+    #[test]
+    fn id_comes_from_the_flag_or_the_pod_ordinal_and_must_agree() {
+        let settings = args(&["--pod-name", "raftkv-1", "--advertise-client", "b:7101"]).expect("valid");
+        assert_eq!(settings.id, 2);
+        assert_eq!(settings.peers.keys().copied().collect::<Vec<_>>(), [1, 3]);
+        let contradiction = args(&[
+            "--id",
+            "3",
+            "--pod-name",
+            "raftkv-1",
+            "--advertise-client",
+            "b:7101",
+        ]);
+        assert!(contradiction.expect_err("contradictory").contains("contradicts"));
+        assert!(args(&["--advertise-client", "b:7101"])
+            .expect_err("no id")
+            .contains("RAFTKV_ID"));
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        assert!(args(&["--id", "9", "--advertise-client", "x:1"])
+            .expect_err("absent")
+            .contains("--peers"));
+        assert!(args(&["--id", "1"])
+            .expect_err("wildcard")
+            .contains("--advertise-client"));
+        let timeouts = args(&[
+            "--id",
+            "1",
+            "--advertise-client",
+            "a:1",
+            "--election-ticks-min",
+            "1",
+        ]);
+        assert!(timeouts.expect_err("bad ticks").contains("election"));
+        assert!(parse_peers("1=a:1,1=b:2").expect_err("dup").contains("twice"));
+        assert!(parse_peers("x=a:1").is_err());
+        assert!(parse_peers("1=a").is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! Operator views of a node: the status row and the full dump of log and KV map.
+
+use client::wire::{NodeDump, NodeStatus, PeerStatus};
+use raft::{EntryPayload, Raft, Role};
+
+use crate::kv::command::KvCommand;
+
+pub(super) fn role_number(role: Role) -> u64 {
+    match role {
+        Role::Follower => 0,
+        Role::PreCandidate => 1,
+        Role::Candidate => 2,
+        Role::Leader => 3,
+    }
+}
+
+pub(super) fn node_status(raft: &Raft) -> NodeStatus {
+    let status = raft.status();
+    NodeStatus {
+        id: status.id,
+        role: format!("{:?}", status.role).to_lowercase(),
+        term: status.term,
+        leader: status.leader,
+        commit: status.commit,
+        applied: status.applied,
+        first_index: status.first_index,
+        last_index: status.last_index,
+        snapshot_index: status.snapshot_index,
+        voters: status.conf_state.voters.iter().copied().collect(),
+        learners: status.conf_state.learners.iter().copied().collect(),
+        peers: status
+            .progress
+            .iter()
+            .map(|peer| PeerStatus {
+                id: peer.id,
+                match_index: peer.match_index,
+                next_index: peer.next_index,
+                state: peer.state.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// Everything this node holds: the log (after its snapshot) and the KV map.
+pub(super) fn node_dump(raft: &Raft, kv: Vec<(Vec<u8>, Vec<u8>)>) -> NodeDump {
+    let log = raft.log();
+    let entries = (log.first_index()..=log.last_index())
+        .filter_map(|index| log.entry(index))
+        .map(|entry| {
+            let description = match &entry.payload {
+                EntryPayload::Empty => "no-op".to_string(),
+                EntryPayload::Config(conf) => {
+                    format!("config voters={:?} learners={:?}", conf.voters, conf.learners)
+                }
+                EntryPayload::Normal(data) => match KvCommand::decode(data) {
+                    Ok(command) => format!(
+                        "client {} seq {}: {:?}",
+                        command.session.client_id, command.session.sequence, command.command
+                    ),
+                    Err(error) => format!("undecodable command: {error}"),
+                },
+            };
+            (entry.index, entry.term, description)
+        })
+        .collect();
+    NodeDump {
+        status: node_status(raft),
+        log: entries,
+        kv,
+    }
+}

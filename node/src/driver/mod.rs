@@ -1,0 +1,381 @@
+//! The driver task: it owns the Raft state machine and loops over peer messages,
+//! client requests and ticks, then handles every `Ready` in the contract's order
+//! (raft/src/ready.rs): send, persist with one sync, send what needed durability, apply,
+//! answer. Inputs that queue up while a sync runs are all taken before the next
+//! `Ready`, so one sync covers them all (group commit).
+//!
+//! Only tokio APIs that madsim simulates are used here (sync, time, select!), so the
+//! simulation runs this very loop.
+
+mod describe;
+mod requests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use client::wire::{ErrorKind, ErrorReply, NodeStatus, Request, Response};
+use raft::{Index, Message, NodeId, Raft, Role, Term};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::kv::state_machine::StateMachine;
+use crate::metrics::Metrics;
+use crate::storage::{Storage, StorageError};
+
+/// Where the driver sends Raft messages: the TCP transport, or the simulation's.
+pub trait PeerNetwork: Send + Sync + 'static {
+    /// Queues a message; never waits (Raft tolerates loss).
+    fn send(&self, message: Message);
+    /// The client address a peer announced, for redirects.
+    fn peer_client_address(&self, id: NodeId) -> Option<String>;
+}
+
+/// A client request and where its answer goes.
+#[derive(Debug)]
+pub struct ClientCall {
+    pub request: Request,
+    pub reply: oneshot::Sender<Response>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub tick_interval: Duration,
+    /// Take a snapshot and compact the log after this many applied entries.
+    pub snapshot_every_entries: u64,
+    pub sessions_max: usize,
+    /// This node's client address, for redirects pointing at itself.
+    pub own_client_address: String,
+    /// On shutdown, how many ticks a leader waits for its transfer to complete.
+    pub shutdown_transfer_ticks_max: u32,
+    /// Upper bound of inputs taken per loop turn before handling the `Ready`.
+    pub inputs_per_turn_max: usize,
+}
+
+/// Why the driver stopped.
+#[derive(Debug)]
+pub enum DriverError {
+    /// Durable state could not be written: continuing could lose acknowledged data.
+    Storage(StorageError),
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Storage(error) => write!(f, "driver stopped: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+impl From<StorageError> for DriverError {
+    fn from(error: StorageError) -> Self {
+        Self::Storage(error)
+    }
+}
+
+struct PendingWrite {
+    term: Term,
+    reply: oneshot::Sender<Response>,
+}
+
+struct PendingRead {
+    request: Request,
+    reply: oneshot::Sender<Response>,
+}
+
+#[expect(
+    missing_debug_implementations,
+    reason = "holds the storage engine and pending reply channels"
+)]
+pub struct Driver<S: Storage, N: PeerNetwork> {
+    raft: Raft,
+    storage: S,
+    network: N,
+    machine: StateMachine,
+    config: DriverConfig,
+    metrics: Arc<Metrics>,
+    status: watch::Sender<NodeStatus>,
+    /// Writes proposed by this leader, by log index.
+    pending_writes: BTreeMap<Index, PendingWrite>,
+    /// Linearizable reads waiting for their ReadIndex, by context.
+    pending_reads: BTreeMap<u64, PendingRead>,
+    next_read_context: u64,
+    snapshot_index: Index,
+    was_leader: bool,
+}
+
+/// The handles other tasks use to talk to a running driver.
+#[derive(Debug, Clone)]
+pub struct DriverHandles {
+    pub status: watch::Receiver<NodeStatus>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl<S: Storage, N: PeerNetwork> Driver<S, N> {
+    pub fn new(
+        raft: Raft,
+        storage: S,
+        network: N,
+        machine: StateMachine,
+        config: DriverConfig,
+    ) -> (Self, DriverHandles) {
+        assert!(config.snapshot_every_entries > 0 && config.inputs_per_turn_max > 0);
+        let metrics = Arc::new(Metrics::default());
+        let snapshot_index = raft.snapshot().map_or(0, |snapshot| snapshot.meta.index);
+        let initial_status = describe::node_status(&raft);
+        let (status, status_receiver) = watch::channel(initial_status);
+        let driver = Self {
+            raft,
+            storage,
+            network,
+            machine,
+            config,
+            metrics: metrics.clone(),
+            status,
+            pending_writes: BTreeMap::new(),
+            pending_reads: BTreeMap::new(),
+            next_read_context: 1,
+            snapshot_index,
+            was_leader: false,
+        };
+        let handles = DriverHandles {
+            status: status_receiver,
+            metrics,
+        };
+        (driver, handles)
+    }
+
+    /// Runs until `shutdown` turns true (then a leader first hands its leadership to
+    /// the most up-to-date follower) or storage fails.
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Message>,
+        mut calls: mpsc::Receiver<ClientCall>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), DriverError> {
+        let mut ticker = tokio::time::interval(self.config.tick_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown_ticks: Option<u32> = None;
+        let result = loop {
+            tokio::select! {
+                changed = shutdown.changed(), if shutdown_ticks.is_none() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        shutdown_ticks = Some(0);
+                        self.begin_shutdown();
+                    }
+                }
+                Some(message) = inbound.recv() => self.step(message),
+                Some(call) = calls.recv() => self.handle_call(call),
+                _ = ticker.tick() => {
+                    self.raft.tick();
+                    if let Some(ticks) = &mut shutdown_ticks {
+                        *ticks += 1;
+                    }
+                    self.publish_status();
+                }
+            }
+            // Take whatever else is already queued, so one Ready (one sync) covers it.
+            for _ in 0..self.config.inputs_per_turn_max {
+                if let Ok(message) = inbound.try_recv() {
+                    self.step(message);
+                } else if let Ok(call) = calls.try_recv() {
+                    self.handle_call(call);
+                } else {
+                    break;
+                }
+            }
+            if let Err(error) = self.process_ready() {
+                break Err(DriverError::Storage(error));
+            }
+            if let Some(ticks) = shutdown_ticks {
+                let handed_over =
+                    self.raft.role() != Role::Leader || self.raft.conf_state().voters.len() <= 1;
+                if handed_over || ticks >= self.config.shutdown_transfer_ticks_max {
+                    info!(handed_over, ticks, "driver stopping");
+                    break Ok(());
+                }
+            }
+        };
+        if let Err(error) = &result {
+            error!(%error, "driver stopped on a storage failure; restart to recover");
+        }
+        self.fail_all_pending(ErrorKind::ShuttingDown, "the node is shutting down");
+        result
+    }
+
+    fn step(&mut self, message: Message) {
+        let from = message.from;
+        if let Err(error) = self.raft.step(message) {
+            warn!(from, %error, "refused a peer message");
+        }
+    }
+
+    /// SIGTERM on a leader: hand leadership to the follower with the longest log, so
+    /// clients see no election gap (thesis §3.10).
+    fn begin_shutdown(&mut self) {
+        let status = self.raft.status();
+        if status.role != Role::Leader {
+            info!("shutting down (not the leader)");
+            return;
+        }
+        let target = status
+            .progress
+            .iter()
+            .filter(|peer| status.conf_state.voters.contains(&peer.id))
+            .max_by_key(|peer| peer.match_index)
+            .map(|peer| peer.id);
+        match target.map(|id| (id, self.raft.transfer_leader(id))) {
+            Some((id, Ok(()))) => info!(target_id = id, "shutting down: transferring leadership"),
+            Some((id, Err(error))) => warn!(target_id = id, %error, "shutting down without a transfer"),
+            None => info!("shutting down: no other voter to hand leadership to"),
+        }
+    }
+
+    /// Handles `Ready`s until none is left (raft/src/ready.rs states the order).
+    fn process_ready(&mut self) -> Result<(), StorageError> {
+        while self.raft.has_ready() {
+            let mut ready = self.raft.ready();
+            for message in std::mem::take(&mut ready.messages) {
+                self.network.send(message);
+            }
+            if ready.must_persist() {
+                let started = Instant::now();
+                self.storage
+                    .persist(ready.snapshot.as_ref(), &ready.entries, ready.hard_state)?;
+                self.metrics.observe_fsync(started.elapsed());
+            }
+            for message in std::mem::take(&mut ready.persisted_messages) {
+                self.network.send(message);
+            }
+            if let Some(snapshot) = &ready.snapshot {
+                let image = self.storage.snapshot_image()?;
+                self.machine.restore_sessions(image.sessions);
+                self.snapshot_index = snapshot.meta.index;
+                info!(index = snapshot.meta.index, "installed snapshot from the leader");
+            }
+            if let Some(last) = ready.committed_entries.last() {
+                let last_index = last.index;
+                let (batch, outcomes) = self.machine.apply(&self.storage, &ready.committed_entries)?;
+                self.storage.apply(batch)?;
+                for outcome in outcomes {
+                    if let Some(pending) = self.pending_writes.remove(&outcome.index) {
+                        let response = if pending.term == outcome.term {
+                            match outcome.result {
+                                Ok(result) => Response::Written(result),
+                                Err(reply) => Response::Error(reply),
+                            }
+                        } else {
+                            lost_write()
+                        };
+                        let _ = pending.reply.send(response);
+                    }
+                }
+                // A pending write whose index was applied with another entry was lost
+                // with a deposed leader; the client retries with the same session.
+                let applied_through: Vec<Index> = self
+                    .pending_writes
+                    .range(..=last_index)
+                    .map(|(i, _)| *i)
+                    .collect();
+                for index in applied_through {
+                    if let Some(pending) = self.pending_writes.remove(&index) {
+                        let _ = pending.reply.send(lost_write());
+                    }
+                }
+            }
+            for read in ready.read_states {
+                if let Some(pending) = self.pending_reads.remove(&read.context) {
+                    let response = self.serve_read(&pending.request);
+                    let _ = pending.reply.send(response);
+                }
+            }
+            for context in ready.dropped_reads {
+                if let Some(pending) = self.pending_reads.remove(&context) {
+                    let _ = pending
+                        .reply
+                        .send(unavailable("leadership changed during the read; retry"));
+                }
+            }
+            self.raft.advance();
+        }
+        self.after_ready()
+    }
+
+    /// Leadership loss fails the writes this node proposed; a long enough applied log
+    /// is compacted into a snapshot.
+    fn after_ready(&mut self) -> Result<(), StorageError> {
+        let is_leader = self.raft.role() == Role::Leader;
+        if self.was_leader && !is_leader && !self.pending_writes.is_empty() {
+            info!(
+                pending = self.pending_writes.len(),
+                "lost leadership; failing pending writes"
+            );
+            for (_, pending) in std::mem::take(&mut self.pending_writes) {
+                let _ = pending.reply.send(lost_write());
+            }
+        }
+        if self.was_leader != is_leader {
+            self.publish_status();
+        }
+        self.was_leader = is_leader;
+        let applied = self.raft.applied();
+        if applied >= self.snapshot_index + self.config.snapshot_every_entries {
+            let image = self.storage.snapshot_image()?;
+            match self.raft.compact(applied, image.encode()) {
+                Ok(compaction) => {
+                    let snapshot = self.raft.snapshot().cloned().expect("compact keeps the snapshot");
+                    self.storage.compact(&snapshot, compaction.purged_to)?;
+                    self.snapshot_index = applied;
+                    self.metrics.snapshots_total.fetch_add(1, Ordering::Relaxed);
+                    info!(index = applied, "took a snapshot and compacted the log");
+                }
+                Err(error) => warn!(%error, "snapshot refused"),
+            }
+        }
+        Ok(())
+    }
+
+    fn publish_status(&mut self) {
+        let status = describe::node_status(&self.raft);
+        let metrics = &self.metrics;
+        metrics.term.store(status.term, Ordering::Relaxed);
+        metrics
+            .role
+            .store(describe::role_number(self.raft.role()), Ordering::Relaxed);
+        metrics.commit_index.store(status.commit, Ordering::Relaxed);
+        metrics.applied_index.store(status.applied, Ordering::Relaxed);
+        metrics.last_index.store(status.last_index, Ordering::Relaxed);
+        self.status.send_replace(status);
+    }
+
+    fn fail_all_pending(&mut self, kind: ErrorKind, message: &str) {
+        let reply = || {
+            Response::Error(ErrorReply {
+                kind,
+                message: message.to_string(),
+            })
+        };
+        for (_, pending) in std::mem::take(&mut self.pending_writes) {
+            let _ = pending.reply.send(reply());
+        }
+        for (_, pending) in std::mem::take(&mut self.pending_reads) {
+            let _ = pending.reply.send(reply());
+        }
+    }
+}
+
+fn unavailable(message: &str) -> Response {
+    Response::Error(ErrorReply {
+        kind: ErrorKind::Unavailable,
+        message: message.to_string(),
+    })
+}
+
+fn lost_write() -> Response {
+    unavailable("leadership changed before the write committed; its outcome is unknown, retry it")
+}

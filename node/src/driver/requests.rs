@@ -1,0 +1,137 @@
+//! Client requests inside the driver: writes are proposed and answered once applied;
+//! linearizable reads go through ReadIndex; stale reads, status and dumps are answered
+//! at once from local state.
+
+use std::sync::atomic::Ordering;
+
+use client::wire::{ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, LIST_LIMIT_MAX};
+use raft::{ProposalError, Role};
+
+use super::{describe, lost_write, unavailable, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite};
+use crate::kv::command::{validate_command, KvCommand};
+use crate::storage::Storage;
+
+impl<S: Storage, N: PeerNetwork> Driver<S, N> {
+    pub(super) fn handle_call(&mut self, call: ClientCall) {
+        let ClientCall { request, reply } = call;
+        let response = match request {
+            Request::Write { session, command } => {
+                if let Err(why) = validate_command(&command) {
+                    Some(invalid(why))
+                } else if let Some(result) = self.machine.cached_result(session) {
+                    // Already applied (Raft thesis §6.3): answer without a new entry.
+                    Some(Response::Written(result.clone()))
+                } else {
+                    let data = KvCommand { session, command }.encode();
+                    match self.raft.propose(data) {
+                        Ok(proposal) => {
+                            self.metrics.proposals_total.fetch_add(1, Ordering::Relaxed);
+                            let pending = PendingWrite {
+                                term: proposal.term,
+                                reply,
+                            };
+                            if let Some(replaced) = self.pending_writes.insert(proposal.index, pending) {
+                                // The index was reused after a leadership change.
+                                let _ = replaced.reply.send(lost_write());
+                            }
+                            return;
+                        }
+                        Err(error) => {
+                            self.metrics
+                                .proposals_refused_total
+                                .fetch_add(1, Ordering::Relaxed);
+                            Some(self.refusal(error))
+                        }
+                    }
+                }
+            }
+            Request::Get { consistency, .. } | Request::List { consistency, .. } => {
+                if let Request::List { limit, .. } = &request {
+                    if *limit > LIST_LIMIT_MAX {
+                        let _ = reply.send(invalid(format!("limit {limit} exceeds {LIST_LIMIT_MAX}")));
+                        return;
+                    }
+                }
+                match consistency {
+                    ReadConsistency::Stale => Some(self.serve_read(&request)),
+                    ReadConsistency::Linearizable => {
+                        let context = self.next_read_context;
+                        self.next_read_context += 1;
+                        match self.raft.read_index(context) {
+                            Ok(()) => {
+                                self.pending_reads.insert(context, PendingRead { request, reply });
+                                return;
+                            }
+                            Err(error) => Some(self.refusal(error)),
+                        }
+                    }
+                }
+            }
+            Request::Status => Some(Response::Status(describe::node_status(&self.raft))),
+            Request::Dump => Some(match self.storage.list(b"", usize::MAX) {
+                Ok(kv) => Response::Dump(describe::node_dump(&self.raft, kv)),
+                Err(error) => internal(error.to_string()),
+            }),
+        };
+        if let Some(response) = response {
+            let _ = reply.send(response);
+        }
+    }
+
+    /// Serves a read from the local KV map (its index was applied, or staleness is fine).
+    pub(super) fn serve_read(&self, request: &Request) -> Response {
+        self.metrics.reads_total.fetch_add(1, Ordering::Relaxed);
+        let result = match request {
+            Request::Get { key, .. } => self.storage.get(key).map(Response::Value),
+            Request::List { prefix, limit, .. } => {
+                self.storage.list(prefix, *limit as usize).map(Response::Listing)
+            }
+            _ => unreachable!("only reads are served here"),
+        };
+        result.unwrap_or_else(|error| internal(error.to_string()))
+    }
+
+    fn refusal(&self, error: ProposalError) -> Response {
+        match error {
+            ProposalError::NotLeader { leader } => Response::NotLeader {
+                leader: leader.map(|id| self.leader_hint(id)),
+            },
+            ProposalError::TransferInProgress => unavailable("leadership is being transferred; retry"),
+            ProposalError::UncommittedBytesExceeded | ProposalError::TooManyPendingReads => {
+                Response::Error(ErrorReply {
+                    kind: ErrorKind::Overloaded,
+                    message: error.to_string(),
+                })
+            }
+            other => internal(other.to_string()),
+        }
+    }
+
+    fn leader_hint(&self, id: raft::NodeId) -> LeaderHint {
+        let client_address = if id == self.raft.id() {
+            Some(self.config.own_client_address.clone())
+        } else {
+            self.network.peer_client_address(id)
+        };
+        LeaderHint { id, client_address }
+    }
+
+    /// Whether this node leads (for readiness and redirects elsewhere).
+    pub fn is_leader(&self) -> bool {
+        self.raft.role() == Role::Leader
+    }
+}
+
+fn invalid(message: String) -> Response {
+    Response::Error(ErrorReply {
+        kind: ErrorKind::InvalidRequest,
+        message,
+    })
+}
+
+fn internal(message: String) -> Response {
+    Response::Error(ErrorReply {
+        kind: ErrorKind::Internal,
+        message,
+    })
+}

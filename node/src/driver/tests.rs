@@ -1,0 +1,99 @@
+//! The driver on a one-voter cluster with the in-memory store: the request paths and
+//! group commit, without sockets.
+
+use std::time::Duration;
+
+use client::wire::{Command, ReadConsistency, Request, Response, Session, WriteResult};
+use raft::{ConfState, Message, NodeId, Raft};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{ClientCall, Driver, DriverConfig, PeerNetwork};
+use crate::kv::state_machine::StateMachine;
+use crate::storage::memory_store::MemoryStore;
+
+struct NoPeers;
+
+impl PeerNetwork for NoPeers {
+    fn send(&self, _message: Message) {}
+
+    fn peer_client_address(&self, _id: NodeId) -> Option<String> {
+        None
+    }
+}
+
+fn put(client_id: u64, sequence: u64, key: &str, value: &str) -> Request {
+    Request::Write {
+        session: Session { client_id, sequence },
+        command: Command::Put {
+            key: key.into(),
+            value: value.into(),
+        },
+    }
+}
+
+async fn call(calls: &mpsc::Sender<ClientCall>, request: Request) -> oneshot::Receiver<Response> {
+    let (reply, answer) = oneshot::channel();
+    calls
+        .send(ClientCall { request, reply })
+        .await
+        .expect("driver runs");
+    answer
+}
+
+#[tokio::test]
+async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
+    let raft = Raft::bootstrap(raft::Config::new(1), ConfState::with_voters([1])).expect("bootstrap");
+    let config = DriverConfig {
+        tick_interval: Duration::from_millis(5),
+        snapshot_every_entries: 1_000,
+        sessions_max: 1024,
+        own_client_address: "127.0.0.1:1".into(),
+        shutdown_transfer_ticks_max: 10,
+        inputs_per_turn_max: 4096,
+    };
+    let (driver, handles) = Driver::new(
+        raft,
+        MemoryStore::default(),
+        NoPeers,
+        StateMachine::new([], 64),
+        config,
+    );
+    let (_inbound_sender, inbound) = mpsc::channel(16);
+    let (calls_sender, calls) = mpsc::channel(1024);
+    let (shutdown_sender, shutdown) = watch::channel(false);
+    let running = tokio::spawn(driver.run(inbound, calls, shutdown));
+    // Wait until the single voter leads.
+    let mut status = handles.status.clone();
+    tokio::time::timeout(Duration::from_secs(5), status.wait_for(|s| s.role == "leader"))
+        .await
+        .expect("elected")
+        .expect("driver alive");
+    let syncs_before = handles.metrics.fsync_count();
+    let mut answers = Vec::new();
+    for client in 0..200u64 {
+        answers.push(call(&calls_sender, put(client + 1, 1, &format!("k{client}"), "v")).await);
+    }
+    for answer in answers {
+        let response = answer.await.expect("answered");
+        assert_eq!(response, Response::Written(WriteResult::Done { previous: None }));
+    }
+    let syncs = handles.metrics.fsync_count() - syncs_before;
+    assert!(
+        syncs < 50,
+        "200 writes took {syncs} syncs: group commit is not batching"
+    );
+    // A retry of client 1's first write is answered from its session, not re-applied.
+    let retry = call(&calls_sender, put(1, 1, "k0", "other"))
+        .await
+        .await
+        .expect("answered");
+    assert_eq!(retry, Response::Written(WriteResult::Done { previous: None }));
+    let read = Request::Get {
+        key: "k0".into(),
+        consistency: ReadConsistency::Linearizable,
+    };
+    let value = call(&calls_sender, read).await.await.expect("answered");
+    assert_eq!(value, Response::Value(Some(b"v".to_vec())));
+    shutdown_sender.send(true).expect("driver listens");
+    running.await.expect("joins").expect("clean stop");
+}

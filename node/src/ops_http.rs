@@ -1,0 +1,182 @@
+//! Operations endpoints over HTTP/1.1: `/livez`, `/readyz`, `/metrics` (Prometheus
+//! text) and `/status` (JSON). Hand-written on tokio: four GET routes with bounded
+//! request heads and a read deadline do not justify hyper's build on two cores. Not run
+//! under madsim (nothing in the simulation scrapes it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::wire::NodeStatus;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::metrics::{Metrics, PeerCounters};
+
+/// Upper bound of a request head; probes and scrapers send a few hundred bytes.
+const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type PeerCountersSource = Arc<dyn Fn() -> PeerCounters + Send + Sync>;
+
+#[derive(Clone)]
+pub struct OpsState {
+    pub status: watch::Receiver<NodeStatus>,
+    pub metrics: Arc<Metrics>,
+    pub peer_counters: PeerCountersSource,
+}
+
+impl std::fmt::Debug for OpsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsState").finish_non_exhaustive()
+    }
+}
+
+pub async fn serve_ops(listener: TcpListener, state: OpsState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = serve_request(stream, &state).await {
+                            debug!(%error, "ops request failed");
+                        }
+                    });
+                }
+                Err(error) => {
+                    warn!(%error, "accepting an ops connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn serve_request(mut stream: TcpStream, state: &OpsState) -> std::io::Result<()> {
+    let head = match tokio::time::timeout(REQUEST_READ_TIMEOUT, read_head(&mut stream)).await {
+        Ok(result) => result?,
+        Err(_) => return Ok(()),
+    };
+    let (status_line, content_type, body) = match head.as_deref().and_then(parse_request_line) {
+        None => ("400 Bad Request", "text/plain", "bad request\n".to_string()),
+        Some(("GET", path)) => route(path, state),
+        Some(_) => ("405 Method Not Allowed", "text/plain", "only GET\n".to_string()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status_line}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// Reads up to the blank line ending the head; `None` if it is too long or cut short.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 || head.len() + read > REQUEST_HEAD_BYTES_MAX {
+            return Ok(None);
+        }
+        head.extend_from_slice(&chunk[..read]);
+    }
+    Ok(String::from_utf8(head).ok())
+}
+
+fn parse_request_line(head: &str) -> Option<(&str, &str)> {
+    let mut parts = head.lines().next()?.split(' ');
+    let method = parts.next()?;
+    let target = parts.next()?;
+    let path = target.split('?').next()?;
+    Some((method, path))
+}
+
+fn route(path: &str, state: &OpsState) -> (&'static str, &'static str, String) {
+    match path {
+        "/livez" => ("200 OK", "text/plain", "ok\n".into()),
+        "/readyz" => {
+            let status = state.status.borrow().clone();
+            match readiness(&status) {
+                Ok(()) => ("200 OK", "text/plain", "ready\n".into()),
+                Err(reason) => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!("not ready: {reason}\n"),
+                ),
+            }
+        }
+        "/metrics" => {
+            let body = state.metrics.render((state.peer_counters)());
+            ("200 OK", "text/plain; version=0.0.4", body)
+        }
+        "/status" => {
+            let status = state.status.borrow().clone();
+            match serde_json::to_string_pretty(&status) {
+                Ok(json) => ("200 OK", "application/json", json + "\n"),
+                Err(error) => ("500 Internal Server Error", "text/plain", format!("{error}\n")),
+            }
+        }
+        _ => ("404 Not Found", "text/plain", "not found\n".into()),
+    }
+}
+
+/// Ready when the node knows a leader and has applied everything it knows committed:
+/// it can then serve stale reads that are current and redirect writes correctly.
+pub fn readiness(status: &NodeStatus) -> Result<(), String> {
+    if status.leader.is_none() {
+        return Err("no known leader".into());
+    }
+    if status.applied < status.commit {
+        return Err(format!(
+            "applied {} behind commit {}",
+            status.applied, status.commit
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines_parse_and_garbage_does_not() {
+        assert_eq!(
+            parse_request_line("GET /readyz?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(("GET", "/readyz"))
+        );
+        assert_eq!(parse_request_line(""), None);
+        assert_eq!(parse_request_line("GARBAGE"), None);
+    }
+
+    #[test]
+    fn readiness_needs_a_leader_and_a_caught_up_state_machine() {
+        let mut status = NodeStatus {
+            id: 1,
+            role: "follower".into(),
+            term: 2,
+            leader: None,
+            commit: 5,
+            applied: 5,
+            first_index: 1,
+            last_index: 5,
+            snapshot_index: 0,
+            voters: vec![1, 2, 3],
+            learners: vec![],
+            peers: vec![],
+        };
+        assert!(readiness(&status).is_err());
+        status.leader = Some(2);
+        assert!(readiness(&status).is_ok());
+        status.applied = 4;
+        assert!(readiness(&status).is_err());
+    }
+}

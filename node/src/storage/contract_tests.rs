@@ -1,0 +1,616 @@
+//! The `Storage` contract as a test suite. `check_storage_contract` runs every case on a
+//! fresh store of any implementation; `MemoryStore` and `FjallStore` must both pass it.
+//! A restart drops the store and opens what is durable again (for `MemoryStore`, whose
+//! durability is the process's lifetime, it keeps the same store).
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use client::wire::WriteResult;
+use raft::{ConfState, Entry, EntryPayload, HardState, Index, Snapshot, SnapshotMeta, Term};
+
+use super::memory_store::MemoryStore;
+use super::{ApplyBatch, Recovered, SessionRecord, SnapshotImage, Storage};
+
+/// How the suite gets a fresh store and restarts it.
+pub(crate) trait Harness {
+    type Store: Storage;
+    /// A new, empty store.
+    fn create() -> Self;
+    fn store(&mut self) -> &mut Self::Store;
+    /// Drops the store and opens its durable state again.
+    fn restart(&mut self);
+}
+
+type Case<H> = (&'static str, fn(&mut H));
+
+/// Every rule of the contract, each on a fresh store.
+pub(crate) fn check_storage_contract<H: Harness>() {
+    let cases: [Case<H>; 8] = [
+        ("an empty store recovers nothing", empty_store_recovers_none),
+        (
+            "persisted state survives a restart",
+            persisted_state_survives_restart,
+        ),
+        (
+            "entries truncate the stored suffix",
+            entries_truncate_the_stored_suffix,
+        ),
+        (
+            "a snapshot replaces log and state machine",
+            snapshot_replaces_log_and_state_machine,
+        ),
+        (
+            "compact purges the log prefix, keeps the snapshot",
+            compact_purges_prefix_keeps_snapshot,
+        ),
+        (
+            "apply writes everything and survives a restart",
+            apply_is_complete_and_durable,
+        ),
+        (
+            "list respects prefix, limit and key order",
+            list_respects_prefix_limit_and_order,
+        ),
+        ("the snapshot image round-trips", snapshot_image_round_trips),
+    ];
+    for (name, case) in cases {
+        // Captured by the test harness and shown if the case fails.
+        eprintln!("storage contract: {name}");
+        case(&mut H::create());
+    }
+}
+
+#[test]
+fn memory_store_passes_the_contract() {
+    check_storage_contract::<MemoryHarness>();
+}
+
+struct MemoryHarness(MemoryStore);
+
+impl Harness for MemoryHarness {
+    type Store = MemoryStore;
+    fn create() -> Self {
+        Self(MemoryStore::default())
+    }
+    fn store(&mut self) -> &mut MemoryStore {
+        &mut self.0
+    }
+    fn restart(&mut self) {}
+}
+
+fn entry(index: Index, term: Term) -> Entry {
+    Entry {
+        term,
+        index,
+        payload: EntryPayload::Normal(Arc::from(format!("entry {index} of term {term}").as_bytes())),
+    }
+}
+
+fn entries(indexes: RangeInclusive<Index>, term: Term) -> Vec<Entry> {
+    indexes.map(|index| entry(index, term)).collect()
+}
+
+fn hard_state(term: Term, commit: Index) -> HardState {
+    HardState {
+        term,
+        vote: Some(1),
+        commit,
+    }
+}
+
+fn session(sequence: u64, index: Index) -> SessionRecord {
+    SessionRecord {
+        sequence,
+        result: WriteResult::Done {
+            previous: Some(format!("before {sequence}").into_bytes()),
+        },
+        index,
+    }
+}
+
+fn snapshot(index: Index, term: Term, image: &SnapshotImage) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta {
+            index,
+            term,
+            conf_state: ConfState::with_voters([1, 2, 3]),
+        },
+        data: Arc::from(image.encode()),
+    }
+}
+
+fn put(key: &str, value: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+    (key.as_bytes().to_vec(), Some(value.as_bytes().to_vec()))
+}
+
+fn delete(key: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+    (key.as_bytes().to_vec(), None)
+}
+
+fn recovered<H: Harness>(harness: &mut H) -> Recovered {
+    harness
+        .store()
+        .recover()
+        .expect("recover succeeds")
+        .expect("the store holds state")
+}
+
+fn value<H: Harness>(harness: &mut H, key: &str) -> Option<String> {
+    let value = harness.store().get(key.as_bytes()).expect("get succeeds");
+    value.map(|bytes| String::from_utf8(bytes).expect("test values are text"))
+}
+
+/// (index, term) of each recovered entry, for readable failures.
+fn log_of(recovered: &Recovered) -> Vec<(Index, Term)> {
+    recovered
+        .raft
+        .entries
+        .iter()
+        .map(|entry| (entry.index, entry.term))
+        .collect()
+}
+
+fn empty_store_recovers_none<H: Harness>(harness: &mut H) {
+    assert!(harness.store().recover().expect("recover").is_none());
+    // Nothing given is nothing written.
+    harness.store().persist(None, &[], None).expect("empty persist");
+    harness.restart();
+    assert!(harness.store().recover().expect("recover").is_none());
+    assert_eq!(harness.store().get(b"a").expect("get"), None);
+    assert!(harness.store().list(b"", 10).expect("list").is_empty());
+    assert_eq!(
+        harness.store().snapshot_image().expect("image"),
+        SnapshotImage::default()
+    );
+}
+
+fn persisted_state_survives_restart<H: Harness>(harness: &mut H) {
+    harness
+        .store()
+        .persist(None, &entries(1..=3, 1), Some(hard_state(1, 0)))
+        .expect("persist");
+    harness.restart();
+    let state = recovered(harness);
+    assert_eq!(state.raft.hard_state, hard_state(1, 0));
+    assert_eq!(state.raft.snapshot, None);
+    assert_eq!(
+        state.raft.entries,
+        entries(1..=3, 1),
+        "entries come back whole, payloads included"
+    );
+    assert_eq!(state.raft.applied, 0);
+    assert!(state.sessions.is_empty());
+
+    // A hard state alone leaves the log alone; entries alone leave the hard state alone.
+    harness
+        .store()
+        .persist(None, &[], Some(hard_state(2, 3)))
+        .expect("persist hard state");
+    harness
+        .store()
+        .persist(None, &entries(4..=5, 2), None)
+        .expect("persist entries");
+    harness.restart();
+    let state = recovered(harness);
+    assert_eq!(state.raft.hard_state, hard_state(2, 3));
+    assert_eq!(log_of(&state), [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2)]);
+}
+
+fn entries_truncate_the_stored_suffix<H: Harness>(harness: &mut H) {
+    harness
+        .store()
+        .persist(None, &entries(1..=5, 1), Some(hard_state(1, 0)))
+        .expect("persist");
+    // A new leader's entries from index 3 on: 3 and 4 are replaced and 5 is gone (§5.3).
+    harness
+        .store()
+        .persist(None, &entries(3..=4, 2), Some(hard_state(2, 0)))
+        .expect("persist");
+    harness.restart();
+    let state = recovered(harness);
+    assert_eq!(log_of(&state), [(1, 1), (2, 1), (3, 2), (4, 2)]);
+    assert_eq!(
+        state.raft.entries[2],
+        entry(3, 2),
+        "the replaced entry carries its new payload"
+    );
+
+    harness
+        .store()
+        .persist(None, &entries(5..=6, 2), None)
+        .expect("append");
+    harness
+        .store()
+        .persist(None, &[entry(2, 3)], Some(hard_state(3, 0)))
+        .expect("truncate");
+    harness.restart();
+    assert_eq!(log_of(&recovered(harness)), [(1, 1), (2, 3)]);
+}
+
+fn snapshot_replaces_log_and_state_machine<H: Harness>(harness: &mut H) {
+    harness
+        .store()
+        .persist(None, &entries(1..=10, 1), Some(hard_state(1, 10)))
+        .expect("persist");
+    harness
+        .store()
+        .apply(ApplyBatch {
+            applied_index: 3,
+            kv_writes: vec![put("a", "old"), put("b", "old")],
+            session_writes: vec![(1, Some(session(1, 2))), (2, Some(session(1, 3)))],
+        })
+        .expect("apply");
+    let image = SnapshotImage {
+        kv: vec![(b"b".to_vec(), b"new".to_vec()), (b"c".to_vec(), b"new".to_vec())],
+        sessions: vec![(2, session(5, 7)), (3, session(1, 6))],
+    };
+    let installed = snapshot(7, 2, &image);
+    // Entry 8 follows the snapshot and replaces the stored entry 8 of term 1.
+    harness
+        .store()
+        .persist(Some(&installed), &[entry(8, 2)], Some(hard_state(2, 7)))
+        .expect("install");
+    for restarted in [false, true] {
+        if restarted {
+            harness.restart();
+        }
+        let state = recovered(harness);
+        assert_eq!(
+            state.raft.snapshot.as_ref(),
+            Some(&installed),
+            "restarted: {restarted}"
+        );
+        assert_eq!(state.raft.entries, [entry(8, 2)], "restarted: {restarted}");
+        assert_eq!(state.raft.applied, 7);
+        assert_eq!(state.sessions, image.sessions);
+        assert_eq!(value(harness, "a"), None, "a key absent from the image is gone");
+        assert_eq!(value(harness, "b").as_deref(), Some("new"));
+        assert_eq!(value(harness, "c").as_deref(), Some("new"));
+        assert_eq!(harness.store().snapshot_image().expect("image"), image);
+    }
+
+    // A snapshot alone empties the log, and an empty image empties the state machine.
+    let empty = snapshot(9, 2, &SnapshotImage::default());
+    harness.store().persist(Some(&empty), &[], None).expect("install");
+    harness.restart();
+    let state = recovered(harness);
+    assert_eq!(
+        (state.raft.snapshot.as_ref(), state.raft.entries.len()),
+        (Some(&empty), 0)
+    );
+    assert_eq!((state.raft.applied, state.sessions.len()), (9, 0));
+    assert!(harness.store().list(b"", 10).expect("list").is_empty());
+}
+
+fn compact_purges_prefix_keeps_snapshot<H: Harness>(harness: &mut H) {
+    harness
+        .store()
+        .persist(None, &entries(1..=6, 1), Some(hard_state(1, 6)))
+        .expect("persist");
+    let batch = ApplyBatch {
+        applied_index: 4,
+        kv_writes: vec![put("x", "1")],
+        session_writes: vec![(1, Some(session(1, 4)))],
+    };
+    harness.store().apply(batch).expect("apply");
+    let image = harness.store().snapshot_image().expect("image");
+    let first = snapshot(4, 1, &image);
+    harness.store().compact(&first, 4).expect("compact");
+    for restarted in [false, true] {
+        if restarted {
+            harness.restart();
+        }
+        let state = recovered(harness);
+        assert_eq!(
+            state.raft.snapshot.as_ref(),
+            Some(&first),
+            "restarted: {restarted}"
+        );
+        assert_eq!(log_of(&state), [(5, 1), (6, 1)], "restarted: {restarted}");
+        assert_eq!(state.raft.applied, 4);
+        assert_eq!(state.sessions, [(1, session(1, 4))]);
+        assert_eq!(
+            value(harness, "x").as_deref(),
+            Some("1"),
+            "compaction keeps the state machine"
+        );
+    }
+
+    harness
+        .store()
+        .apply(ApplyBatch {
+            applied_index: 6,
+            ..ApplyBatch::default()
+        })
+        .expect("apply");
+    let second = snapshot(6, 1, &harness.store().snapshot_image().expect("image"));
+    harness.store().compact(&second, 6).expect("compact everything");
+    harness
+        .store()
+        .persist(None, &entries(7..=8, 1), None)
+        .expect("append after compaction");
+    harness.restart();
+    let state = recovered(harness);
+    assert_eq!(state.raft.snapshot.as_ref(), Some(&second));
+    assert_eq!(log_of(&state), [(7, 1), (8, 1)]);
+}
+
+fn apply_is_complete_and_durable<H: Harness>(harness: &mut H) {
+    harness
+        .store()
+        .persist(None, &entries(1..=4, 1), Some(hard_state(1, 4)))
+        .expect("persist");
+    let first = ApplyBatch {
+        applied_index: 2,
+        kv_writes: vec![put("a", "1"), put("b", "1"), put("gone", "1")],
+        session_writes: vec![(1, Some(session(1, 1))), (2, Some(session(1, 2)))],
+    };
+    harness.store().apply(first).expect("apply");
+    // Writes of one key in one batch: the last one wins, as if applied one by one.
+    let second = ApplyBatch {
+        applied_index: 4,
+        kv_writes: vec![
+            put("a", "2"),
+            delete("gone"),
+            put("a", "3"),
+            delete("b"),
+            put("b", "2"),
+        ],
+        session_writes: vec![
+            (1, Some(session(2, 3))),
+            (2, None),
+            (3, Some(session(1, 4))),
+            (3, None),
+        ],
+    };
+    harness.store().apply(second).expect("apply");
+    harness.restart();
+    let state = recovered(harness);
+    assert_eq!(state.raft.applied, 4);
+    assert_eq!(state.sessions, [(1, session(2, 3))]);
+    assert_eq!(value(harness, "a").as_deref(), Some("3"));
+    assert_eq!(value(harness, "b").as_deref(), Some("2"));
+    assert_eq!(value(harness, "gone"), None);
+    assert_eq!(log_of(&state).len(), 4, "apply leaves the log alone");
+}
+
+fn list_respects_prefix_limit_and_order<H: Harness>(harness: &mut H) {
+    let keys: [&[u8]; 9] = [
+        b"b",
+        b"app/3",
+        b"a",
+        b"app/1",
+        &[0xff, 0xff],
+        b"apq",
+        b"app/2",
+        &[0xff],
+        &[0xff, 0],
+    ];
+    let kv_writes = keys
+        .iter()
+        .map(|key| (key.to_vec(), Some([key, &b"!"[..]].concat())))
+        .collect();
+    harness
+        .store()
+        .apply(ApplyBatch {
+            applied_index: 0,
+            kv_writes,
+            session_writes: vec![],
+        })
+        .expect("apply");
+    let everything: BTreeMap<Vec<u8>, Vec<u8>> = keys
+        .iter()
+        .map(|key| (key.to_vec(), [key, &b"!"[..]].concat()))
+        .collect();
+    let expected = |prefix: &[u8], limit: usize| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let matching = everything.iter().filter(|(key, _)| key.starts_with(prefix));
+        matching
+            .take(limit)
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    };
+    let cases: [(&[u8], usize); 9] = [
+        (b"app/", 10),
+        (b"app/", 2),
+        (b"app", 10),
+        (b"app/", 0),
+        (b"", 100),
+        (b"", 3),
+        (b"zzz", 10),
+        (&[0xff], 10),
+        (&[0xff, 0xff], 10),
+    ];
+    for (prefix, limit) in cases {
+        let listed = harness.store().list(prefix, limit).expect("list");
+        assert_eq!(
+            listed,
+            expected(prefix, limit),
+            "prefix {prefix:?}, limit {limit}"
+        );
+    }
+    assert_eq!(harness.store().list(b"app/", 2).expect("list").len(), 2);
+}
+
+fn snapshot_image_round_trips<H: Harness>(harness: &mut H) {
+    let batch = ApplyBatch {
+        applied_index: 0,
+        kv_writes: vec![put("k2", "v2"), put("k1", "v1"), put("k3", "")],
+        session_writes: vec![(300, Some(session(3, 0))), (7, Some(session(1, 0)))],
+    };
+    harness.store().apply(batch).expect("apply");
+    let image = harness.store().snapshot_image().expect("image");
+    let kv_keys: Vec<&[u8]> = image.kv.iter().map(|(key, _)| key.as_slice()).collect();
+    assert_eq!(kv_keys, [&b"k1"[..], b"k2", b"k3"], "the image is in key order");
+    assert_eq!(image.sessions, [(7, session(1, 0)), (300, session(3, 0))]);
+    assert_eq!(SnapshotImage::decode(&image.encode()), Ok(image.clone()));
+
+    // Installed on another store, the image is the whole state machine there.
+    let mut other = H::create();
+    let installed = snapshot(5, 1, &image);
+    other
+        .store()
+        .persist(Some(&installed), &[], Some(hard_state(1, 5)))
+        .expect("install");
+    other.restart();
+    assert_eq!(other.store().snapshot_image().expect("image"), image);
+    assert_eq!(
+        value(&mut other, "k3").as_deref(),
+        Some(""),
+        "an empty value is a value"
+    );
+}
+
+#[cfg(not(madsim))]
+mod fjall_store_tests {
+    use std::time::{Duration, Instant};
+
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::storage::fjall_store::{FjallStore, LOG_KEYSPACE, META_KEYSPACE};
+    use crate::storage::StorageError;
+
+    struct FjallHarness {
+        dir: TempDir,
+        store: Option<FjallStore>,
+    }
+
+    impl Harness for FjallHarness {
+        type Store = FjallStore;
+        fn create() -> Self {
+            let dir = TempDir::new().expect("temporary directory");
+            let store = FjallStore::open(dir.path()).expect("open");
+            Self {
+                dir,
+                store: Some(store),
+            }
+        }
+        fn store(&mut self) -> &mut FjallStore {
+            self.store.as_mut().expect("the store is open")
+        }
+        fn restart(&mut self) {
+            // Dropped first: fjall locks its directory while open.
+            drop(self.store.take());
+            self.store = Some(FjallStore::open(self.dir.path()).expect("reopen"));
+        }
+    }
+
+    impl FjallHarness {
+        /// Closes the store and writes `key = value` into `keyspace` with fjall itself,
+        /// as a bad disk or a bug would, then opens the store again.
+        fn tamper(&mut self, keyspace: &str, key: &[u8], value: Option<&[u8]>) {
+            drop(self.store.take());
+            let db = ::fjall::Database::builder(self.dir.path())
+                .open()
+                .expect("open fjall");
+            let keyspace = db
+                .keyspace(keyspace, ::fjall::KeyspaceCreateOptions::default)
+                .expect("keyspace");
+            match value {
+                Some(value) => keyspace.insert(key, value).expect("insert"),
+                None => keyspace.remove(key).expect("remove"),
+            }
+            db.persist(::fjall::PersistMode::SyncAll).expect("persist");
+            drop((keyspace, db));
+            self.store = Some(FjallStore::open(self.dir.path()).expect("reopen"));
+        }
+    }
+
+    fn with_three_entries() -> FjallHarness {
+        let mut harness = FjallHarness::create();
+        harness
+            .store()
+            .persist(None, &entries(1..=3, 1), Some(hard_state(1, 0)))
+            .expect("persist");
+        harness
+    }
+
+    fn assert_corrupt(harness: &mut FjallHarness) {
+        let outcome = harness.store().recover();
+        assert!(matches!(outcome, Err(StorageError::Corrupt(_))), "{outcome:?}");
+    }
+
+    #[test]
+    fn fjall_store_passes_the_contract() {
+        check_storage_contract::<FjallHarness>();
+    }
+
+    #[test]
+    fn a_garbage_log_entry_is_corrupt_not_a_panic() {
+        let mut harness = with_three_entries();
+        harness.tamper(LOG_KEYSPACE, &2_u64.to_be_bytes(), Some(&[0xff; 5]));
+        assert_corrupt(&mut harness);
+    }
+
+    #[test]
+    fn a_gap_in_the_log_is_corrupt() {
+        let mut harness = with_three_entries();
+        harness.tamper(LOG_KEYSPACE, &2_u64.to_be_bytes(), None);
+        assert_corrupt(&mut harness);
+    }
+
+    #[test]
+    fn an_entry_under_the_wrong_key_is_corrupt() {
+        let mut harness = with_three_entries();
+        let misplaced = postcard::to_allocvec(&entry(9, 1)).expect("encode");
+        harness.tamper(LOG_KEYSPACE, &3_u64.to_be_bytes(), Some(&misplaced));
+        assert_corrupt(&mut harness);
+    }
+
+    #[test]
+    fn a_garbage_hard_state_is_corrupt() {
+        let mut harness = with_three_entries();
+        harness.tamper(META_KEYSPACE, b"hard_state", Some(b"not postcard"));
+        assert_corrupt(&mut harness);
+    }
+
+    #[test]
+    fn a_second_open_of_the_directory_fails_with_io() {
+        let harness = FjallHarness::create();
+        let outcome = FjallStore::open(harness.dir.path());
+        assert!(matches!(outcome, Err(StorageError::Io(_))), "{outcome:?}");
+    }
+
+    /// The cost of one durable `persist` (one fdatasync), for 1 and for 100 entries.
+    /// Run: `cargo test -p node --release -- --ignored fjall_persist_timing --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn fjall_persist_timing() {
+        const PAYLOAD_BYTES: usize = 128;
+        const ROUNDS: usize = 200;
+        for batch_entries in [1_u64, 100] {
+            let mut harness = FjallHarness::create();
+            let mut durations: Vec<Duration> = Vec::with_capacity(ROUNDS);
+            let mut next_index = 1;
+            for _ in 0..ROUNDS {
+                let batch: Vec<Entry> = (next_index..next_index + batch_entries)
+                    .map(|index| Entry {
+                        term: 1,
+                        index,
+                        payload: EntryPayload::Normal(Arc::from(vec![7_u8; PAYLOAD_BYTES])),
+                    })
+                    .collect();
+                next_index += batch_entries;
+                let started = Instant::now();
+                harness
+                    .store()
+                    .persist(None, &batch, Some(hard_state(1, next_index - 1)))
+                    .expect("persist");
+                durations.push(started.elapsed());
+            }
+            durations.sort();
+            let total: Duration = durations.iter().sum();
+            println!(
+                "fjall persist of {batch_entries} entries ({PAYLOAD_BYTES} B each) + hard state, {ROUNDS} rounds \
+                 in {}: mean {:?}, median {:?}, p99 {:?}, max {:?}",
+                harness.dir.path().display(),
+                total / ROUNDS as u32,
+                durations[ROUNDS / 2],
+                durations[ROUNDS * 99 / 100],
+                durations[ROUNDS - 1],
+            );
+        }
+    }
+}

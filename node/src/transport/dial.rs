@@ -1,0 +1,119 @@
+//! Opening an outbound peer connection: connect, introduce ourselves, and make sure the
+//! node that answers is the one we meant to reach.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use client::connection::{Connection, ConnectionError};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tracing::warn;
+
+use super::handshake::{Handshake, HandshakeReply, CLIENT_ADDRESS_BYTES_MAX, PROTOCOL_VERSION};
+use super::shared::Shared;
+
+/// Bound on TCP connect: a blackholed address (a deleted pod's IP) would otherwise hang
+/// for the kernel's SYN retry time, about two minutes, while messages pile up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on each side's handshake, so a silent or stuck peer cannot hold a connection.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest refusal reason quoted in our logs: the text comes from the peer.
+const QUOTED_REASON_CHARS_MAX: usize = 256;
+
+/// Why an outbound connection could not be opened.
+#[derive(Debug)]
+pub(super) enum DialError {
+    Connect(io::Error),
+    ConnectTimeout,
+    Handshake(ConnectionError),
+    HandshakeTimeout,
+    /// The peer closed the connection instead of answering.
+    ClosedDuringHandshake,
+    Refused {
+        reason: String,
+    },
+    /// Another node answers at the peer's address (stale DNS, swapped addresses).
+    WrongNode {
+        found: u64,
+    },
+}
+
+impl DialError {
+    /// A refusal or a wrong node is a configuration problem worth a warning on every try;
+    /// the rest is the normal life of a peer that is down.
+    pub(super) fn is_misconfiguration(&self) -> bool {
+        matches!(self, Self::Refused { .. } | Self::WrongNode { .. })
+    }
+}
+
+impl fmt::Display for DialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connect(error) => write!(f, "connect failed: {error}"),
+            Self::ConnectTimeout => write!(f, "connect timed out after {CONNECT_TIMEOUT:?}"),
+            Self::Handshake(error) => write!(f, "handshake failed: {error}"),
+            Self::HandshakeTimeout => write!(f, "no handshake reply within {HANDSHAKE_TIMEOUT:?}"),
+            Self::ClosedDuringHandshake => write!(f, "peer closed the connection during the handshake"),
+            Self::Refused { reason } => write!(f, "peer refused our handshake: {reason}"),
+            Self::WrongNode { found } => write!(f, "node {found} answered at this peer's address"),
+        }
+    }
+}
+
+impl std::error::Error for DialError {}
+
+/// Connects to `address`, which should host peer `peer_id`, and completes the handshake.
+/// The returned connection is ready for Raft message frames.
+pub(super) async fn dial(
+    shared: &Shared,
+    peer_id: u64,
+    address: &str,
+) -> Result<Connection<TcpStream>, DialError> {
+    // Resolved on every attempt, so a rescheduled pod's new IP is found.
+    let stream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+        Err(_elapsed) => return Err(DialError::ConnectTimeout),
+        Ok(Err(error)) => return Err(DialError::Connect(error)),
+        Ok(Ok(stream)) => stream,
+    };
+    // Raft's small messages (heartbeats, votes) must not wait for Nagle's algorithm.
+    if let Err(error) = stream.set_nodelay(true) {
+        warn!(%error, "could not disable Nagle's algorithm on a peer connection");
+    }
+    let mut connection = Connection::new(stream);
+    let handshake = Handshake {
+        protocol_version: PROTOCOL_VERSION,
+        cluster_id: shared.cluster_id.clone(),
+        node_id: shared.own_id,
+        client_address: shared.advertised_client_address.clone(),
+    };
+    let exchange = async {
+        connection.write_frame(&handshake).await?;
+        connection.read_frame::<HandshakeReply>().await
+    };
+    let reply = match timeout(HANDSHAKE_TIMEOUT, exchange).await {
+        Err(_elapsed) => return Err(DialError::HandshakeTimeout),
+        Ok(Err(error)) => return Err(DialError::Handshake(error)),
+        Ok(Ok(None)) => return Err(DialError::ClosedDuringHandshake),
+        Ok(Ok(Some(reply))) => reply,
+    };
+    match reply {
+        HandshakeReply::Refused { reason } => Err(DialError::Refused {
+            reason: reason.chars().take(QUOTED_REASON_CHARS_MAX).collect(),
+        }),
+        HandshakeReply::Accepted { node_id, .. } if node_id != peer_id => {
+            Err(DialError::WrongNode { found: node_id })
+        }
+        HandshakeReply::Accepted { client_address, .. } => {
+            if client_address.len() <= CLIENT_ADDRESS_BYTES_MAX {
+                shared.record_client_address(peer_id, &client_address);
+            } else {
+                warn!(
+                    bytes = client_address.len(),
+                    "peer announced an oversized client address; not using it for redirects"
+                );
+            }
+            Ok(connection)
+        }
+    }
+}

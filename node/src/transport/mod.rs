@@ -1,0 +1,207 @@
+//! The peer transport: carries Raft messages between nodes over TCP.
+//!
+//! Shape (DESIGN.md, "Peer transport"):
+//! - Every node dials every peer for its own outbound traffic, and accepts the peers'
+//!   connections for its inbound traffic, so each connection carries one direction only:
+//!   a reply travels over the other node's outbound connection. No tie-breaking between
+//!   simultaneous dials is needed, which is why many Raft implementations do this.
+//! - Frames are the client crate's length-prefixed postcard frames with its size limit.
+//!   The dialer's first frame is a [`Handshake`] (protocol version, cluster id, node id,
+//!   client address); the acceptor answers [`HandshakeReply`] and then only reads
+//!   `raft::Message` frames, each of which must come `from` the handshaken peer and be
+//!   addressed `to` this node.
+//! - Bad input from the network (garbage, an oversized length, an undecodable payload, a
+//!   misrouted message, a refused handshake) closes that one connection with a logged
+//!   reason and a counter; it never panics and never stops the listener.
+//! - Outbound: one bounded queue and one task per peer. [`Transport::send`] never waits:
+//!   a full queue drops the message and counts it, since Raft retransmits. The task
+//!   encodes each message once and writes what is queued in one batch per flush; it
+//!   reconnects with exponential backoff whose jitter is derived from the node ids, so
+//!   simulations replay exactly.
+//! - Inbound: messages go to the driver with `send().await` on its bounded channel, which
+//!   turns a slow driver into TCP backpressure and, in the end, into counted drops at the
+//!   sender's queue (see `inbound.rs`).
+//!
+//! Only tokio APIs that madsim simulates are used (`net`, `time`, `spawn`, `sync`,
+//! `select!`), so the simulation runs this very code.
+
+mod backoff;
+mod config;
+mod dial;
+mod handshake;
+mod inbound;
+mod lifecycle;
+mod listener;
+mod outbound;
+mod peer_frame;
+mod shared;
+mod stats;
+#[cfg(test)]
+mod test_log;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, watch, Mutex};
+use tracing::{debug, info, info_span, Instrument};
+
+pub use self::config::TransportConfig;
+pub use self::handshake::{Handshake, HandshakeReply, Refusal, PROTOCOL_VERSION};
+pub use self::stats::TransportStats;
+
+use self::backoff::Backoff;
+use self::lifecycle::{Shutdown, TaskGuard, TaskTracker};
+use self::listener::PeerListener;
+use self::outbound::OutboundPeer;
+use self::shared::Shared;
+use self::stats::bump;
+
+/// A handle to the running transport. Clones share it; when the last clone is dropped the
+/// tasks stop as if [`Transport::shutdown`] had been called.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    /// Each peer's outbound queue. Fixed at start: a node added by a membership change is
+    /// reachable only once it is in the configuration of a (re)started transport.
+    queues: BTreeMap<u64, mpsc::Sender<raft::Message>>,
+    local_address: SocketAddr,
+    /// Dropping it (with the last handle) stops the tasks too.
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<TaskTracker>,
+}
+
+impl Transport {
+    /// Binds the listener and starts one outbound task per peer; inbound messages go to
+    /// `inbound`. Fails on an invalid configuration or if the address cannot be bound.
+    pub async fn start(
+        config: TransportConfig,
+        inbound: mpsc::Sender<raft::Message>,
+    ) -> io::Result<Transport> {
+        config.validate()?;
+        let listener = TcpListener::bind(config.listen_address.as_str()).await?;
+        Self::start_with_listener(config, listener, inbound)
+    }
+
+    /// Like [`Transport::start`] on a listener the caller already bound; `listen_address`
+    /// is then not used. Lets tests bind port 0 for every node before any node needs its
+    /// peers' addresses. Must be called inside the runtime (it spawns tasks).
+    pub fn start_with_listener(
+        config: TransportConfig,
+        listener: TcpListener,
+        inbound: mpsc::Sender<raft::Message>,
+    ) -> io::Result<Transport> {
+        config.validate()?;
+        let local_address = listener.local_addr()?;
+        let peers: BTreeMap<u64, String> = config
+            .remote_peers()
+            .map(|(id, address)| (id, address.clone()))
+            .collect();
+        let shared = Arc::new(Shared::new(
+            config.own_id,
+            config.cluster_id.clone(),
+            config.advertised_client_address.clone(),
+            peers,
+            inbound,
+        ));
+        let (shutdown, shutdown_receiver) = watch::channel(false);
+        let (tasks, task) = TaskTracker::new();
+        let shutdown_receiver = Shutdown::new(shutdown_receiver);
+
+        let mut queues = BTreeMap::new();
+        for (&peer_id, address) in &shared.peers {
+            let (queue, queue_receiver) = mpsc::channel(config.queue_messages_max);
+            queues.insert(peer_id, queue);
+            let backoff = Backoff::new(
+                config.reconnect_backoff_min,
+                config.reconnect_backoff_max,
+                config.own_id,
+                peer_id,
+            );
+            let peer = OutboundPeer::new(shared.clone(), peer_id, address.clone(), queue_receiver, backoff);
+            let span = info_span!("peer_outbound", own_id = config.own_id, peer_id, %address);
+            tokio::task::spawn(peer.run(shutdown_receiver.clone(), task.clone()).instrument(span));
+        }
+        let span = info_span!("peer_listener", own_id = config.own_id, %local_address);
+        let listener = PeerListener::new(listener, shared.clone());
+        spawn_listener(listener, shutdown_receiver, task, span);
+        info!(
+            own_id = config.own_id,
+            %local_address,
+            peers = queues.len(),
+            "peer transport started"
+        );
+        Ok(Transport {
+            inner: Arc::new(Inner {
+                shared,
+                queues,
+                local_address,
+                shutdown,
+                tasks: Mutex::new(tasks),
+            }),
+        })
+    }
+
+    /// Queues a message for its `to` peer without waiting. If that peer's queue is full
+    /// the message is dropped and counted: Raft tolerates loss, and the driver must never
+    /// block on a slow or dead peer.
+    pub fn send(&self, message: raft::Message) {
+        let counters = &self.inner.shared.counters;
+        let Some(queue) = self.inner.queues.get(&message.to) else {
+            bump(&counters.messages_unroutable);
+            debug!(
+                to = message.to,
+                "dropping a message for a node that is not a peer"
+            );
+            return;
+        };
+        match queue.try_send(message) {
+            Ok(()) => {}
+            // Closed only after shutdown: the message is dropped all the same.
+            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => bump(&counters.messages_dropped),
+        }
+    }
+
+    /// The client address a peer announced in its handshake, if known (for client
+    /// redirects). Learned from either direction's handshake.
+    pub fn peer_client_address(&self, id: u64) -> Option<String> {
+        self.inner.shared.client_address(id)
+    }
+
+    /// The bound listen address (tests bind port 0).
+    pub fn local_address(&self) -> SocketAddr {
+        self.inner.local_address
+    }
+
+    /// A snapshot of the counters, for `/metrics`, `/status` and tests.
+    pub fn stats(&self) -> TransportStats {
+        self.inner.shared.counters.snapshot()
+    }
+
+    /// Asks every task to stop: the listener closes, connections close, queued messages
+    /// are dropped. Returns at once; await [`Transport::stopped`] to know it is done.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Resolves once every task has stopped after [`Transport::shutdown`], so the listen
+    /// port is free again (a restart in place, or a test, can bind it).
+    pub async fn stopped(&self) {
+        self.inner.tasks.lock().await.wait().await;
+    }
+}
+
+/// Spawns the accept loop (a function of its own so `start_with_listener` stays short).
+fn spawn_listener(listener: PeerListener, shutdown: Shutdown, task: TaskGuard, span: tracing::Span) {
+    tokio::task::spawn(listener.run(shutdown, task).instrument(span));
+}
