@@ -76,7 +76,6 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
     let driver_config = DriverConfig {
         tick_interval: settings.tick_interval,
         snapshot_every_entries: settings.snapshot_every,
-        sessions_max: SESSIONS_MAX,
         own_client_address: settings.advertise_client.clone(),
         shutdown_transfer_ticks_max: settings.raft.election_timeout_ticks_max * 2,
         inputs_per_turn_max: 4096,

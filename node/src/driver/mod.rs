@@ -46,7 +46,6 @@ pub struct DriverConfig {
     pub tick_interval: Duration,
     /// Take a snapshot and compact the log after this many applied entries.
     pub snapshot_every_entries: u64,
-    pub sessions_max: usize,
     /// This node's client address, for redirects pointing at itself.
     pub own_client_address: String,
     /// On shutdown, how many ticks a leader waits for its transfer to complete.

@@ -46,7 +46,6 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
     let config = DriverConfig {
         tick_interval: Duration::from_millis(5),
         snapshot_every_entries: 1_000,
-        sessions_max: 1024,
         own_client_address: "127.0.0.1:1".into(),
         shutdown_transfer_ticks_max: 10,
         inputs_per_turn_max: 4096,
@@ -55,7 +54,7 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         raft,
         MemoryStore::default(),
         NoPeers,
-        StateMachine::new([], 64),
+        StateMachine::new([], 1024),
         config,
     );
     let (_inbound_sender, inbound) = mpsc::channel(16);
