@@ -34,6 +34,8 @@ pub struct PeerCounters {
     pub messages_sent: u64,
     pub messages_dropped: u64,
     pub send_errors: u64,
+    pub connections_refused: u64,
+    pub malformed_frames: u64,
 }
 
 impl Metrics {

@@ -93,6 +93,8 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
                 messages_sent: stats.messages_sent,
                 messages_dropped: stats.messages_dropped,
                 send_errors: stats.send_errors,
+                connections_refused: stats.connections_refused,
+                malformed_frames: stats.malformed_frames,
             }
         }),
     };
