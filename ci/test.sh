@@ -16,7 +16,13 @@ ci/tidy.sh raft
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "the driver path builds under madsim (RUSTFLAGS=--cfg madsim, own target dir)"
+RUSTFLAGS="--cfg madsim" cargo check --locked -p node -p client --lib --target-dir target/madsim
+
 step "tests (CASES=${CASES:-2000} random schedules)"
 started=$(date +%s)
 cargo test --workspace --locked -- --show-output
 echo "tests took $(( $(date +%s) - started ))s"
+
+step "the README's local cluster walk-through (ci/demo.sh)"
+ci/demo.sh
