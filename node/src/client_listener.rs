@@ -17,6 +17,8 @@ use crate::driver::ClientCall;
 
 /// Requests one connection may have in flight before it is answered `Overloaded`.
 pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 1024;
+/// How long one response may take to write before the client is presumed gone.
+const CLIENT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves clients until `shutdown` turns true.
 pub async fn serve_clients(
@@ -92,9 +94,17 @@ async fn serve_connection(
             }
             Some(answer) = answers.recv() => {
                 in_flight -= 1;
-                if let Err(error) = connection.write_frame(&answer).await {
-                    debug!(%peer, %error, "client went away");
-                    return;
+                // A client that stops reading must not pin this task forever.
+                match tokio::time::timeout(CLIENT_WRITE_TIMEOUT, connection.write_frame(&answer)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        debug!(%peer, %error, "client went away");
+                        return;
+                    }
+                    Err(_) => {
+                        info!(%peer, "closed a client connection that stopped reading");
+                        return;
+                    }
                 }
             }
         }

@@ -77,7 +77,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
         tick_interval: settings.tick_interval,
         snapshot_every_entries: settings.snapshot_every,
         own_client_address: settings.advertise_client.clone(),
-        shutdown_transfer_ticks_max: settings.raft.election_timeout_ticks_max * 2,
+        shutdown_transfer_ticks_max: settings.raft.election_timeout_ticks_max.saturating_mul(2),
         inputs_per_turn_max: 4096,
     };
     let (driver, handles) = Driver::new(raft, storage, transport.clone(), machine, driver_config);

@@ -78,8 +78,8 @@ pub struct Raft {
     pub(crate) persisted_messages: Vec<Message>,
     /// Confirmed reads waiting until `applied` reaches their index.
     pub(crate) reads_awaiting_apply: Vec<ReadState>,
-    /// Reads forwarded to the leader and not yet answered, by context.
-    pub(crate) forwarded_reads: BTreeSet<u64>,
+    /// Reads forwarded to the leader and not yet answered: context -> ticks waited.
+    pub(crate) forwarded_reads: BTreeMap<u64, u32>,
     /// Reads that failed (leadership lost, leader changed); the application retries.
     pub(crate) dropped_reads: Vec<u64>,
     /// The hard state last handed to the application.
@@ -196,7 +196,7 @@ impl Raft {
             messages: Vec::new(),
             persisted_messages: Vec::new(),
             reads_awaiting_apply: Vec::new(),
-            forwarded_reads: BTreeSet::new(),
+            forwarded_reads: BTreeMap::new(),
             dropped_reads: Vec::new(),
             handed_out_hard_state: HardState::default(),
             ready_in_flight: None,
@@ -426,7 +426,7 @@ impl Raft {
             self.vote = None;
             // A leader of an older term ignores the forwarded reads it has not answered.
             self.dropped_reads
-                .extend(std::mem::take(&mut self.forwarded_reads));
+                .extend(std::mem::take(&mut self.forwarded_reads).into_keys());
         }
         self.end_leadership();
         self.role = RoleState::Follower;
@@ -522,7 +522,7 @@ impl Raft {
         if self.leader != leader {
             // Reads sent to the old leader may never be answered.
             self.dropped_reads
-                .extend(std::mem::take(&mut self.forwarded_reads));
+                .extend(std::mem::take(&mut self.forwarded_reads).into_keys());
             // Chunks from different leaders must not be spliced: their snapshots at one
             // index hold the same state but need not be the same bytes.
             self.incoming_snapshot = None;

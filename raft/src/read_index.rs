@@ -33,7 +33,7 @@ impl Raft {
         if self.forwarded_reads.len() >= self.config.max_pending_reads {
             return Err(ProposalError::TooManyPendingReads);
         }
-        self.forwarded_reads.insert(context);
+        self.forwarded_reads.insert(context, 0);
         self.send(leader, MessageBody::ReadIndex(ReadIndexRequest { context }));
         Ok(())
     }
@@ -118,8 +118,25 @@ impl Raft {
         }
     }
 
+    /// A forwarded read or its answer may be lost on the wire, and nothing resends it:
+    /// after an election timeout it is reported dropped so the client retries.
+    pub(crate) fn expire_forwarded_reads(&mut self) {
+        let timeout_ticks = self.config.election_timeout_ticks_max;
+        let mut expired = Vec::new();
+        for (context, waited_ticks) in &mut self.forwarded_reads {
+            *waited_ticks += 1;
+            if *waited_ticks >= timeout_ticks {
+                expired.push(*context);
+            }
+        }
+        for context in expired {
+            self.forwarded_reads.remove(&context);
+            self.dropped_reads.push(context);
+        }
+    }
+
     pub(crate) fn handle_read_index_response(&mut self, response: ReadIndexResponse) {
-        if !self.forwarded_reads.remove(&response.context) {
+        if self.forwarded_reads.remove(&response.context).is_none() {
             debug!(
                 context = response.context,
                 "ignored answer to a read not outstanding"

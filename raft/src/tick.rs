@@ -10,6 +10,7 @@ use crate::types::NodeId;
 
 impl Raft {
     pub(crate) fn tick_election(&mut self) {
+        self.expire_forwarded_reads();
         self.election_elapsed_ticks += 1;
         if self.election_elapsed_ticks < self.randomized_election_timeout_ticks {
             return;

@@ -3,7 +3,26 @@
 use client::wire::{NodeDump, NodeStatus, PeerStatus};
 use raft::{EntryPayload, Raft, Role};
 
+use client::wire::Command;
+
 use crate::kv::command::KvCommand;
+
+/// A command with its key and value sizes, not its values: a dump must stay small.
+fn describe_command(command: &Command) -> String {
+    let key = String::from_utf8_lossy(command.key());
+    let size = |value: &Option<Vec<u8>>| {
+        value
+            .as_ref()
+            .map_or("absent".to_string(), |v| format!("{} bytes", v.len()))
+    };
+    match command {
+        Command::Put { value, .. } => format!("put {key:?} ({} bytes)", value.len()),
+        Command::Delete { .. } => format!("delete {key:?}"),
+        Command::CompareAndSwap {
+            expected, new_value, ..
+        } => format!("cas {key:?} expected {} new {}", size(expected), size(new_value)),
+    }
+}
 
 pub(super) fn role_number(role: Role) -> u64 {
     match role {
@@ -54,8 +73,10 @@ pub(super) fn node_dump(raft: &Raft, kv: Vec<(Vec<u8>, Vec<u8>)>) -> NodeDump {
                 }
                 EntryPayload::Normal(data) => match KvCommand::decode(data) {
                     Ok(command) => format!(
-                        "client {} seq {}: {:?}",
-                        command.session.client_id, command.session.sequence, command.command
+                        "client {} seq {}: {}",
+                        command.session.client_id,
+                        command.session.sequence,
+                        describe_command(&command.command)
                     ),
                     Err(error) => format!("undecodable command: {error}"),
                 },

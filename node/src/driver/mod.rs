@@ -323,7 +323,11 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         }
         self.was_leader = is_leader;
         let applied = self.raft.applied();
-        if applied >= self.snapshot_index + self.config.snapshot_every_entries {
+        if applied
+            >= self
+                .snapshot_index
+                .saturating_add(self.config.snapshot_every_entries)
+        {
             let image = self.storage.snapshot_image()?;
             match self.raft.compact(applied, image.encode()) {
                 Ok(compaction) => {

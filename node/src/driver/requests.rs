@@ -4,7 +4,10 @@
 
 use std::sync::atomic::Ordering;
 
-use client::wire::{ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, LIST_LIMIT_MAX};
+use client::frame::FRAME_PAYLOAD_BYTES_MAX;
+use client::wire::{
+    ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, KEY_BYTES_MAX, LIST_LIMIT_MAX,
+};
 use raft::{ProposalError, Role};
 
 use super::{describe, lost_write, unavailable, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite};
@@ -46,11 +49,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 }
             }
             Request::Get { consistency, .. } | Request::List { consistency, .. } => {
-                if let Request::List { limit, .. } = &request {
-                    if *limit > LIST_LIMIT_MAX {
-                        let _ = reply.send(invalid(format!("limit {limit} exceeds {LIST_LIMIT_MAX}")));
-                        return;
-                    }
+                if let Err(why) = validate_read(&request) {
+                    let _ = reply.send(invalid(why));
+                    return;
                 }
                 match consistency {
                     ReadConsistency::Stale => Some(self.serve_read(&request)),
@@ -68,7 +69,10 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 }
             }
             Request::Status => Some(Response::Status(describe::node_status(&self.raft))),
-            Request::Dump => Some(match self.storage.list(b"", usize::MAX) {
+            Request::Dump => Some(match self.storage.list(b"", usize::MAX, RESPONSE_BYTES_MAX) {
+                Ok(kv) if kv.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() >= RESPONSE_BYTES_MAX => {
+                    invalid("the KV map is too large to dump in one response".into())
+                }
                 Ok(kv) => Response::Dump(describe::node_dump(&self.raft, kv)),
                 Err(error) => internal(error.to_string()),
             }),
@@ -83,9 +87,10 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         self.metrics.reads_total.fetch_add(1, Ordering::Relaxed);
         let result = match request {
             Request::Get { key, .. } => self.storage.get(key).map(Response::Value),
-            Request::List { prefix, limit, .. } => {
-                self.storage.list(prefix, *limit as usize).map(Response::Listing)
-            }
+            Request::List { prefix, limit, .. } => self
+                .storage
+                .list(prefix, *limit as usize, RESPONSE_BYTES_MAX)
+                .map(Response::Listing),
             _ => unreachable!("only reads are served here"),
         };
         result.unwrap_or_else(|error| internal(error.to_string()))
@@ -120,6 +125,29 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     pub fn is_leader(&self) -> bool {
         self.raft.role() == Role::Leader
     }
+}
+
+/// Keys and values one response may carry: half a frame, leaving room for encoding.
+/// A `List` stops there (the client asks again after the last key it got).
+const RESPONSE_BYTES_MAX: usize = FRAME_PAYLOAD_BYTES_MAX / 2;
+
+/// Keys and prefixes are bounded like keys of writes: the storage engine cannot look up
+/// keys of 64 KiB or more, and nothing longer than `KEY_BYTES_MAX` is ever stored.
+fn validate_read(request: &Request) -> Result<(), String> {
+    let (key, what) = match request {
+        Request::Get { key, .. } => (key, "key"),
+        Request::List { prefix, limit, .. } => {
+            if *limit > LIST_LIMIT_MAX {
+                return Err(format!("limit {limit} exceeds {LIST_LIMIT_MAX}"));
+            }
+            (prefix, "prefix")
+        }
+        _ => return Ok(()),
+    };
+    if key.len() > KEY_BYTES_MAX {
+        return Err(format!("{what} of {} bytes exceeds {KEY_BYTES_MAX}", key.len()));
+    }
+    Ok(())
 }
 
 fn invalid(message: String) -> Response {

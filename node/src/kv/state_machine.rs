@@ -11,7 +11,7 @@
 //! retry arriving after its session was evicted, which takes `sessions_max` newer
 //! clients in between, is applied again instead of refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use client::wire::{Command, ErrorKind, ErrorReply, Session, WriteResult};
 use raft::{Entry, EntryPayload, Index, Term};
@@ -28,24 +28,50 @@ pub struct AppliedWrite {
     pub result: Result<WriteResult, ErrorReply>,
 }
 
+/// Bytes of values the session table may cache in all: results carry values up to
+/// 1 MiB, so a count bound alone would let the table grow without bound in bytes.
+pub const SESSION_CACHED_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+fn cached_bytes(record: &SessionRecord) -> usize {
+    let values = match &record.result {
+        WriteResult::Done { previous } => [previous.as_ref(), None],
+        WriteResult::CompareAndSwap { current, .. } => [current.as_ref(), None],
+    };
+    values.into_iter().flatten().map(Vec::len).sum()
+}
+
 #[derive(Debug)]
 pub struct StateMachine {
     sessions: BTreeMap<u64, SessionRecord>,
     sessions_max: usize,
+    /// Sum of `cached_bytes` over the table.
+    sessions_bytes: usize,
+    /// (index of last write, client id) of every session: eviction order.
+    sessions_by_age: BTreeSet<(Index, u64)>,
 }
 
 impl StateMachine {
     pub fn new(sessions: impl IntoIterator<Item = (u64, SessionRecord)>, sessions_max: usize) -> Self {
         assert!(sessions_max > 0);
-        Self {
-            sessions: sessions.into_iter().collect(),
+        let mut machine = Self {
+            sessions: BTreeMap::new(),
             sessions_max,
-        }
+            sessions_bytes: 0,
+            sessions_by_age: BTreeSet::new(),
+        };
+        machine.restore_sessions(sessions);
+        machine
     }
 
     /// Replaces the session table after a snapshot was installed.
     pub fn restore_sessions(&mut self, sessions: impl IntoIterator<Item = (u64, SessionRecord)>) {
         self.sessions = sessions.into_iter().collect();
+        self.sessions_bytes = self.sessions.values().map(cached_bytes).sum();
+        self.sessions_by_age = self
+            .sessions
+            .iter()
+            .map(|(id, record)| (record.index, *id))
+            .collect();
     }
 
     /// The cached result of `session`'s write, if that exact write was applied.
@@ -145,16 +171,22 @@ impl StateMachine {
             result: result.clone(),
             index,
         };
-        self.sessions.insert(session.client_id, record.clone());
+        self.sessions_bytes += cached_bytes(&record);
+        self.sessions_by_age.insert((record.index, session.client_id));
+        if let Some(replaced) = self.sessions.insert(session.client_id, record.clone()) {
+            self.sessions_bytes -= cached_bytes(&replaced);
+            self.sessions_by_age.remove(&(replaced.index, session.client_id));
+        }
         session_writes.insert(session.client_id, Some(record));
-        if self.sessions.len() > self.sessions_max {
-            let oldest = self
-                .sessions
-                .iter()
-                .min_by_key(|(client_id, record)| (record.index, **client_id))
-                .map(|(client_id, _)| *client_id)
-                .expect("table is not empty");
-            self.sessions.remove(&oldest);
+        // Evict in log order, so every replica evicts the same sessions. The newest one
+        // stays even if it alone is over the byte bound.
+        while self.sessions.len() > 1
+            && (self.sessions.len() > self.sessions_max || self.sessions_bytes > SESSION_CACHED_BYTES_MAX)
+        {
+            let (_, oldest) = self.sessions_by_age.pop_first().expect("one entry per session");
+            if let Some(evicted) = self.sessions.remove(&oldest) {
+                self.sessions_bytes -= cached_bytes(&evicted);
+            }
             session_writes.insert(oldest, None);
         }
         Ok(Ok(result))

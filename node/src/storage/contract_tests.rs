@@ -159,7 +159,11 @@ fn empty_store_recovers_none<H: Harness>(harness: &mut H) {
     harness.restart();
     assert!(harness.store().recover().expect("recover").is_none());
     assert_eq!(harness.store().get(b"a").expect("get"), None);
-    assert!(harness.store().list(b"", 10).expect("list").is_empty());
+    assert!(harness
+        .store()
+        .list(b"", 10, usize::MAX)
+        .expect("list")
+        .is_empty());
     assert_eq!(
         harness.store().snapshot_image().expect("image"),
         SnapshotImage::default()
@@ -281,7 +285,11 @@ fn snapshot_replaces_log_and_state_machine<H: Harness>(harness: &mut H) {
         (Some(&empty), 0)
     );
     assert_eq!((state.raft.applied, state.sessions.len()), (9, 0));
-    assert!(harness.store().list(b"", 10).expect("list").is_empty());
+    assert!(harness
+        .store()
+        .list(b"", 10, usize::MAX)
+        .expect("list")
+        .is_empty());
 }
 
 fn compact_purges_prefix_keeps_snapshot<H: Harness>(harness: &mut H) {
@@ -423,14 +431,17 @@ fn list_respects_prefix_limit_and_order<H: Harness>(harness: &mut H) {
         (&[0xff, 0xff], 10),
     ];
     for (prefix, limit) in cases {
-        let listed = harness.store().list(prefix, limit).expect("list");
+        let listed = harness.store().list(prefix, limit, usize::MAX).expect("list");
         assert_eq!(
             listed,
             expected(prefix, limit),
             "prefix {prefix:?}, limit {limit}"
         );
     }
-    assert_eq!(harness.store().list(b"app/", 2).expect("list").len(), 2);
+    assert_eq!(
+        harness.store().list(b"app/", 2, usize::MAX).expect("list").len(),
+        2
+    );
 }
 
 fn snapshot_image_round_trips<H: Harness>(harness: &mut H) {

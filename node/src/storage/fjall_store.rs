@@ -37,7 +37,7 @@ use raft::{Entry, HardState, Index, RestartState, Snapshot, SnapshotMeta};
 use serde::de::DeserializeOwned;
 
 use super::fjall_codec::{decode, decode_index_key, encode, index_key, OrIo};
-use super::{ApplyBatch, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
+use super::{ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
 
 pub(crate) const LOG_KEYSPACE: &str = "log";
 pub(crate) const META_KEYSPACE: &str = "meta";
@@ -351,6 +351,10 @@ impl Storage for FjallStore {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        // lsm-tree asserts keys are under 64 KiB: no stored key is that long.
+        if key.is_empty() || key.len() > u16::MAX as usize {
+            return Ok(None);
+        }
         Ok(self
             .kv
             .get(key)
@@ -359,8 +363,9 @@ impl Storage for FjallStore {
     }
 
     /// One fjall iterator, which reads as of the instant it was opened.
-    fn list(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
-        if limit == 0 {
+    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
+        // lsm-tree asserts keys are under 64 KiB; a longer prefix matches nothing.
+        if limit == 0 || prefix.len() > u16::MAX as usize {
             return Ok(Vec::new());
         }
         // fjall panics on an empty prefix; an empty prefix means every key.
@@ -369,12 +374,17 @@ impl Storage for FjallStore {
         } else {
             self.kv.prefix(prefix)
         };
-        scan.take(limit)
-            .map(|guard| {
-                let (key, value) = guard.into_inner().or_io("listing keys")?;
-                Ok((key.to_vec(), value.to_vec()))
-            })
-            .collect()
+        let mut pairs = Vec::new();
+        let mut bytes = 0usize;
+        for guard in scan.take(limit) {
+            if bytes >= max_bytes {
+                break;
+            }
+            let (key, value) = guard.into_inner().or_io("listing keys")?;
+            bytes = bytes.saturating_add(key.len() + value.len());
+            pairs.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(pairs)
     }
 
     /// Through one fjall snapshot, so the KV data and the sessions are of the same

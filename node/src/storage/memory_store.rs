@@ -93,12 +93,18 @@ impl Storage for MemoryStore {
         Ok(self.kv.get(key).cloned())
     }
 
-    fn list(&self, prefix: &[u8], limit: usize) -> Result<KvPairs, StorageError> {
+    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
+        let mut bytes = 0usize;
         Ok(self
             .kv
             .range(prefix.to_vec()..)
             .take_while(|(key, _)| key.starts_with(prefix))
             .take(limit)
+            .take_while(|(key, value)| {
+                let within = bytes < max_bytes;
+                bytes = bytes.saturating_add(key.len() + value.len());
+                within
+            })
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect())
     }

@@ -113,8 +113,10 @@ pub trait Storage: Send + 'static {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
 
-    /// Keys starting with `prefix`, in key order, at most `limit`.
-    fn list(&self, prefix: &[u8], limit: usize) -> Result<KvPairs, StorageError>;
+    /// Keys starting with `prefix`, in key order: at most `limit` pairs, and no more
+    /// pairs once their keys and values reach `max_bytes` (at least one if any exists),
+    /// so a scan's memory is bounded whatever the values' sizes.
+    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError>;
 
     /// The whole state machine as of the last `apply`.
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError>;

@@ -125,3 +125,28 @@ fn a_second_leader_in_the_same_term_is_refused() {
     assert!(cluster.server_mut(2).step(impostor).is_err());
     assert_eq!(cluster.server(2).leader(), Some(1));
 }
+
+/// Thesis §6.4: every read comes back served or dropped. A forwarded read whose request
+/// or answer was lost on the wire, with the leader unchanged, used to wait forever; it
+/// is dropped after an election timeout so the client retries.
+#[test]
+fn a_lost_forwarded_read_is_dropped_after_an_election_timeout() {
+    let mut cluster = Cluster::new(&[1, 2, 3], 12);
+    cluster.elect(1);
+    assert!(cluster.read(3, 55));
+    cluster.in_flight.clear();
+    let timeout_ticks = test_config(3).election_timeout_ticks_max as usize;
+    for _ in 0..timeout_ticks - 1 {
+        cluster.run_rounds(1);
+        assert!(
+            !cluster.reads_dropped.contains(&(3, 55)),
+            "dropped before its timeout"
+        );
+    }
+    cluster.run_rounds(1);
+    assert_eq!(cluster.server(3).leader(), Some(1), "the leader never changed");
+    assert!(
+        cluster.reads_dropped.contains(&(3, 55)),
+        "the lost read was reported dropped"
+    );
+}
