@@ -50,14 +50,18 @@ pub struct LocalCluster {
     processes: Vec<Option<Child>>,
 }
 
-/// A free port on 127.0.0.1 (the OS picks; another process could take it in between,
-/// which a start failure then reports).
-fn free_port() -> Result<u16, LocalClusterError> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| LocalClusterError(format!("no free port: {e}")))?;
-    listener
-        .local_addr()
-        .map(|address| address.port())
+/// Free ports on 127.0.0.1, chosen by the OS. All listeners stay open until every port
+/// is picked, so no two are the same; another process could still take one before the
+/// node binds it, which the node's start failure then reports.
+fn free_ports(count: usize) -> Result<Vec<u16>, LocalClusterError> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| LocalClusterError(format!("no free port: {e}")))?;
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().map(|address| address.port()))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| LocalClusterError(format!("no free port: {e}")))
 }
 
@@ -66,17 +70,18 @@ impl LocalCluster {
     pub fn start(options: LocalClusterOptions) -> Result<Self, LocalClusterError> {
         fs::create_dir_all(&options.base_dir)
             .map_err(|e| LocalClusterError(format!("cannot create {}: {e}", options.base_dir.display())))?;
-        let mut nodes = Vec::new();
-        for id in 1..=options.size {
-            nodes.push(LocalNode {
+        let ports = free_ports(3 * options.size as usize)?;
+        let nodes: Vec<LocalNode> = (1..=options.size)
+            .zip(ports.chunks_exact(3))
+            .map(|(id, ports)| LocalNode {
                 id,
-                peer_address: format!("127.0.0.1:{}", free_port()?),
-                client_address: format!("127.0.0.1:{}", free_port()?),
-                http_address: format!("127.0.0.1:{}", free_port()?),
+                peer_address: format!("127.0.0.1:{}", ports[0]),
+                client_address: format!("127.0.0.1:{}", ports[1]),
+                http_address: format!("127.0.0.1:{}", ports[2]),
                 data_dir: options.base_dir.join(format!("node-{id}")),
                 log_path: options.base_dir.join(format!("node-{id}.log")),
-            });
-        }
+            })
+            .collect();
         let processes = (0..nodes.len()).map(|_| None).collect();
         let mut cluster = Self {
             options,

@@ -119,6 +119,16 @@ impl Metrics {
                 "Failed connections or writes to peers.",
                 peers.send_errors,
             ),
+            (
+                "raftkv_peer_connections_refused_total",
+                "Peer connections refused at the handshake (other cluster, unknown node).",
+                peers.connections_refused,
+            ),
+            (
+                "raftkv_peer_malformed_frames_total",
+                "Peer connections closed on a malformed frame.",
+                peers.malformed_frames,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
@@ -149,7 +159,12 @@ mod tests {
         let metrics = Metrics::default();
         metrics.observe_fsync(Duration::from_micros(300));
         metrics.observe_fsync(Duration::from_millis(3));
-        let text = metrics.render(PeerCounters::default());
+        let text = metrics.render(PeerCounters {
+            connections_refused: 3,
+            ..PeerCounters::default()
+        });
+        assert!(text.contains("raftkv_peer_connections_refused_total 3"));
+        assert!(text.contains("raftkv_peer_malformed_frames_total 0"));
         assert!(text.contains("raftkv_fsync_duration_seconds_bucket{le=\"0.00025\"} 0"));
         assert!(text.contains("raftkv_fsync_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("raftkv_fsync_duration_seconds_bucket{le=\"0.005\"} 2"));
