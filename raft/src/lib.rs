@@ -42,6 +42,7 @@ pub use crate::message::{
     AppendRequest, AppendResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, ReadIndexRequest,
     ReadIndexResponse, SnapshotChunk, SnapshotChunkResponse, VoteRequest, VoteResponse,
 };
+pub use crate::prng::Prng;
 pub use crate::raft::{Raft, RestartState};
 pub use crate::ready::Ready;
 pub use crate::replication::Proposal;

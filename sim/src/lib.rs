@@ -12,20 +12,13 @@ pub struct RunParameters {
 
 impl RunParameters {
     pub fn from_seed(seed: u64) -> Self {
-        let mut state = seed;
-        let mut next = move || {
-            // SplitMix64 step: the same generator the raft crate uses.
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        // The raft crate's generator, so a seed means the same thing here as there.
+        let mut rng = raft::Prng::new(seed);
         Self {
             seed,
-            cluster_size: if next() % 2 == 0 { 3 } else { 5 },
-            client_count: 1 + (next() % 4) as usize,
-            crash_per_mille: (next() % 50) as u32,
+            cluster_size: if rng.below(2) == 0 { 3 } else { 5 },
+            client_count: 1 + rng.below(4) as usize,
+            crash_per_mille: rng.below(50) as u32,
         }
     }
 }

@@ -1,21 +1,19 @@
 //! Leader election: paper §5.2, §5.4.1; pre-vote thesis §9.6; check-quorum thesis §6.2.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use raft::{
-    AppendRequest, AppendResponse, ConfState, Config, Entry, EntryPayload, HardState, Heartbeat, Index,
-    Message, MessageBody, NodeId, ProposalError, Raft, ReadState, Ready, RestartState, Role, Snapshot, Term,
+    AppendRequest, AppendResponse, ConfState, Config, Entry, EntryPayload, HardState, Index, Message,
+    MessageBody, NodeId, ProposalError, Raft, ReadState, Ready, RestartState, Role, Snapshot, Term,
     VoteRequest, VoteResponse,
 };
 
+use crate::harness::single::{
+    bootstrapped, config_entry, data_entry, handle, heartbeat, is_vote_request, message, restarted, step,
+};
 use crate::harness::{test_config, Cluster, Disk};
 
 // ----- local helpers -----------------------------------------------------------------
-
-fn message(from: NodeId, to: NodeId, term: Term, body: MessageBody) -> Message {
-    Message { from, to, term, body }
-}
 
 fn vote_request(last_log_index: Index, last_log_term: Term) -> VoteRequest {
     VoteRequest {
@@ -23,62 +21,6 @@ fn vote_request(last_log_index: Index, last_log_term: Term) -> VoteRequest {
         last_log_term,
         leadership_transfer: false,
     }
-}
-
-/// Handles one `Ready` as the contract says (the test inspects it) and advances.
-fn handle(raft: &mut Raft) -> Ready {
-    let ready = raft.ready();
-    raft.advance();
-    ready
-}
-
-fn step(raft: &mut Raft, message: Message) -> Ready {
-    raft.step(message).expect("a well-formed message");
-    handle(raft)
-}
-
-fn bootstrapped(config: Config, voters: &[NodeId]) -> Raft {
-    let mut raft =
-        Raft::bootstrap(config, ConfState::with_voters(voters.iter().copied())).expect("bootstrap");
-    handle(&mut raft);
-    raft
-}
-
-fn data_entry(index: Index, term: Term) -> Entry {
-    Entry {
-        index,
-        term,
-        payload: EntryPayload::Normal(Arc::from(index.to_be_bytes().as_slice())),
-    }
-}
-
-fn config_entry(voters: &[NodeId]) -> Entry {
-    Entry {
-        index: 1,
-        term: 1,
-        payload: EntryPayload::Config(ConfState::with_voters(voters.iter().copied())),
-    }
-}
-
-/// A server restarted from durable state: `term`, no vote, `entries` applied through 1.
-fn restarted(config: Config, term: Term, entries: Vec<Entry>) -> Raft {
-    let state = RestartState {
-        hard_state: HardState {
-            term,
-            vote: None,
-            commit: 1,
-        },
-        snapshot: None,
-        entries,
-        applied: 1,
-    };
-    let mut raft = Raft::restart(config, state).expect("valid durable state");
-    handle(&mut raft);
-    raft
-}
-
-fn is_vote_request(message: &Message) -> bool {
-    matches!(message.body, MessageBody::PreVote(_) | MessageBody::Vote(_))
 }
 
 /// Ticks until the server starts an election (sends vote requests); returns how many
@@ -97,13 +39,6 @@ fn tick_until_campaign(raft: &mut Raft) -> (u32, Ready) {
         }
     }
     panic!("server {} never campaigned", raft.id());
-}
-
-fn heartbeat(leader_commit: Index) -> MessageBody {
-    MessageBody::Heartbeat(Heartbeat {
-        leader_commit,
-        read_round: 0,
-    })
 }
 
 // ----- tests -----------------------------------------------------------------------------
@@ -455,7 +390,7 @@ fn votes_are_refused_to_candidates_with_less_up_to_date_logs() {
     // Server 2's log: index 1 (term 1), 2 and 3 (term 2); no leader known.
     let voters = [1, 2, 3, 4, 5];
     let log = vec![config_entry(&voters), data_entry(2, 2), data_entry(3, 2)];
-    let mut voter = restarted(test_config(2), 2, log);
+    let mut voter = restarted(test_config(2), 2, log, 1);
 
     let refused = MessageBody::VoteResponse(VoteResponse { granted: false });
     let granted = MessageBody::VoteResponse(VoteResponse { granted: true });

@@ -8,19 +8,8 @@ use raft::{
     VoteResponse,
 };
 
+use crate::harness::single::is_vote_request;
 use crate::harness::Cluster;
-
-fn deliver_recording(cluster: &mut Cluster) -> Vec<Message> {
-    let mut seen = Vec::new();
-    let mut budget = 100_000;
-    while let Some(next) = cluster.in_flight.first().cloned() {
-        budget -= 1;
-        assert!(budget > 0, "messages never stop");
-        seen.push(next);
-        cluster.deliver(0);
-    }
-    seen
-}
 
 /// Proposes `change` on `id` and hands its output to the bus (nothing is delivered).
 fn change(cluster: &mut Cluster, id: NodeId, change: ConfChange) -> Result<Proposal, ProposalError> {
@@ -35,16 +24,6 @@ fn conf(voters: &[NodeId], learners: &[NodeId]) -> ConfState {
         voters: voters.iter().copied().collect(),
         learners: learners.iter().copied().collect(),
     }
-}
-
-fn match_index_of(cluster: &Cluster, leader: NodeId, peer: NodeId) -> u64 {
-    let status = cluster.server(leader).status();
-    status
-        .progress
-        .iter()
-        .find(|p| p.id == peer)
-        .expect("peer is tracked")
-        .match_index
 }
 
 fn cut_both_ways(cluster: &mut Cluster, a: NodeId, b: NodeId) {
@@ -63,10 +42,6 @@ fn led_by_1(voters: &[NodeId], seed: u64) -> Cluster {
     let leader = cluster.server(1);
     assert_eq!(leader.committed(), leader.log().last_index());
     cluster
-}
-
-fn is_vote_request(message: &Message) -> bool {
-    matches!(message.body, MessageBody::PreVote(_) | MessageBody::Vote(_))
 }
 
 /// Thesis §4.2.1: a new server joins as a non-voting learner; the leader replicates to
@@ -88,7 +63,7 @@ fn a_learner_catches_up_but_never_votes_nor_counts_towards_commitment() {
         cluster.machines[&4], cluster.machines[&1],
         "the learner applies the same log"
     );
-    assert_eq!(match_index_of(&cluster, 1, 4), leader_last);
+    assert_eq!(cluster.match_index_of(1, 4), leader_last);
 
     // Cut off from everyone for many election timeouts, it still never campaigns.
     let term = cluster.server(4).term();
@@ -96,7 +71,7 @@ fn a_learner_catches_up_but_never_votes_nor_counts_towards_commitment() {
     let mut sent = Vec::new();
     for _ in 0..100 {
         cluster.tick(4);
-        sent.extend(deliver_recording(&mut cluster));
+        sent.extend(cluster.deliver_recording());
     }
     assert_eq!(
         (cluster.server(4).role(), cluster.server(4).term()),
@@ -116,7 +91,7 @@ fn a_learner_catches_up_but_never_votes_nor_counts_towards_commitment() {
     let mut sent = Vec::new();
     for _ in 0..30 {
         cluster.tick(2);
-        sent.extend(deliver_recording(&mut cluster));
+        sent.extend(cluster.deliver_recording());
         if cluster.server(2).role() == Role::PreCandidate {
             break;
         }
@@ -151,7 +126,7 @@ fn a_learner_catches_up_but_never_votes_nor_counts_towards_commitment() {
     cluster.deliver_all();
     let (index, _) = cluster.proposed[&value];
     assert_eq!(
-        match_index_of(&cluster, leader, 4),
+        cluster.match_index_of(leader, 4),
         index,
         "the learner stored the entry"
     );
@@ -192,13 +167,13 @@ fn a_learner_is_promoted_only_once_it_has_caught_up() {
 
     cluster.heal();
     for _ in 0..20 {
-        if match_index_of(&cluster, 1, 4) >= cluster.server(1).committed() {
+        if cluster.match_index_of(1, 4) >= cluster.server(1).committed() {
             break;
         }
         cluster.tick(1);
         cluster.deliver_all();
     }
-    assert_eq!(match_index_of(&cluster, 1, 4), cluster.server(1).committed());
+    assert_eq!(cluster.match_index_of(1, 4), cluster.server(1).committed());
     let promoted = change(&mut cluster, 1, ConfChange::PromoteLearner(4)).expect("caught up");
     assert_eq!(cluster.server(1).conf_state(), &conf(&[1, 2, 3, 4], &[]));
     cluster.deliver_all();
@@ -409,8 +384,8 @@ fn a_removed_leader_leads_until_its_removal_commits_then_steps_down() {
     cluster.cut_links.insert((1, 3));
     cluster.deliver_all();
     let (value_index, _) = cluster.proposed[&value];
-    assert_eq!(match_index_of(&cluster, 1, 2), removal.index);
-    assert_eq!(match_index_of(&cluster, 1, 3), value_index);
+    assert_eq!(cluster.match_index_of(1, 2), removal.index);
+    assert_eq!(cluster.match_index_of(1, 3), value_index);
     assert_eq!(
         cluster.server(1).committed(),
         value_index,
@@ -426,7 +401,7 @@ fn a_removed_leader_leads_until_its_removal_commits_then_steps_down() {
     let mut stepped_down_at = None;
     for _ in 0..20 {
         cluster.tick(1);
-        for message in deliver_recording(&mut cluster) {
+        for message in cluster.deliver_recording() {
             assert!(
                 !(message.from == 1 && is_vote_request(&message)),
                 "1 never campaigns"
@@ -459,7 +434,7 @@ fn a_removed_leader_leads_until_its_removal_commits_then_steps_down() {
     let mut new_leader = None;
     for _ in 0..100 {
         cluster.tick_all();
-        for message in deliver_recording(&mut cluster) {
+        for message in cluster.deliver_recording() {
             assert!(
                 !(message.from == 1 && is_vote_request(&message)),
                 "1 never campaigns"

@@ -3,76 +3,23 @@
 //! majority that it still leads, and the read is served once that index is applied.
 //! Followers forward reads to the leader (thesis §6.4.1).
 
-use std::sync::Arc;
-
 use raft::{
-    AppendRequest, AppendResponse, ConfState, Config, Entry, EntryPayload, HardState, Heartbeat,
-    HeartbeatResponse, Index, Message, MessageBody, NodeId, ProposalError, Raft, ReadIndexRequest,
-    ReadIndexResponse, ReadState, Ready, RestartState, Role, Term, VoteResponse,
+    AppendRequest, AppendResponse, Config, HeartbeatResponse, Index, MessageBody, NodeId, ProposalError,
+    Raft, ReadIndexRequest, ReadIndexResponse, ReadState, Ready, Role,
 };
 
+use crate::harness::single::{
+    ack_append, bootstrapped, config_entry, data_entry, handle, heartbeat, message, restarted, step,
+    win_election,
+};
 use crate::harness::{test_config, Cluster};
 
 // ----- local helpers -----------------------------------------------------------------
 
-fn message(from: NodeId, to: NodeId, term: Term, body: MessageBody) -> Message {
-    Message { from, to, term, body }
-}
-
-/// Handles one `Ready` as the contract says (the test inspects it) and advances.
-fn handle(raft: &mut Raft) -> Ready {
-    let ready = raft.ready();
-    raft.advance();
-    ready
-}
-
-fn step(raft: &mut Raft, message: Message) -> Ready {
-    raft.step(message).expect("a well-formed message");
-    handle(raft)
-}
-
-fn data_entry(index: Index, term: Term) -> Entry {
-    Entry {
-        index,
-        term,
-        payload: EntryPayload::Normal(Arc::from(index.to_be_bytes().as_slice())),
-    }
-}
-
-/// Makes `raft` win an election by hand: it times out, and a quorum grants its pre-vote
-/// and its vote.
-fn win_election(raft: &mut Raft) {
-    let voters: Vec<NodeId> = raft
-        .conf_state()
-        .voters
-        .iter()
-        .copied()
-        .filter(|&id| id != raft.id())
-        .collect();
-    let supporters = &voters[..raft.conf_state().quorum_size() - 1];
-    while raft.role() == Role::Follower {
-        raft.tick();
-        handle(raft);
-    }
-    let term = raft.term() + 1;
-    for &id in supporters {
-        let granted = MessageBody::PreVoteResponse(VoteResponse { granted: true });
-        raft.step(message(id, raft.id(), term, granted)).expect("valid");
-    }
-    for &id in supporters {
-        let granted = MessageBody::VoteResponse(VoteResponse { granted: true });
-        raft.step(message(id, raft.id(), term, granted)).expect("valid");
-    }
-    assert_eq!((raft.role(), raft.term()), (Role::Leader, term));
-    handle(raft);
-}
-
 /// Server 1 as leader of term 2 of a fresh `voters` cluster, no-op (index 2) not yet
 /// acknowledged by anyone.
 fn new_leader(config: Config, voters: &[NodeId]) -> Raft {
-    let mut raft =
-        Raft::bootstrap(config, ConfState::with_voters(voters.iter().copied())).expect("bootstrap");
-    handle(&mut raft);
+    let mut raft = bootstrapped(config, voters);
     win_election(&mut raft);
     raft
 }
@@ -90,12 +37,6 @@ fn established_leader(config: Config, voters: &[NodeId]) -> Raft {
     }
     assert_eq!(leader.committed(), 2);
     leader
-}
-
-fn ack_append(leader: &mut Raft, from: NodeId, match_index: Index) -> Ready {
-    let term = leader.term();
-    let body = MessageBody::AppendResponse(AppendResponse::Accepted { match_index });
-    step(leader, message(from, leader.id(), term, body))
 }
 
 fn ack_heartbeat(leader: &mut Raft, from: NodeId, read_round: u64) -> Ready {
@@ -141,23 +82,8 @@ fn read_index_responses(ready: &Ready) -> Vec<(NodeId, ReadIndexResponse)> {
 #[test]
 fn a_new_leader_answers_no_read_until_an_entry_of_its_term_commits() {
     let voters = [1, 2, 3];
-    let config_entry = Entry {
-        index: 1,
-        term: 1,
-        payload: EntryPayload::Config(ConfState::with_voters(voters)),
-    };
-    let state = RestartState {
-        hard_state: HardState {
-            term: 2,
-            vote: None,
-            commit: 1,
-        },
-        snapshot: None,
-        entries: vec![config_entry, data_entry(2, 2), data_entry(3, 2)],
-        applied: 1,
-    };
-    let mut leader = Raft::restart(test_config(1), state).expect("restart");
-    handle(&mut leader);
+    let entries = vec![config_entry(&voters), data_entry(2, 2), data_entry(3, 2)];
+    let mut leader = restarted(test_config(1), 2, entries, 1);
     win_election(&mut leader);
     assert_eq!(
         (leader.term(), leader.committed(), leader.log().last_index()),
@@ -310,11 +236,7 @@ fn a_deposed_leader_drops_its_pending_reads_instead_of_answering_them() {
     let round = read_round_sent(&ready).expect("round sent");
 
     // Server 2 leads term 3 now.
-    let heartbeat = MessageBody::Heartbeat(Heartbeat {
-        leader_commit: 2,
-        read_round: 0,
-    });
-    let ready = step(&mut leader, message(2, 1, 3, heartbeat));
+    let ready = step(&mut leader, message(2, 1, 3, heartbeat(2)));
     assert_eq!(
         (leader.role(), leader.term(), leader.leader()),
         (Role::Follower, 3, Some(2))
@@ -370,13 +292,8 @@ fn a_follower_forwards_a_read_to_the_leader_and_serves_it_at_the_leaders_index()
 /// through that index, and serves it in the same `Ready` as those entries.
 #[test]
 fn a_forwarded_read_waits_for_the_follower_to_apply_the_leaders_index() {
-    let mut follower = Raft::bootstrap(test_config(2), ConfState::with_voters([1, 2, 3])).expect("bootstrap");
-    handle(&mut follower);
-    let heartbeat = MessageBody::Heartbeat(Heartbeat {
-        leader_commit: 1,
-        read_round: 0,
-    });
-    step(&mut follower, message(1, 2, 2, heartbeat));
+    let mut follower = bootstrapped(test_config(2), &[1, 2, 3]);
+    step(&mut follower, message(1, 2, 2, heartbeat(1)));
     follower.read_index(77).expect("forwarded");
     let ready = handle(&mut follower);
     let request = MessageBody::ReadIndex(ReadIndexRequest { context: 77 });
@@ -448,13 +365,8 @@ fn pending_reads_are_bounded_on_leaders_and_followers() {
         max_pending_reads: 2,
         ..test_config(2)
     };
-    let mut follower = Raft::bootstrap(config, ConfState::with_voters([1, 2, 3])).expect("bootstrap");
-    handle(&mut follower);
-    let heartbeat = MessageBody::Heartbeat(Heartbeat {
-        leader_commit: 1,
-        read_round: 0,
-    });
-    step(&mut follower, message(1, 2, 2, heartbeat));
+    let mut follower = bootstrapped(config, &[1, 2, 3]);
+    step(&mut follower, message(1, 2, 2, heartbeat(1)));
     follower.read_index(1).expect("room left");
     follower.read_index(2).expect("room left");
     assert_eq!(follower.read_index(3), Err(ProposalError::TooManyPendingReads));

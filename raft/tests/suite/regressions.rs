@@ -1,7 +1,8 @@
 //! Regressions for bugs found in review, each pinned by the scenario that exposed it.
 
-use raft::{AppendResponse, ConfState, Heartbeat, Message, MessageBody, Raft, SnapshotChunk, SnapshotMeta};
+use raft::{AppendResponse, ConfState, Message, MessageBody, Raft, SnapshotChunk, SnapshotMeta};
 
+use crate::harness::single::{heartbeat, message};
 use crate::harness::{test_config, Cluster};
 
 /// Thesis §5.3: one chunk in flight. When a round trip outlasts the heartbeat interval,
@@ -51,15 +52,7 @@ fn a_forwarded_read_is_dropped_when_the_term_moves_on() {
     assert!(cluster.read(3, 77));
     cluster.in_flight.clear();
     let later_term = cluster.server(3).term() + 2;
-    let heartbeat = Message {
-        from: 1,
-        to: 3,
-        term: later_term,
-        body: MessageBody::Heartbeat(Heartbeat {
-            leader_commit: 0,
-            read_round: 0,
-        }),
-    };
+    let heartbeat = message(1, 3, later_term, heartbeat(0));
     cluster.server_mut(3).step(heartbeat).expect("valid heartbeat");
     cluster.process_ready(3);
     assert_eq!(cluster.server(3).leader(), Some(1));
@@ -113,15 +106,7 @@ fn a_second_leader_in_the_same_term_is_refused() {
     let mut cluster = Cluster::new(&[1, 2, 3], 4);
     cluster.elect(1);
     let term = cluster.server(2).term();
-    let impostor = Message {
-        from: 3,
-        to: 2,
-        term,
-        body: MessageBody::Heartbeat(Heartbeat {
-            leader_commit: 0,
-            read_round: 0,
-        }),
-    };
+    let impostor = message(3, 2, term, heartbeat(0));
     assert!(cluster.server_mut(2).step(impostor).is_err());
     assert_eq!(cluster.server(2).leader(), Some(1));
 }

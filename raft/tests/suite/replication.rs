@@ -3,129 +3,37 @@
 //! thesis §10.2 (batching, pipelining, bounded messages and uncommitted bytes).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use raft::{
-    AppendRequest, AppendResponse, ConfState, Config, Entry, EntryPayload, HardState, Heartbeat, Index,
-    Message, MessageBody, NodeId, ProposalError, Raft, Ready, RestartState, Role, SnapshotChunk,
-    SnapshotMeta, Term, VoteRequest, VoteResponse,
+    AppendRequest, AppendResponse, ConfState, Config, Entry, Index, Message, MessageBody, NodeId,
+    ProposalError, Raft, RestartState, Role, SnapshotChunk, SnapshotMeta, Term, VoteRequest,
 };
 
+use crate::harness::single::{
+    accepted, ack_append, bootstrapped, config_entry, data_entry, handle, heartbeat, message, restart_state,
+    restarted, step, win_election,
+};
 use crate::harness::{test_config, Cluster, Disk};
 
 // ----- local helpers -----------------------------------------------------------------
 
-fn message(from: NodeId, to: NodeId, term: Term, body: MessageBody) -> Message {
-    Message { from, to, term, body }
-}
-
-/// Handles one `Ready` as the contract says (the test inspects it) and advances.
-fn handle(raft: &mut Raft) -> Ready {
-    let ready = raft.ready();
-    raft.advance();
-    ready
-}
-
-fn step(raft: &mut Raft, message: Message) -> Ready {
-    raft.step(message).expect("a well-formed message");
-    handle(raft)
-}
-
-/// An entry carrying its index as an 8-byte value (the harness state machine's format).
-fn data_entry(index: Index, term: Term) -> Entry {
-    Entry {
-        index,
-        term,
-        payload: EntryPayload::Normal(Arc::from(index.to_be_bytes().as_slice())),
-    }
-}
-
 /// A log that starts with the bootstrap configuration of `voters` at index 1, term 1,
 /// followed by data entries with the given terms.
 fn log_with_terms(voters: &[NodeId], terms: &[Term]) -> Vec<Entry> {
-    let config = Entry {
-        index: 1,
-        term: 1,
-        payload: EntryPayload::Config(ConfState::with_voters(voters.iter().copied())),
-    };
     let data = terms
         .iter()
         .enumerate()
         .map(|(position, &term)| data_entry(position as u64 + 2, term));
-    std::iter::once(config).chain(data).collect()
-}
-
-fn restart_state(term: Term, entries: Vec<Entry>, commit: Index) -> RestartState {
-    RestartState {
-        hard_state: HardState {
-            term,
-            vote: None,
-            commit,
-        },
-        snapshot: None,
-        entries,
-        applied: commit,
-    }
-}
-
-fn restarted(config: Config, term: Term, entries: Vec<Entry>, commit: Index) -> Raft {
-    let mut raft = Raft::restart(config, restart_state(term, entries, commit)).expect("valid durable state");
-    handle(&mut raft);
-    raft
-}
-
-/// Makes `raft` win an election by hand: it times out, and a quorum grants its pre-vote
-/// (if enabled) and its vote. Returns the `Ready` of its first moment as leader.
-fn win_election(raft: &mut Raft) -> Ready {
-    let voters: Vec<NodeId> = raft
-        .conf_state()
-        .voters
-        .iter()
-        .copied()
-        .filter(|&id| id != raft.id())
-        .collect();
-    let supporters = &voters[..raft.conf_state().quorum_size() - 1];
-    while raft.role() == Role::Follower {
-        raft.tick();
-        handle(raft);
-    }
-    if raft.role() == Role::PreCandidate {
-        let term = raft.term() + 1;
-        for &id in supporters {
-            let granted = MessageBody::PreVoteResponse(VoteResponse { granted: true });
-            raft.step(message(id, raft.id(), term, granted)).expect("valid");
-        }
-        handle(raft);
-    }
-    assert_eq!(raft.role(), Role::Candidate);
-    for &id in supporters {
-        let granted = MessageBody::VoteResponse(VoteResponse { granted: true });
-        raft.step(message(id, raft.id(), raft.term(), granted))
-            .expect("valid");
-    }
-    assert_eq!(raft.role(), Role::Leader);
-    handle(raft)
+    std::iter::once(config_entry(voters)).chain(data).collect()
 }
 
 /// A freshly bootstrapped `voters` cluster whose first server is leader of term 2, its
 /// no-op at index 2 sent but not yet acknowledged.
 fn new_leader(config: Config, voters: &[NodeId]) -> Raft {
-    let mut raft =
-        Raft::bootstrap(config, ConfState::with_voters(voters.iter().copied())).expect("bootstrap");
-    handle(&mut raft);
+    let mut raft = bootstrapped(config, voters);
     win_election(&mut raft);
     assert_eq!((raft.term(), raft.log().last_index()), (2, 2));
     raft
-}
-
-fn accepted(match_index: Index) -> MessageBody {
-    MessageBody::AppendResponse(AppendResponse::Accepted { match_index })
-}
-
-/// Steps a follower's acknowledgement into the leader and handles the `Ready`.
-fn ack(leader: &mut Raft, from: NodeId, match_index: Index) -> Ready {
-    let term = leader.term();
-    step(leader, message(from, leader.id(), term, accepted(match_index)))
 }
 
 /// The appends in `messages` addressed to `to`.
@@ -153,13 +61,12 @@ fn terms(log: &raft::RaftLog) -> Vec<Term> {
 /// Replaces server `id` of `cluster` by one restarted from a disk holding `entries`.
 fn restart_with_log(cluster: &mut Cluster, id: NodeId, term: Term, entries: Vec<Entry>, commit: Index) {
     cluster.crash(id);
+    let RestartState {
+        hard_state, entries, ..
+    } = restart_state(term, entries, commit);
     let disk = cluster.disks.get_mut(&id).expect("disk");
     *disk = Disk {
-        hard_state: HardState {
-            term,
-            vote: None,
-            commit,
-        },
+        hard_state,
         snapshot: None,
         entries,
     };
@@ -248,7 +155,7 @@ fn an_entry_of_an_older_term_commits_only_with_an_entry_of_the_current_term() {
     }
     // Index 2 (term 2) is now stored on servers 1, 2 and 3: a majority of five.
     for follower in [2, 3] {
-        let ready = ack(&mut leader, follower, 2);
+        let ready = ack_append(&mut leader, follower, 2);
         assert!(
             ready.committed_entries.is_empty(),
             "committed an old-term entry by counting replicas"
@@ -266,11 +173,11 @@ fn an_entry_of_an_older_term_commits_only_with_an_entry_of_the_current_term() {
     assert_eq!(matches, [(2, 2), (3, 2), (4, 0), (5, 0)]);
 
     // Index 3 (term 4) on servers 1 and 2: not a majority yet.
-    let ready = ack(&mut leader, 2, 3);
+    let ready = ack_append(&mut leader, 2, 3);
     assert!(ready.committed_entries.is_empty());
     assert_eq!(leader.committed(), 1);
     // On servers 1, 2 and 3: index 3 commits, and index 2 with it.
-    let ready = ack(&mut leader, 3, 3);
+    let ready = ack_append(&mut leader, 3, 3);
     assert_eq!(leader.committed(), 3);
     assert_eq!(indexes(&ready.committed_entries), [2, 3]);
 }
@@ -342,7 +249,7 @@ fn appends_are_pipelined_up_to_the_inflight_window_and_no_further() {
         ..test_config(1)
     };
     let mut leader = new_leader(config, &[1, 2, 3]);
-    ack(&mut leader, 2, 2);
+    ack_append(&mut leader, 2, 2);
     for value in 0..10u64 {
         leader.propose(value.to_be_bytes().to_vec()).expect("accepted");
     }
@@ -389,7 +296,7 @@ fn appends_are_pipelined_up_to_the_inflight_window_and_no_further() {
         assert_eq!(leader.status().progress[0].inflight_appends, outstanding.len());
         // Acknowledge the oldest append in flight: exactly one slot opens.
         acked = outstanding.remove(0);
-        ready = ack(&mut leader, 2, acked);
+        ready = ack_append(&mut leader, 2, acked);
         let refill = appends_to(&ready.messages, 2)
             .iter()
             .filter(|a| !a.entries.is_empty())
@@ -414,7 +321,7 @@ fn append_messages_are_bounded_in_bytes_but_carry_at_least_one_entry() {
         ..test_config(1)
     };
     let mut leader = new_leader(config, &[1, 2, 3]);
-    ack(&mut leader, 2, 2);
+    ack_append(&mut leader, 2, 2);
     // Entries of 20 data bytes: two fit in 100 bytes, three do not.
     for _ in 0..5 {
         leader.propose(vec![1; 20]).expect("accepted");
@@ -446,8 +353,8 @@ fn append_messages_are_bounded_in_bytes_but_carry_at_least_one_entry() {
 #[test]
 fn proposals_between_two_readies_leave_as_one_append_per_follower() {
     let mut leader = new_leader(test_config(1), &[1, 2, 3]);
-    ack(&mut leader, 2, 2);
-    ack(&mut leader, 3, 2);
+    ack_append(&mut leader, 2, 2);
+    ack_append(&mut leader, 3, 2);
     handle(&mut leader);
     for value in 0..6u64 {
         leader.propose(value.to_be_bytes().to_vec()).expect("accepted");
@@ -490,7 +397,7 @@ fn proposals_beyond_the_uncommitted_byte_bound_are_refused_until_entries_commit(
     assert_eq!(leader.log().last_index(), 7, "a refused proposal left an entry");
     handle(&mut leader);
 
-    ack(&mut leader, 2, 7);
+    ack_append(&mut leader, 2, 7);
     assert_eq!(leader.committed(), 7);
     let huge = leader
         .propose(vec![0; 1000])
@@ -501,7 +408,7 @@ fn proposals_beyond_the_uncommitted_byte_bound_are_refused_until_entries_commit(
         Err(ProposalError::UncommittedBytesExceeded)
     );
     handle(&mut leader);
-    ack(&mut leader, 2, 8);
+    ack_append(&mut leader, 2, 8);
     assert!(leader.propose(vec![0; 8]).is_ok());
 }
 
@@ -582,10 +489,7 @@ fn observable(raft: &Raft) -> (raft::Status, Vec<Term>, bool) {
 fn a_malformed_message_is_refused_with_an_error_and_changes_nothing() {
     let voters = [1, 2, 3];
     let mut follower = restarted(test_config(2), 2, log_with_terms(&voters, &[2]), 1);
-    let heartbeat = MessageBody::Heartbeat(Heartbeat {
-        leader_commit: 1,
-        read_round: 0,
-    });
+    let heartbeat = heartbeat(1);
     step(&mut follower, message(1, 2, 2, heartbeat.clone()));
     let before = observable(&follower);
     assert_eq!((before.0.term, before.0.leader, before.2), (2, Some(1), false));

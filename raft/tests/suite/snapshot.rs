@@ -1,29 +1,16 @@
 //! Log compaction and InstallSnapshot: thesis §5.1 (snapshotting memory-based state
 //! machines), §5.3 (InstallSnapshot, chunked with `offset` and `done`), §5.4.
 
-use std::sync::Arc;
-
 use raft::{
-    AppendRequest, AppendResponse, CompactError, Compaction, ConfState, Config, Entry, EntryPayload, Message,
-    MessageBody, NodeId, Raft, Role, SnapshotChunk, SnapshotChunkResponse, SnapshotMeta, Term,
+    AppendRequest, AppendResponse, CompactError, Compaction, ConfState, Config, Entry, Message, MessageBody,
+    NodeId, Raft, Role, SnapshotChunk, SnapshotChunkResponse, SnapshotMeta,
 };
 
+use crate::harness::single::{bootstrapped, data_entry, message};
 use crate::harness::Cluster;
 
 /// The harness's `test_config` chunk size.
 const CHUNK_BYTES: usize = 64;
-
-fn message(from: NodeId, to: NodeId, term: Term, body: MessageBody) -> Message {
-    Message { from, to, term, body }
-}
-
-fn value_entry(index: u64, term: Term) -> Entry {
-    Entry {
-        term,
-        index,
-        payload: EntryPayload::Normal(Arc::from(index.to_be_bytes().to_vec())),
-    }
-}
 
 fn chunk(meta: &SnapshotMeta, data: &[u8], offset: usize, len: usize) -> MessageBody {
     MessageBody::InstallSnapshot(SnapshotChunk {
@@ -40,24 +27,7 @@ fn follower(id: NodeId) -> Raft {
         snapshot_chunk_bytes: CHUNK_BYTES,
         ..Config::new(id)
     };
-    let mut raft = Raft::bootstrap(config, ConfState::with_voters([1, 2, 3])).expect("bootstrap");
-    let _ = raft.ready();
-    raft.advance();
-    raft
-}
-
-/// Delivers every in-flight message, returning each one taken off the bus (delivered or
-/// dropped by a cut link).
-fn deliver_recording(cluster: &mut Cluster) -> Vec<Message> {
-    let mut seen = Vec::new();
-    let mut budget = 100_000;
-    while let Some(next) = cluster.in_flight.first().cloned() {
-        budget -= 1;
-        assert!(budget > 0, "messages never stop");
-        seen.push(next);
-        cluster.deliver(0);
-    }
-    seen
+    bootstrapped(config, &[1, 2, 3])
 }
 
 fn snapshot_chunks_to(messages: &[Message], to: NodeId) -> Vec<SnapshotChunk> {
@@ -173,7 +143,7 @@ fn compact_refuses_unapplied_indexes_and_indexes_already_covered_by_a_snapshot()
     let append = AppendRequest {
         prev_log_index: 1,
         prev_log_term: 1,
-        entries: (2..=4).map(|index| value_entry(index, 2)).collect(),
+        entries: (2..=4).map(|index| data_entry(index, 2)).collect(),
         leader_commit: 4,
     };
     raft.step(message(1, 2, 2, MessageBody::Append(append)))
@@ -204,7 +174,7 @@ fn a_follower_behind_the_compaction_point_catches_up_through_a_chunked_snapshot(
     let mut sent = Vec::new();
     for _ in 0..40 {
         cluster.tick_all();
-        sent.extend(deliver_recording(&mut cluster));
+        sent.extend(cluster.deliver_recording());
         if cluster.server(3).applied() == cluster.server(1).committed() {
             break;
         }
@@ -285,7 +255,7 @@ fn a_lost_snapshot_chunk_is_resent_and_the_transfer_completes() {
     );
     for _ in 0..8 {
         cluster.tick_all();
-        sent.extend(deliver_recording(&mut cluster));
+        sent.extend(cluster.deliver_recording());
     }
     assert!(
         cluster.server(3).snapshot().is_none(),
@@ -313,7 +283,7 @@ fn a_lost_snapshot_chunk_is_resent_and_the_transfer_completes() {
     cluster.heal();
     for _ in 0..20 {
         cluster.tick_all();
-        sent.extend(deliver_recording(&mut cluster));
+        sent.extend(cluster.deliver_recording());
         if cluster.server(3).applied() == cluster.server(1).committed() {
             break;
         }
@@ -465,7 +435,7 @@ fn an_out_of_order_snapshot_chunk_is_refused_with_the_offset_needed() {
 #[test]
 fn a_follower_that_already_holds_the_snapshots_last_entry_keeps_its_log() {
     let mut raft = follower(2);
-    let entries: Vec<Entry> = (2..=6).map(|index| value_entry(index, 2)).collect();
+    let entries: Vec<Entry> = (2..=6).map(|index| data_entry(index, 2)).collect();
     let append = AppendRequest {
         prev_log_index: 1,
         prev_log_term: 1,
@@ -519,7 +489,7 @@ fn a_follower_whose_log_conflicts_with_the_snapshot_discards_it() {
     let append = AppendRequest {
         prev_log_index: 1,
         prev_log_term: 1,
-        entries: (2..=6).map(|index| value_entry(index, 2)).collect(),
+        entries: (2..=6).map(|index| data_entry(index, 2)).collect(),
         leader_commit: 1,
     };
     raft.step(message(1, 2, 2, MessageBody::Append(append)))
@@ -644,7 +614,7 @@ fn a_learner_added_after_compaction_is_initialised_from_the_snapshot() {
     let mut sent = Vec::new();
     for _ in 0..20 {
         cluster.tick_all();
-        sent.extend(deliver_recording(&mut cluster));
+        sent.extend(cluster.deliver_recording());
     }
     let chunks = snapshot_chunks_to(&sent, 4);
     assert!(chunks.len() >= 2, "12 values of 8 bytes need two chunks of 64");

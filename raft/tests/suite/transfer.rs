@@ -7,32 +7,8 @@ use raft::{ConfChange, Message, MessageBody, NodeId, ProposalError, Role, VoteRe
 
 use crate::harness::Cluster;
 
-/// Delivers every in-flight message without ticking, returning each one taken off the
-/// bus (delivered or lost on a cut link).
-fn deliver_recording(cluster: &mut Cluster) -> Vec<Message> {
-    let mut seen = Vec::new();
-    let mut budget = 100_000;
-    while let Some(next) = cluster.in_flight.first().cloned() {
-        budget -= 1;
-        assert!(budget > 0, "messages never stop");
-        seen.push(next);
-        cluster.deliver(0);
-    }
-    seen
-}
-
 fn is_timeout_now(message: &Message, from: NodeId, to: NodeId) -> bool {
     message.from == from && message.to == to && message.body == MessageBody::TimeoutNow
-}
-
-fn match_index_of(cluster: &Cluster, leader: NodeId, peer: NodeId) -> u64 {
-    let status = cluster.server(leader).status();
-    status
-        .progress
-        .iter()
-        .find(|p| p.id == peer)
-        .expect("peer is tracked")
-        .match_index
 }
 
 /// Calls `transfer_leader` on `leader` and hands its output to the bus.
@@ -60,7 +36,7 @@ fn settled_cluster(seed: u64) -> Cluster {
     let last = cluster.server(1).log().last_index();
     for id in [2, 3] {
         assert_eq!(cluster.server(id).log().last_index(), last);
-        assert_eq!(match_index_of(&cluster, 1, id), last);
+        assert_eq!(cluster.match_index_of(1, id), last);
     }
     cluster
 }
@@ -82,7 +58,7 @@ fn transfer_to_an_up_to_date_follower_elects_it_in_the_next_term_without_any_tic
             .any(|m| is_timeout_now(m, 1, 2) && m.term == term),
         "TimeoutNow goes out with the transfer call"
     );
-    let sent = deliver_recording(&mut cluster);
+    let sent = cluster.deliver_recording();
 
     let new_leader = cluster.server(2);
     assert_eq!(new_leader.role(), Role::Leader);
@@ -129,7 +105,7 @@ fn a_lagging_target_is_caught_up_before_timeout_now_is_sent() {
     cluster.heal();
     let last = cluster.server(1).log().last_index();
     assert_eq!(cluster.server(1).committed(), last, "1 and 3 commit");
-    assert!(match_index_of(&cluster, 1, 2) < last);
+    assert!(cluster.match_index_of(1, 2) < last);
 
     transfer(&mut cluster, 1, 2).expect("2 is a voter");
     assert!(
@@ -154,10 +130,7 @@ fn a_lagging_target_is_caught_up_before_timeout_now_is_sent() {
         cluster.deliver(0);
         if timeout_now_at_match.is_none() && cluster.in_flight.iter().any(|m| is_timeout_now(m, 1, 2)) {
             assert_eq!(cluster.server(1).role(), Role::Leader);
-            timeout_now_at_match = Some((
-                match_index_of(&cluster, 1, 2),
-                cluster.server(1).log().last_index(),
-            ));
+            timeout_now_at_match = Some((cluster.match_index_of(1, 2), cluster.server(1).log().last_index()));
         }
     }
     assert_eq!(

@@ -9,6 +9,7 @@
 pub mod checker;
 pub mod disk;
 pub mod prng;
+pub mod single;
 pub mod state_machine;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -160,6 +161,17 @@ impl Cluster {
             .map(Raft::id)
     }
 
+    /// The match index `leader` keeps for `peer`.
+    pub fn match_index_of(&self, leader: NodeId, peer: NodeId) -> u64 {
+        let status = self.server(leader).status();
+        status
+            .progress
+            .iter()
+            .find(|p| p.id == peer)
+            .expect("peer is tracked")
+            .match_index
+    }
+
     // ----- driving ---------------------------------------------------------------
 
     pub fn tick(&mut self, id: NodeId) {
@@ -191,10 +203,10 @@ impl Cluster {
         if self.cut_links.contains(&(message.from, message.to)) || !self.is_up(message.to) {
             return;
         }
-        if self.drop_per_mille > 0 && self.rng.below(1000) < self.drop_per_mille {
+        if self.drop_per_mille > 0 && self.rng.chance_per_mille(self.drop_per_mille) {
             return;
         }
-        if self.duplicate_per_mille > 0 && self.rng.below(1000) < self.duplicate_per_mille {
+        if self.duplicate_per_mille > 0 && self.rng.chance_per_mille(self.duplicate_per_mille) {
             self.in_flight.push(message.clone());
         }
         let to = message.to;
@@ -213,6 +225,22 @@ impl Cluster {
             self.deliver_message(message.clone());
         }
         hop
+    }
+
+    /// Delivers in-flight messages until none is left, always taking the one at position
+    /// 0 with [`Cluster::deliver`]. That swap-removes, so the newest message moves to the
+    /// front: not the order they were sent (that is `deliver_all`). Returns each message
+    /// taken off the bus, delivered or lost.
+    pub fn deliver_recording(&mut self) -> Vec<Message> {
+        let mut seen = Vec::new();
+        let mut budget = 100_000;
+        while let Some(next) = self.in_flight.first().cloned() {
+            budget -= 1;
+            assert!(budget > 0, "messages never stop");
+            seen.push(next);
+            self.deliver(0);
+        }
+        seen
     }
 
     /// Delivers in-flight messages in the order they were sent until none is left.
@@ -338,7 +366,7 @@ impl Cluster {
     }
 
     fn after_input(&mut self, id: NodeId) {
-        if self.lazy_ready_per_mille == 0 || self.rng.below(1000) >= self.lazy_ready_per_mille {
+        if self.lazy_ready_per_mille == 0 || !self.rng.chance_per_mille(self.lazy_ready_per_mille) {
             self.process_ready(id);
         }
         self.checker.observe(&self.servers);
