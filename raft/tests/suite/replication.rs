@@ -73,10 +73,9 @@ fn restart_with_log(cluster: &mut Cluster, id: NodeId, term: Term, entries: Vec<
     cluster.restart(id);
 }
 
-/// Delivers everything in flight in the order it was sent (the harness's own
-/// `deliver_all` reorders, which makes pipelined appends fail their consistency check:
-/// rejections that have nothing to do with back-off). Returns how many append
-/// rejections `from` sent.
+/// Delivers everything in flight in the order it was sent (reordered pipelined appends
+/// would fail their consistency check: rejections that have nothing to do with
+/// back-off). Returns how many append rejections `from` sent.
 fn deliver_all_in_order_counting_rejections(cluster: &mut Cluster, from: NodeId) -> usize {
     let mut rejections = 0;
     let mut budget = 100_000;
