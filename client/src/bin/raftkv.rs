@@ -7,6 +7,8 @@
 
 // A crate root looks for modules beside itself; these live in `raftkv/` to keep `bin/`
 // free of files that are not binaries.
+#[path = "raftkv/bench.rs"]
+mod bench;
 #[path = "raftkv/demo.rs"]
 mod demo;
 #[path = "raftkv/output.rs"]
@@ -89,6 +91,9 @@ enum Command {
     /// Start a local three-node cluster and walk through the validation: writes, reads,
     /// kill -9 of the leader, failover, restart and catch-up from disk.
     Demo(demo::DemoArgs),
+    /// Measure throughput and latency percentiles of a cluster (or of a local one, with
+    /// --local) under concurrent clients.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +223,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status(args) => status::status(global, args).await,
         Command::Dump(args) => dump(global, args).await,
         Command::Demo(args) => demo::demo(args).await,
+        Command::Bench(args) => bench::bench(global, args).await,
     }
 }
 

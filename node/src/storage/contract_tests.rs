@@ -343,6 +343,28 @@ fn compact_purges_prefix_keeps_snapshot<H: Harness>(harness: &mut H) {
     let state = recovered(harness);
     assert_eq!(state.raft.snapshot.as_ref(), Some(&second));
     assert_eq!(log_of(&state), [(7, 1), (8, 1)]);
+
+    // Two compactions in one process: the second purges only what the first left.
+    harness
+        .store()
+        .persist(None, &entries(9..=12, 1), None)
+        .expect("append");
+    for purge_to in [8, 11] {
+        harness
+            .store()
+            .apply(ApplyBatch {
+                applied_index: purge_to,
+                ..ApplyBatch::default()
+            })
+            .expect("apply");
+        let image = harness.store().snapshot_image().expect("image");
+        harness
+            .store()
+            .compact(&snapshot(purge_to, 1, &image), purge_to)
+            .expect("compact");
+    }
+    harness.restart();
+    assert_eq!(log_of(&recovered(harness)), [(12, 1)]);
 }
 
 fn apply_is_complete_and_durable<H: Harness>(harness: &mut H) {

@@ -61,6 +61,10 @@ pub struct FjallStore {
     sessions: Keyspace,
     /// The applied index last written, kept to assert that `apply` never moves it back.
     applied_index: Index,
+    /// Log entries through this index were removed by this process's last `compact`.
+    /// The next purge scans from here: a scan from the start would walk over the
+    /// tombstones of every earlier purge and grow slower with each snapshot.
+    purged_through: Index,
 }
 
 impl fmt::Debug for FjallStore {
@@ -95,6 +99,7 @@ impl FjallStore {
             kv,
             sessions,
             applied_index: 0,
+            purged_through: 0,
         };
         let view = store.db.snapshot();
         store.applied_index = read(&view, &store.meta, APPLIED_INDEX)?.unwrap_or(0);
@@ -411,14 +416,19 @@ impl Storage for FjallStore {
             "the snapshot covers the purged log"
         );
         let mut batch = self.synced_batch();
-        for key in keys(
-            self.log.range(..=index_key(purged_to)),
-            "scanning the log to purge it",
-        )? {
-            batch.remove(&self.log, key);
+        let first = index_key(self.purged_through.saturating_add(1));
+        if self.purged_through < purged_to {
+            for key in keys(
+                self.log.range(first..=index_key(purged_to)),
+                "scanning the log to purge it",
+            )? {
+                batch.remove(&self.log, key);
+            }
         }
         self.stage_snapshot(&mut batch, snapshot);
-        batch.commit().or_io("compacting the log")
+        batch.commit().or_io("compacting the log")?;
+        self.purged_through = self.purged_through.max(purged_to);
+        Ok(())
     }
 }
 
