@@ -248,18 +248,7 @@ pub async fn bench(global: &GlobalArgs, args: BenchArgs) -> Result<(), Failure> 
 
 fn plan(global: &GlobalArgs, args: BenchArgs) -> Result<Plan, Failure> {
     let local = if args.local {
-        let node_binary = match args.node_binary {
-            Some(path) => path,
-            None => std::env::current_exe()
-                .map_err(|e| Failure(format!("cannot locate raftkv: {e}")))?
-                .with_file_name("raftkv-node"),
-        };
-        if !node_binary.exists() {
-            return Err(Failure(format!(
-                "no raftkv-node at {} (build it: cargo build --release --bins, or pass --node-binary)",
-                node_binary.display()
-            )));
-        }
+        let node_binary = crate::demo::node_binary(args.node_binary)?;
         Some(LocalPlan {
             node_binary,
             data_dir: args.data_dir,

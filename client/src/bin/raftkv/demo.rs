@@ -35,18 +35,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 pub async fn demo(args: DemoArgs) -> Result<(), Failure> {
-    let node_binary = match args.node_binary {
-        Some(path) => path,
-        None => std::env::current_exe()
-            .map_err(|e| Failure(format!("cannot locate raftkv: {e}")))?
-            .with_file_name("raftkv-node"),
-    };
-    if !node_binary.exists() {
-        return Err(Failure(format!(
-            "no raftkv-node at {} (build it: cargo build --release --bins, or pass --node-binary)",
-            node_binary.display()
-        )));
-    }
+    let node_binary = node_binary(args.node_binary)?;
     let base_dir = args
         .data_dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("raftkv-demo-{}", std::process::id())));
@@ -75,6 +64,23 @@ pub async fn demo(args: DemoArgs) -> Result<(), Failure> {
         detail(&format!("node logs are in {}", cluster.base_dir().display()));
     }
     result
+}
+
+/// The `raftkv-node` to start: the one given, or the one beside this `raftkv`.
+pub fn node_binary(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    let path = match given {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .map_err(|e| Failure(format!("cannot locate raftkv: {e}")))?
+            .with_file_name("raftkv-node"),
+    };
+    if !path.exists() {
+        return Err(Failure(format!(
+            "no raftkv-node at {} (build it: cargo build --release --bins, or pass --node-binary)",
+            path.display()
+        )));
+    }
+    Ok(path)
 }
 
 async fn walk_through(cluster: &mut LocalCluster) -> Result<(), Failure> {
