@@ -1,5 +1,10 @@
-//! Deterministic simulation of whole raftkv clusters under madsim (issue 4).
-//! For now: the rule that turns one seed into a run's parameters.
+//! Deterministic simulation of whole raftkv clusters under madsim (issue 4, in progress):
+//! the per-key linearizability checker, the crash-losing simulated store, and the rule
+//! that turns one seed into a run's parameters. The cluster runs themselves are not built yet.
+
+pub mod history;
+pub mod linearizability;
+pub mod sim_store;
 
 /// Parameters of one simulated run, all derived from its seed.
 #[derive(Debug, Clone, PartialEq, Eq)]

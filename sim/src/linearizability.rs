@@ -1,0 +1,1303 @@
+//! A per-key linearizability checker for KV histories.
+//!
+//! Linearizability is compositional (Herlihy & Wing, "Linearizability: a correctness
+//! condition for concurrent objects", 1990, theorem 1): a history is linearizable iff its
+//! restriction to each object is. Every KV operation touches one key, so the history is
+//! split by key and each key, a register with put/get/delete/compare-and-swap, is checked
+//! alone. This keeps the search small: its cost grows with the concurrency within one key,
+//! not with the whole history.
+//!
+//! Each key is checked with the algorithm of Wing & Gong ("Testing and verifying concurrent
+//! objects", J. Parallel and Distributed Computing 17, 1993): walk the history's call and
+//! return events in time order, linearize (apply to a sequential model) any operation whose
+//! call comes before the first pending return, and backtrack when a return is reached whose
+//! operation has not been linearized. The search is memoised as proposed by Lowe ("Testing
+//! for linearizability", Concurrency and Computation: Practice and Experience 29(4), 2017):
+//! a configuration is the set of linearized operations (a bitset) plus the model state; a
+//! configuration already explored is never explored again, which turns the exponential
+//! worst case into one bounded by the number of distinct configurations. The event list is
+//! a doubly linked list whose "lift"/"unlift" follow Knuth's dancing links, as in Lowe's and
+//! Porcupine's implementations.
+//!
+//! Indeterminate operations (no answer) have no return event: they may be linearized at any
+//! point after their call, or never, and their result is unconstrained (Knossos treats them
+//! the same way). A key is linearizable once every completed operation is linearized.
+//!
+//! Each key's search is bounded by a step budget; exhausting it gives [`CheckResult::Unknown`]
+//! rather than a hang.
+//!
+//! Real-time order is the textbook one: operation A precedes B iff A returned strictly
+//! before B was invoked. Equal times are treated as concurrent, which can only make the
+//! checker more permissive, never report a false violation.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+
+use crate::history::{Key, Op, OpResult, Operation, Outcome, ShowBytes, ShowValue};
+
+/// A step budget per key that checks histories of tens of thousands of operations with
+/// moderate concurrency comfortably, and stops a pathological search in seconds.
+pub const DEFAULT_STEP_BUDGET: u64 = 2_000_000;
+
+/// How many operations of the longest linearizable prefix an explanation lists.
+const EXPLAINED_PREFIX: usize = 12;
+/// How many concurrent, not yet linearized operations an explanation lists.
+const EXPLAINED_CONCURRENT: usize = 8;
+
+/// The verdict on a history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckResult {
+    /// Every key's sub-history is linearizable.
+    Linearizable,
+    /// The sub-history of `key` is not linearizable; `explanation` names the longest
+    /// linearizable prefix found and the operation that could not be placed after it.
+    NotLinearizable { key: Key, explanation: String },
+    /// The search for `key` ran out of its step budget before reaching a verdict (and no
+    /// other key is known not to be linearizable).
+    Unknown { key: Key },
+}
+
+impl CheckResult {
+    pub fn is_linearizable(&self) -> bool {
+        *self == CheckResult::Linearizable
+    }
+}
+
+/// Checks `operations` with [`DEFAULT_STEP_BUDGET`] per key.
+pub fn check(operations: &[Operation]) -> CheckResult {
+    check_with_budget(operations, DEFAULT_STEP_BUDGET)
+}
+
+/// Checks `operations`, allowing each key's search at most `step_budget_per_key` steps.
+///
+/// Keys are checked in byte order. A key that is not linearizable is reported even when
+/// an earlier key was `Unknown`, since it is the stronger verdict; otherwise the first
+/// `Unknown` key is reported.
+///
+/// # Panics
+/// If a completed operation returned before it was invoked (a broken recorder).
+pub fn check_with_budget(operations: &[Operation], step_budget_per_key: u64) -> CheckResult {
+    let mut by_key: BTreeMap<&Key, Vec<usize>> = BTreeMap::new();
+    for (index, operation) in operations.iter().enumerate() {
+        if let Outcome::Completed { returned, .. } = operation.outcome {
+            assert!(
+                returned >= operation.invoked,
+                "operation #{index} returned before it was invoked: {operation}"
+            );
+        }
+        by_key.entry(operation.op.key()).or_default().push(index);
+    }
+    let mut unknown = None;
+    for (key, indexes) in by_key {
+        match KeySearch::new(operations, &indexes).run(step_budget_per_key) {
+            KeyVerdict::Linearizable => {}
+            KeyVerdict::Unknown => {
+                unknown.get_or_insert_with(|| key.clone());
+            }
+            KeyVerdict::NotLinearizable(failure) => {
+                return CheckResult::NotLinearizable {
+                    key: key.clone(),
+                    explanation: failure.explain(operations, key),
+                };
+            }
+        }
+    }
+    match unknown {
+        Some(key) => CheckResult::Unknown { key },
+        None => CheckResult::Linearizable,
+    }
+}
+
+/// A value interned to a small number; `None` is the absent key.
+type State = Option<u32>;
+
+/// An operation's call, with values interned.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Put(u32),
+    Get,
+    Delete,
+    Cas { expected: State, new: State },
+}
+
+/// An operation's observed result, with values interned.
+#[derive(Debug, Clone, Copy)]
+enum Ret {
+    /// Indeterminate: any result is allowed.
+    Any,
+    Put(State),
+    Get(State),
+    Delete(State),
+    Cas {
+        swapped: bool,
+        current: State,
+    },
+    /// The result is of another operation's kind: it can never be linearized.
+    Mismatch,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeyOp {
+    /// Index in the whole history, which is how explanations name it.
+    index: usize,
+    call: Call,
+    ret: Ret,
+}
+
+impl KeyOp {
+    /// The sequential specification: the state after this operation if, applied to
+    /// `state`, it returns what was observed; `None` if it cannot.
+    fn apply(&self, state: State) -> Option<State> {
+        let (next, allowed) = match self.call {
+            Call::Put(value) => (
+                Some(value),
+                matches!(self.ret, Ret::Put(previous) if previous == state),
+            ),
+            Call::Get => (state, matches!(self.ret, Ret::Get(value) if value == state)),
+            Call::Delete => (
+                None,
+                matches!(self.ret, Ret::Delete(previous) if previous == state),
+            ),
+            Call::Cas { expected, new } => {
+                let swapped = expected == state;
+                let next = if swapped { new } else { state };
+                let allowed = matches!(self.ret,
+                    Ret::Cas { swapped: s, current } if s == swapped && current == state);
+                (next, allowed)
+            }
+        };
+        (allowed || matches!(self.ret, Ret::Any)).then_some(next)
+    }
+}
+
+/// A node of the event list: the call or the return of the `KeyOp` at that position.
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Call(usize),
+    Return(usize),
+}
+
+const NIL: usize = usize::MAX;
+
+/// One configuration of Lowe's cache. Hashing uses only the incrementally maintained
+/// hash of the bitset and the state; equality compares the bitsets themselves, so a hash
+/// collision costs time, never a wrong verdict.
+#[derive(Debug, PartialEq, Eq)]
+struct Configuration {
+    hash: u64,
+    state: State,
+    linearized: CompactSet,
+}
+
+/// A bitset stored as its count of leading all-ones words plus the words after them,
+/// trailing zero words dropped. Ops are numbered in history order and a linearization
+/// advances through the history, so a linearized set is nearly always "everything up to
+/// about here, plus a few": a handful of words whatever the history's length. This keeps
+/// the cache small (it holds up to one entry per step of the budget).
+#[derive(Debug, PartialEq, Eq)]
+struct CompactSet {
+    full_words: usize,
+    rest: Box<[u64]>,
+}
+
+impl CompactSet {
+    fn new(words: &[u64]) -> Self {
+        let full_words = words.iter().take_while(|&&word| word == u64::MAX).count();
+        let rest = &words[full_words..];
+        let used = rest
+            .iter()
+            .rposition(|&word| word != 0)
+            .map_or(0, |last| last + 1);
+        Self {
+            full_words,
+            rest: rest[..used].into(),
+        }
+    }
+}
+
+impl Hash for Configuration {
+    fn hash<H: Hasher>(&self, hasher: &mut H) {
+        self.hash.hash(hasher);
+        self.state.hash(hasher);
+    }
+}
+
+/// Where the deepest search got stuck, for the explanation.
+#[derive(Debug)]
+struct Failure {
+    steps: u64,
+    /// The longest linearizable prefix found, as history indexes, in linearization order.
+    prefix: Vec<usize>,
+    /// The model state after the prefix, as a value (interning undone).
+    state: Option<Vec<u8>>,
+    /// The history index of the operation that had to be linearized next but could not.
+    blocked: usize,
+    /// What the model would answer to it in that state.
+    expected: String,
+    /// Operations concurrent with the blocked one and not in the prefix.
+    concurrent: Vec<usize>,
+}
+
+impl Failure {
+    fn explain(&self, operations: &[Operation], key: &Key) -> String {
+        let mut text = String::new();
+        let name = |index: usize| format!("#{index} {}", operations[index]);
+        let _ = writeln!(
+            text,
+            "key {} is not linearizable (searched {} steps).",
+            ShowBytes(key),
+            self.steps
+        );
+        let shown = self.prefix.len().min(EXPLAINED_PREFIX);
+        let _ = writeln!(
+            text,
+            "The longest linearizable prefix found has {} operation{}{}:",
+            self.prefix.len(),
+            if self.prefix.len() == 1 { "" } else { "s" },
+            if shown < self.prefix.len() {
+                format!("; its last {shown}")
+            } else {
+                String::new()
+            }
+        );
+        for &index in &self.prefix[self.prefix.len() - shown..] {
+            let _ = writeln!(text, "  {}", name(index));
+        }
+        let _ = writeln!(
+            text,
+            "after which the key holds {}.",
+            ShowValue(self.state.as_deref())
+        );
+        let _ = writeln!(
+            text,
+            "The next operation to return cannot take effect after that prefix:\n  {}\n\
+             in that state the model answers: {}.",
+            name(self.blocked),
+            self.expected
+        );
+        if !self.concurrent.is_empty() {
+            let _ = writeln!(text, "Operations concurrent with it, not in the prefix:");
+            for &index in &self.concurrent {
+                let _ = writeln!(text, "  {}", name(index));
+            }
+        }
+        text
+    }
+}
+
+enum KeyVerdict {
+    Linearizable,
+    NotLinearizable(Box<Failure>),
+    Unknown,
+}
+
+/// The Wing & Gong search with Lowe's memoisation over one key's operations.
+struct KeySearch {
+    ops: Vec<KeyOp>,
+    values: Vec<Vec<u8>>,
+    events: Vec<Event>,
+    /// The return event of each op, or `NIL` for indeterminate ones.
+    return_event: Vec<usize>,
+    /// The linked list over `events`; position `events.len()` is the head sentinel.
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    /// Random 64-bit tags per op; the set's hash is the XOR of its members' tags
+    /// (Zobrist hashing), updated in O(1) per linearize/undo.
+    tags: Vec<u64>,
+}
+
+impl KeySearch {
+    fn new(operations: &[Operation], indexes: &[usize]) -> Self {
+        let mut interned: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        // How many times each value appears anywhere in this key's history.
+        let mut mentions: Vec<u32> = Vec::new();
+        let mut intern = |value: Option<&Vec<u8>>| -> State {
+            let value = value?;
+            let id = match interned.get(value.as_slice()) {
+                Some(&id) => id,
+                None => {
+                    let id = values.len() as u32;
+                    values.push(value.clone());
+                    mentions.push(0);
+                    interned.insert(value.clone(), id);
+                    id
+                }
+            };
+            mentions[id as usize] += 1;
+            Some(id)
+        };
+        let mut ops = Vec::with_capacity(indexes.len());
+        let mut times = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            let operation = &operations[index];
+            let call = match &operation.op {
+                Op::Put { value, .. } => Call::Put(intern(Some(value)).unwrap_or_default()),
+                Op::Get { .. } => Call::Get,
+                Op::Delete { .. } => Call::Delete,
+                Op::Cas { expected, new, .. } => Call::Cas {
+                    expected: intern(expected.as_ref()),
+                    new: intern(new.as_ref()),
+                },
+            };
+            let (ret, returned) = match &operation.outcome {
+                Outcome::Indeterminate => (Ret::Any, None),
+                Outcome::Completed { returned, result } => {
+                    let ret = match (result, &operation.op) {
+                        (OpResult::Put { previous }, Op::Put { .. }) => Ret::Put(intern(previous.as_ref())),
+                        (OpResult::Get { value }, Op::Get { .. }) => Ret::Get(intern(value.as_ref())),
+                        (OpResult::Delete { previous }, Op::Delete { .. }) => {
+                            Ret::Delete(intern(previous.as_ref()))
+                        }
+                        (OpResult::Cas { swapped, current }, Op::Cas { .. }) => Ret::Cas {
+                            swapped: *swapped,
+                            current: intern(current.as_ref()),
+                        },
+                        _ => Ret::Mismatch,
+                    };
+                    (ret, Some(*returned))
+                }
+            };
+            ops.push(KeyOp { index, call, ret });
+            times.push((operation.invoked, returned));
+        }
+
+        // Drop indeterminate operations that provably cannot matter:
+        // - a get without an answer has no effect;
+        // - a write without an answer whose value nobody else mentions. If a linearization
+        //   places it, every operation after it up to the next overwrite sees its value, so
+        //   none of them is completed (it would mention the value in its result); the
+        //   indeterminate ones among them are puts/deletes (which overwrite regardless of
+        //   state) or compare-and-swaps expecting another value (no effect on it; dropped
+        //   too, as if they never happened). So the history with the write removed is
+        //   linearizable iff the original is. This does not rely on unique values: a value
+        //   written twice is mentioned twice. It keeps timed-out writes from multiplying
+        //   the search space.
+        let droppable = |op: &KeyOp| match (op.ret, op.call) {
+            (Ret::Any, Call::Get) => true,
+            (Ret::Any, Call::Put(value)) => mentions[value as usize] == 1,
+            (Ret::Any, Call::Cas { new: Some(value), .. }) => mentions[value as usize] == 1,
+            _ => false,
+        };
+        let keep: Vec<bool> = ops.iter().map(|op| !droppable(op)).collect();
+        let mut kept_ops = Vec::new();
+        let mut kept_times = Vec::new();
+        for ((op, time), keep) in ops.into_iter().zip(times).zip(keep) {
+            if keep {
+                kept_ops.push(op);
+                kept_times.push(time);
+            }
+        }
+        let ops = kept_ops;
+
+        // Events in time order; at equal times calls come first (equal times are
+        // concurrent), and among equal events the history order decides, for determinism.
+        let mut timed: Vec<(u64, u8, usize, Event)> = Vec::with_capacity(2 * ops.len());
+        for (position, &(invoked, returned)) in kept_times.iter().enumerate() {
+            timed.push((invoked, 0, position, Event::Call(position)));
+            if let Some(returned) = returned {
+                timed.push((returned, 1, position, Event::Return(position)));
+            }
+        }
+        timed.sort_unstable_by_key(|&(time, kind, position, _)| (time, kind, position));
+        let events: Vec<Event> = timed.into_iter().map(|(_, _, _, event)| event).collect();
+        let mut return_event = vec![NIL; ops.len()];
+        for (position, event) in events.iter().enumerate() {
+            if let Event::Return(op) = *event {
+                return_event[op] = position;
+            }
+        }
+        let head = events.len();
+        let mut next = vec![NIL; events.len() + 1];
+        let mut prev = vec![NIL; events.len() + 1];
+        let mut last = head;
+        for (position, before) in prev.iter_mut().enumerate().take(events.len()) {
+            next[last] = position;
+            *before = last;
+            last = position;
+        }
+        let tags = (0..ops.len() as u64)
+            .map(|i| splitmix64(i ^ 0x5eed_1a7e))
+            .collect();
+        Self {
+            ops,
+            values,
+            events,
+            return_event,
+            next,
+            prev,
+            tags,
+        }
+    }
+
+    fn head(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Removes node `at` from the list; its own links are kept for `relink`.
+    fn unlink(&mut self, at: usize) {
+        let (before, after) = (self.prev[at], self.next[at]);
+        self.next[before] = after;
+        if after != NIL {
+            self.prev[after] = before;
+        }
+    }
+
+    /// Puts node `at` back where it was. Nodes must be relinked in the reverse order of
+    /// their unlinking (dancing links).
+    fn relink(&mut self, at: usize) {
+        let (before, after) = (self.prev[at], self.next[at]);
+        self.next[before] = at;
+        if after != NIL {
+            self.prev[after] = at;
+        }
+    }
+
+    /// Takes an op's call and return out of the list.
+    fn lift(&mut self, op: usize, call: usize) {
+        self.unlink(call);
+        if self.return_event[op] != NIL {
+            self.unlink(self.return_event[op]);
+        }
+    }
+
+    fn unlift(&mut self, op: usize, call: usize) {
+        if self.return_event[op] != NIL {
+            self.relink(self.return_event[op]);
+        }
+        self.relink(call);
+    }
+
+    fn run(mut self, budget: u64) -> KeyVerdict {
+        let mut remaining = self.return_event.iter().filter(|&&event| event != NIL).count();
+        let mut linearized = vec![0u64; self.ops.len().div_ceil(64)].into_boxed_slice();
+        let mut hash = 0u64;
+        let mut state: State = None;
+        let mut cache: HashSet<Configuration> = HashSet::new();
+        // (call event, op, state before it) of each linearized op, in order.
+        let mut stack: Vec<(usize, usize, State)> = Vec::new();
+        let mut deepest: Option<Box<Failure>> = None;
+        let mut steps = 0u64;
+        let mut entry = self.next[self.head()];
+        loop {
+            if remaining == 0 {
+                return KeyVerdict::Linearizable;
+            }
+            steps += 1;
+            if steps > budget {
+                return KeyVerdict::Unknown;
+            }
+            let backtrack = match self.events.get(entry).copied() {
+                Some(Event::Call(op)) => {
+                    if let Some(after) = self.ops[op].apply(state) {
+                        linearized[op / 64] |= 1 << (op % 64);
+                        hash ^= self.tags[op];
+                        let fresh = cache.insert(Configuration {
+                            hash,
+                            state: after,
+                            linearized: CompactSet::new(&linearized),
+                        });
+                        if fresh {
+                            stack.push((entry, op, state));
+                            state = after;
+                            self.lift(op, entry);
+                            if self.return_event[op] != NIL {
+                                remaining -= 1;
+                            }
+                            entry = self.next[self.head()];
+                            continue;
+                        }
+                        linearized[op / 64] &= !(1 << (op % 64));
+                        hash ^= self.tags[op];
+                    }
+                    entry = self.next[entry];
+                    false
+                }
+                Some(Event::Return(op)) => {
+                    if deepest
+                        .as_ref()
+                        .is_none_or(|failure| stack.len() > failure.prefix.len())
+                    {
+                        deepest = Some(Box::new(self.failure(&stack, state, op, entry, steps)));
+                    }
+                    true
+                }
+                // Only indeterminate ops were left to try; unreachable while a completed op
+                // remains (its return is in the list), but backtracking is the safe answer.
+                None => true,
+            };
+            if backtrack {
+                let Some((call, op, before)) = stack.pop() else {
+                    let mut failure = deepest.unwrap_or_else(|| Box::new(self.failure(&[], None, 0, NIL, 0)));
+                    failure.steps = steps;
+                    return KeyVerdict::NotLinearizable(failure);
+                };
+                linearized[op / 64] &= !(1 << (op % 64));
+                hash ^= self.tags[op];
+                state = before;
+                self.unlift(op, call);
+                if self.return_event[op] != NIL {
+                    remaining += 1;
+                }
+                entry = self.next[call];
+            }
+        }
+    }
+
+    /// Describes the search when op `blocked` (whose return event is `at`) could not be
+    /// linearized after the ops on `stack`.
+    fn failure(
+        &self,
+        stack: &[(usize, usize, State)],
+        state: State,
+        blocked: usize,
+        at: usize,
+        steps: u64,
+    ) -> Failure {
+        let mut concurrent = Vec::new();
+        let mut cursor = self.next[self.head()];
+        while cursor != at && cursor != NIL && concurrent.len() < EXPLAINED_CONCURRENT {
+            if let Event::Call(op) = self.events[cursor] {
+                if op != blocked {
+                    concurrent.push(self.ops[op].index);
+                }
+            }
+            cursor = self.next[cursor];
+        }
+        let value = |state: State| state.map(|id| self.values[id as usize].clone());
+        let show = |state: State| ShowValue(value(state).as_deref()).to_string();
+        let op = self.ops.get(blocked);
+        let expected = match op.map(|op| op.call) {
+            None => "nothing".to_string(),
+            Some(Call::Put(_)) | Some(Call::Delete) => format!("previous {}", show(state)),
+            Some(Call::Get) => show(state),
+            Some(Call::Cas { expected, .. }) => {
+                format!("swapped {}, found {}", expected == state, show(state))
+            }
+        };
+        Failure {
+            steps,
+            prefix: stack.iter().map(|&(_, op, _)| self.ops[op].index).collect(),
+            state: value(state),
+            blocked: op.map_or(0, |op| op.index),
+            expected,
+            concurrent,
+        }
+    }
+}
+
+/// Sebastiano Vigna's splitmix64 finaliser: a well-mixed 64-bit tag per op.
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check, check_with_budget, CheckResult, DEFAULT_STEP_BUDGET};
+    use crate::history::{History, Op, OpResult, Operation, Outcome};
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    const KEY: &[u8] = b"k";
+
+    fn value(text: Option<&str>) -> Option<Vec<u8>> {
+        text.map(|text| text.as_bytes().to_vec())
+    }
+
+    fn put(client: u64, invoked: u64, returned: u64, new: &str, previous: Option<&str>) -> Operation {
+        Operation::completed(
+            client,
+            Op::Put {
+                key: KEY.to_vec(),
+                value: new.as_bytes().to_vec(),
+            },
+            invoked,
+            returned,
+            OpResult::Put {
+                previous: value(previous),
+            },
+        )
+    }
+
+    fn get(client: u64, invoked: u64, returned: u64, read: Option<&str>) -> Operation {
+        Operation::completed(
+            client,
+            Op::Get { key: KEY.to_vec() },
+            invoked,
+            returned,
+            OpResult::Get { value: value(read) },
+        )
+    }
+
+    fn delete(client: u64, invoked: u64, returned: u64, previous: Option<&str>) -> Operation {
+        Operation::completed(
+            client,
+            Op::Delete { key: KEY.to_vec() },
+            invoked,
+            returned,
+            OpResult::Delete {
+                previous: value(previous),
+            },
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cas(
+        client: u64,
+        invoked: u64,
+        returned: u64,
+        expected: Option<&str>,
+        new: Option<&str>,
+        swapped: bool,
+        current: Option<&str>,
+    ) -> Operation {
+        Operation::completed(
+            client,
+            Op::Cas {
+                key: KEY.to_vec(),
+                expected: value(expected),
+                new: value(new),
+            },
+            invoked,
+            returned,
+            OpResult::Cas {
+                swapped,
+                current: value(current),
+            },
+        )
+    }
+
+    fn lost_put(client: u64, invoked: u64, new: &str) -> Operation {
+        Operation::indeterminate(
+            client,
+            Op::Put {
+                key: KEY.to_vec(),
+                value: new.as_bytes().to_vec(),
+            },
+            invoked,
+        )
+    }
+
+    fn assert_linearizable(history: &[Operation]) {
+        let result = check(history);
+        assert_eq!(result, CheckResult::Linearizable, "{}", explanation(&result));
+    }
+
+    fn assert_not_linearizable(history: &[Operation]) -> String {
+        match check(history) {
+            CheckResult::NotLinearizable { key, explanation } => {
+                assert_eq!(key, KEY);
+                println!("{explanation}");
+                explanation
+            }
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    fn explanation(result: &CheckResult) -> &str {
+        match result {
+            CheckResult::NotLinearizable { explanation, .. } => explanation,
+            _ => "",
+        }
+    }
+
+    #[test]
+    fn empty_history_is_linearizable() {
+        assert_linearizable(&[]);
+    }
+
+    #[test]
+    fn sequential_history_is_linearizable() {
+        assert_linearizable(&[
+            get(1, 0, 1, None),
+            put(1, 2, 3, "a", None),
+            get(2, 4, 5, Some("a")),
+            put(2, 6, 7, "b", Some("a")),
+            get(1, 8, 9, Some("b")),
+        ]);
+    }
+
+    #[test]
+    fn concurrent_put_and_get_linearize_in_either_order() {
+        // The get overlaps the put: it may see the old value or the new one.
+        assert_linearizable(&[put(1, 0, 10, "a", None), get(2, 5, 15, None)]);
+        assert_linearizable(&[put(1, 0, 10, "a", None), get(2, 5, 15, Some("a"))]);
+        // Two overlapping puts in either order, as their answers say.
+        assert_linearizable(&[
+            put(1, 0, 10, "a", Some("b")),
+            put(2, 0, 10, "b", None),
+            get(3, 11, 12, Some("a")),
+        ]);
+    }
+
+    #[test]
+    fn stale_read_after_a_completed_write_is_not_linearizable() {
+        let explanation = assert_not_linearizable(&[
+            put(1, 0, 10, "a", None),
+            put(1, 20, 30, "b", Some("a")),
+            get(2, 40, 50, Some("a")),
+        ]);
+        // The prefix is the two puts, the blocked op the stale get.
+        assert!(explanation.contains("has 2 operations"), "{explanation}");
+        assert!(
+            explanation.contains("#2 client 2: get \"k\" -> \"a\""),
+            "{explanation}"
+        );
+        assert!(explanation.contains("the model answers: \"b\""), "{explanation}");
+    }
+
+    #[test]
+    fn equal_times_are_concurrent() {
+        // The put returns when the get is invoked: either order is allowed.
+        assert_linearizable(&[put(1, 0, 10, "a", None), get(2, 10, 20, None)]);
+    }
+
+    #[test]
+    fn read_of_a_value_never_written_is_not_linearizable() {
+        assert_not_linearizable(&[put(1, 0, 10, "a", None), get(2, 0, 10, Some("z"))]);
+    }
+
+    #[test]
+    fn reads_in_an_order_inconsistent_with_the_writes_are_not_linearizable() {
+        // a then b were written (b saw a); one client reads b, then later a.
+        assert_not_linearizable(&[
+            put(1, 0, 100, "a", None),
+            put(2, 0, 100, "b", Some("a")),
+            get(3, 10, 20, Some("b")),
+            get(3, 30, 40, Some("a")),
+        ]);
+        // The same reads in the other order are fine.
+        assert_linearizable(&[
+            put(1, 0, 100, "a", None),
+            put(2, 0, 100, "b", Some("a")),
+            get(3, 10, 20, Some("a")),
+            get(3, 30, 40, Some("b")),
+        ]);
+    }
+
+    #[test]
+    fn successful_cas_must_precede_what_saw_its_value() {
+        assert_linearizable(&[
+            put(1, 0, 10, "a", None),
+            // Concurrent: the put of c saw b, so the cas went first.
+            cas(2, 20, 40, Some("a"), Some("b"), true, Some("a")),
+            put(3, 20, 40, "c", Some("b")),
+            get(1, 50, 60, Some("c")),
+        ]);
+        // A cas that claims success but found another value is impossible.
+        assert_not_linearizable(&[
+            put(1, 0, 10, "a", None),
+            cas(2, 20, 40, Some("x"), Some("b"), true, Some("a")),
+        ]);
+        // A failed cas changes nothing.
+        assert_linearizable(&[
+            put(1, 0, 10, "a", None),
+            cas(2, 20, 40, Some("x"), Some("b"), false, Some("a")),
+            get(1, 50, 60, Some("a")),
+        ]);
+        // The cas swapped a to b, yet a later read sees a.
+        assert_not_linearizable(&[
+            put(1, 0, 10, "a", None),
+            cas(2, 20, 40, Some("a"), Some("b"), true, Some("a")),
+            get(1, 50, 60, Some("a")),
+        ]);
+        // Cas on an absent key, and a cas that deletes.
+        assert_linearizable(&[
+            cas(1, 0, 10, None, Some("a"), true, None),
+            cas(2, 20, 30, Some("a"), None, true, Some("a")),
+            get(1, 40, 50, None),
+        ]);
+    }
+
+    #[test]
+    fn indeterminate_write_may_have_happened() {
+        assert_linearizable(&[
+            put(1, 0, 10, "a", None),
+            lost_put(2, 20, "b"),
+            get(1, 100, 110, Some("b")),
+            get(1, 120, 130, Some("b")),
+        ]);
+        // Even long after its client gave up, and as the previous value of a later put.
+        assert_linearizable(&[
+            lost_put(2, 0, "b"),
+            get(1, 100, 110, None),
+            put(1, 120, 130, "c", Some("b")),
+        ]);
+    }
+
+    #[test]
+    fn indeterminate_write_may_never_have_happened() {
+        assert_linearizable(&[
+            put(1, 0, 10, "a", None),
+            lost_put(2, 20, "b"),
+            get(1, 100, 110, Some("a")),
+        ]);
+    }
+
+    #[test]
+    fn indeterminate_write_cannot_be_undone() {
+        let explanation = assert_not_linearizable(&[
+            put(1, 0, 10, "a", None),
+            lost_put(2, 20, "b"),
+            get(1, 100, 110, Some("b")),
+            get(1, 120, 130, Some("a")),
+        ]);
+        assert!(explanation.contains("never returned"), "{explanation}");
+    }
+
+    #[test]
+    fn indeterminate_write_cannot_take_effect_before_its_invocation() {
+        assert_not_linearizable(&[get(1, 0, 10, Some("b")), lost_put(2, 20, "b")]);
+    }
+
+    #[test]
+    fn delete_semantics() {
+        assert_linearizable(&[
+            put(1, 0, 10, "a", None),
+            delete(1, 20, 30, Some("a")),
+            get(2, 40, 50, None),
+            delete(2, 60, 70, None),
+            put(1, 80, 90, "b", None),
+        ]);
+        // A read after a completed delete sees nothing.
+        assert_not_linearizable(&[
+            put(1, 0, 10, "a", None),
+            delete(1, 20, 30, Some("a")),
+            get(2, 40, 50, Some("a")),
+        ]);
+        // Delete returns the previous value.
+        assert_not_linearizable(&[put(1, 0, 10, "a", None), delete(1, 20, 30, None)]);
+        // An indeterminate delete may have happened.
+        assert_linearizable(&[
+            put(1, 0, 10, "a", None),
+            Operation::indeterminate(2, Op::Delete { key: KEY.to_vec() }, 20),
+            get(1, 100, 110, None),
+        ]);
+    }
+
+    #[test]
+    fn result_of_the_wrong_kind_is_not_linearizable() {
+        let mut wrong = get(1, 0, 10, None);
+        wrong.outcome = Outcome::Completed {
+            returned: 10,
+            result: OpResult::Put { previous: None },
+        };
+        assert_not_linearizable(&[wrong]);
+    }
+
+    #[test]
+    fn keys_are_checked_separately() {
+        let other = |mut operation: Operation| {
+            match &mut operation.op {
+                Op::Put { key, .. } | Op::Get { key } | Op::Delete { key } | Op::Cas { key, .. } => {
+                    *key = b"other".to_vec()
+                }
+            }
+            operation
+        };
+        // The same value names on two keys do not interfere.
+        assert_linearizable(&[
+            put(1, 0, 10, "a", None),
+            other(put(2, 0, 10, "a", None)),
+            other(get(2, 20, 30, Some("a"))),
+            get(1, 20, 30, Some("a")),
+        ]);
+        match check(&[put(1, 0, 10, "a", None), other(get(2, 20, 30, Some("a")))]) {
+            CheckResult::NotLinearizable { key, .. } => assert_eq!(key, b"other"),
+            other => panic!("expected a violation on key other, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn history_recorder_feeds_the_checker() {
+        let mut history = History::new();
+        let first = history.invoke(
+            1,
+            Op::Put {
+                key: KEY.to_vec(),
+                value: b"a".to_vec(),
+            },
+            0,
+        );
+        let lost = history.invoke(
+            2,
+            Op::Put {
+                key: KEY.to_vec(),
+                value: b"b".to_vec(),
+            },
+            1,
+        );
+        history.complete(first, 5, OpResult::Put { previous: None });
+        let read = history.invoke(1, Op::Get { key: KEY.to_vec() }, 10);
+        history.complete(
+            read,
+            11,
+            OpResult::Get {
+                value: value(Some("b")),
+            },
+        );
+        assert_eq!(history.operations()[lost.0].outcome, Outcome::Indeterminate);
+        assert_linearizable(history.operations());
+    }
+
+    /// Many concurrent reads that all succeed in any order: 2^n configurations to rule
+    /// out before the impossible read at the end is known to be impossible.
+    fn pathological(readers: u64) -> Vec<Operation> {
+        let mut history: Vec<Operation> = (0..readers).map(|client| get(client, 0, 100, None)).collect();
+        history.push(get(readers, 200, 300, Some("never written")));
+        history
+    }
+
+    #[test]
+    fn tiny_budget_gives_unknown() {
+        assert_eq!(
+            check_with_budget(&pathological(14), 100),
+            CheckResult::Unknown { key: KEY.to_vec() }
+        );
+        // With room to search, the same history is refuted.
+        assert!(matches!(
+            check_with_budget(&pathological(14), DEFAULT_STEP_BUDGET),
+            CheckResult::NotLinearizable { .. }
+        ));
+    }
+
+    /// A history from a sequential execution: op `i` takes effect at `effect[i]`, strictly
+    /// increasing, and is invoked and returns within `JITTER` of it (each client
+    /// sequential). Such a history is linearizable by construction.
+    struct Generated {
+        operations: Vec<Operation>,
+        effect: Vec<u64>,
+        /// (key, effect time, value overwritten) for each completed write that changed a
+        /// present value.
+        overwrites: Vec<(Vec<u8>, u64, Vec<u8>)>,
+    }
+
+    const JITTER: u64 = 200;
+
+    fn generate(seed: u64, count: usize, keys: u64, clients: u64, lost_per_mille: u64) -> Generated {
+        let mut rng = raft::Prng::new(seed);
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut free_at = vec![0u64; clients as usize];
+        let mut generated = Generated {
+            operations: Vec::with_capacity(count),
+            effect: Vec::with_capacity(count),
+            overwrites: Vec::new(),
+        };
+        let mut time = 0u64;
+        let mut next_value = 0u64;
+        while generated.operations.len() < count {
+            time += 1 + rng.below(10);
+            let client = rng.below(clients);
+            let free = free_at[client as usize];
+            if free >= time {
+                continue;
+            }
+            let invoked = time - rng.below(JITTER.min(time - free));
+            let returned = time + rng.below(JITTER);
+            free_at[client as usize] = returned;
+            let key = format!("key{}", rng.below(keys)).into_bytes();
+            let current = model.get(&key).cloned();
+            let mut fresh = || {
+                next_value += 1;
+                format!("v{next_value}").into_bytes()
+            };
+            let (op, result, after) = match rng.below(20) {
+                0..=6 => {
+                    let new = fresh();
+                    let op = Op::Put {
+                        key: key.clone(),
+                        value: new.clone(),
+                    };
+                    (
+                        op,
+                        OpResult::Put {
+                            previous: current.clone(),
+                        },
+                        Some(new),
+                    )
+                }
+                7..=13 => (
+                    Op::Get { key: key.clone() },
+                    OpResult::Get {
+                        value: current.clone(),
+                    },
+                    current.clone(),
+                ),
+                14..=15 => (
+                    Op::Delete { key: key.clone() },
+                    OpResult::Delete {
+                        previous: current.clone(),
+                    },
+                    None,
+                ),
+                _ => {
+                    let expected = if rng.below(2) == 0 {
+                        current.clone()
+                    } else {
+                        Some(fresh())
+                    };
+                    let new = if rng.below(5) == 0 { None } else { Some(fresh()) };
+                    let swapped = expected == current;
+                    let after = if swapped { new.clone() } else { current.clone() };
+                    let op = Op::Cas {
+                        key: key.clone(),
+                        expected,
+                        new,
+                    };
+                    (
+                        op,
+                        OpResult::Cas {
+                            swapped,
+                            current: current.clone(),
+                        },
+                        after,
+                    )
+                }
+            };
+            let lost = rng.below(1000) < lost_per_mille;
+            // A lost op took effect or not, at random.
+            let applied = !lost || rng.below(2) == 0;
+            if applied {
+                if let Some(previous) = current.as_ref().filter(|_| after != current) {
+                    if !lost {
+                        generated.overwrites.push((key.clone(), time, previous.clone()));
+                    }
+                }
+                match after {
+                    Some(value) => model.insert(key, value),
+                    None => model.remove(&key),
+                };
+            }
+            generated.operations.push(if lost {
+                Operation::indeterminate(client, op, invoked)
+            } else {
+                Operation::completed(client, op, invoked, returned, result)
+            });
+            generated.effect.push(time);
+        }
+        generated
+    }
+
+    /// Makes one late read return a value that a write which completed before the read
+    /// began had already overwritten (values are unique, so it can never come back).
+    fn corrupt_one_read(generated: &mut Generated) -> usize {
+        let count = generated.operations.len();
+        for index in (count / 2..count).rev() {
+            let operation = &generated.operations[index];
+            let (Op::Get { key }, Outcome::Completed { result, .. }) = (&operation.op, &operation.outcome)
+            else {
+                continue;
+            };
+            let effect = generated.effect[index];
+            let stale = generated
+                .overwrites
+                .iter()
+                .rev()
+                .find(|(written, at, old)| {
+                    written == key
+                        && *at + 2 * JITTER < effect
+                        && *result
+                            != OpResult::Get {
+                                value: Some(old.clone()),
+                            }
+                })
+                .map(|(_, _, old)| old.clone());
+            if let Some(stale) = stale {
+                if let Outcome::Completed { result, .. } = &mut generated.operations[index].outcome {
+                    *result = OpResult::Get { value: Some(stale) };
+                }
+                return index;
+            }
+        }
+        panic!("no read to corrupt");
+    }
+
+    #[test]
+    fn random_concurrent_histories_from_sequential_executions_are_linearizable() {
+        for seed in 0..20 {
+            let generated = generate(seed, 2_000, 3, 8, 50);
+            let result = check(&generated.operations);
+            assert_eq!(
+                result,
+                CheckResult::Linearizable,
+                "seed {seed}: {}",
+                explanation(&result)
+            );
+        }
+    }
+
+    #[test]
+    fn random_history_with_one_corrupted_read_is_not_linearizable() {
+        for seed in 0..10 {
+            let mut generated = generate(seed, 2_000, 3, 8, 0);
+            let corrupted = corrupt_one_read(&mut generated);
+            match check(&generated.operations) {
+                CheckResult::NotLinearizable { explanation, .. } => {
+                    assert!(
+                        explanation.contains(&format!("#{corrupted} ")),
+                        "seed {seed}: {explanation}"
+                    );
+                }
+                other => panic!("seed {seed}: corrupted read #{corrupted} not found: {other:?}"),
+            }
+        }
+    }
+
+    /// The definition, by brute force: some order of all completed ops and some of the
+    /// indeterminate ones, respecting real time, that the sequential model accepts.
+    fn brute_force(history: &[Operation]) -> bool {
+        fn returned(operation: &Operation) -> Option<u64> {
+            match operation.outcome {
+                Outcome::Completed { returned, .. } => Some(returned),
+                Outcome::Indeterminate => None,
+            }
+        }
+        fn apply(operation: &Operation, state: &Option<Vec<u8>>) -> Option<Option<Vec<u8>>> {
+            let (after, result) = match &operation.op {
+                Op::Put { value, .. } => (
+                    Some(value.clone()),
+                    OpResult::Put {
+                        previous: state.clone(),
+                    },
+                ),
+                Op::Get { .. } => (state.clone(), OpResult::Get { value: state.clone() }),
+                Op::Delete { .. } => (
+                    None,
+                    OpResult::Delete {
+                        previous: state.clone(),
+                    },
+                ),
+                Op::Cas { expected, new, .. } => {
+                    let swapped = expected == state;
+                    let after = if swapped { new.clone() } else { state.clone() };
+                    (
+                        after,
+                        OpResult::Cas {
+                            swapped,
+                            current: state.clone(),
+                        },
+                    )
+                }
+            };
+            match &operation.outcome {
+                Outcome::Completed { result: observed, .. } if *observed != result => None,
+                _ => Some(after),
+            }
+        }
+        fn search(history: &[Operation], placed: u32, state: &Option<Vec<u8>>) -> bool {
+            let done = |i: usize| placed & (1 << i) != 0;
+            if (0..history.len()).all(|i| done(i) || returned(&history[i]).is_none()) {
+                return true;
+            }
+            (0..history.len()).any(|next| {
+                !done(next)
+                    && (0..history.len()).all(|other| {
+                        done(other) || returned(&history[other]).is_none_or(|r| r >= history[next].invoked)
+                    })
+                    && apply(&history[next], state)
+                        .is_some_and(|after| search(history, placed | (1 << next), &after))
+            })
+        }
+        search(history, 0, &None)
+    }
+
+    #[test]
+    fn agrees_with_brute_force_on_small_histories() {
+        let mut rng = raft::Prng::new(4);
+        let values = [None, Some("a"), Some("b"), Some("c")];
+        let mut verdicts = [0usize; 2];
+        for case in 0..3_000 {
+            let mut state: Option<&str> = None;
+            let mut history = Vec::new();
+            for index in 0..1 + rng.below(6) {
+                let effect = 10 * index;
+                let invoked = effect - rng.below(effect + 1).min(15);
+                let returned = effect + rng.below(15);
+                let pick = |rng: &mut raft::Prng| values[rng.below(4) as usize];
+                // Values repeat on purpose: the checker must not rely on unique values.
+                let mut operation = match rng.below(4) {
+                    0 => {
+                        let new = pick(&mut rng).unwrap_or("a");
+                        let previous = state.replace(new);
+                        put(1, invoked, returned, new, previous)
+                    }
+                    1 => get(1, invoked, returned, state),
+                    2 => delete(1, invoked, returned, state.take()),
+                    _ => {
+                        let (expected, new) = (pick(&mut rng), pick(&mut rng));
+                        let (swapped, current) = (expected == state, state);
+                        if swapped {
+                            state = new;
+                        }
+                        cas(1, invoked, returned, expected, new, swapped, current)
+                    }
+                };
+                if rng.below(5) == 0 {
+                    operation.outcome = Outcome::Indeterminate;
+                } else if rng.below(6) == 0 {
+                    // A wrong answer, which may or may not still be explainable.
+                    if let Outcome::Completed { result, .. } = &mut operation.outcome {
+                        let other = value(pick(&mut rng));
+                        match result {
+                            OpResult::Put { previous } | OpResult::Delete { previous } => *previous = other,
+                            OpResult::Get { value } => *value = other,
+                            OpResult::Cas { current, .. } => *current = other,
+                        }
+                    }
+                }
+                history.push(operation);
+            }
+            let expected = brute_force(&history);
+            let result = check(&history);
+            assert_eq!(
+                result.is_linearizable(),
+                expected,
+                "case {case}: {history:#?}\n{result:?}"
+            );
+            verdicts[usize::from(expected)] += 1;
+        }
+        // Both verdicts were exercised.
+        assert!(verdicts[0] > 100 && verdicts[1] > 100, "{verdicts:?}");
+    }
+
+    fn timed_check(count: usize, keys: u64, clients: u64, lost_per_mille: u64, corrupt: bool) {
+        let mut generated = generate(7, count, keys, clients, if corrupt { 0 } else { lost_per_mille });
+        if corrupt {
+            corrupt_one_read(&mut generated);
+        }
+        let started = Instant::now();
+        let result = check(&generated.operations);
+        println!(
+            "{count} ops, {keys} keys, {clients} clients, {lost_per_mille}/1000 lost, corrupted {corrupt}: \
+             {} in {:?}",
+            match result {
+                CheckResult::Linearizable => "linearizable",
+                CheckResult::NotLinearizable { .. } => "not linearizable",
+                CheckResult::Unknown { .. } => "unknown",
+            },
+            started.elapsed()
+        );
+        assert_eq!(result.is_linearizable(), !corrupt, "{}", explanation(&result));
+    }
+
+    /// Prints how long the checker takes on a history the size of a simulation run's.
+    #[test]
+    fn ten_thousand_operations_over_five_keys_with_eight_clients() {
+        timed_check(10_000, 5, 8, 0, false);
+        timed_check(10_000, 5, 8, 50, false);
+        timed_check(10_000, 5, 8, 0, true);
+    }
+
+    /// A bigger benchmark: `cargo test -p sim --release -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn hundred_thousand_operations() {
+        timed_check(100_000, 5, 8, 20, false);
+        timed_check(100_000, 5, 16, 20, false);
+        timed_check(100_000, 5, 8, 0, true);
+    }
+}

@@ -1,0 +1,355 @@
+//! The simulation's `Storage`: an in-memory disk that survives its node's restarts and
+//! loses what was not synced when the node crashes.
+//!
+//! # The disk model, and why it is the honest model of fjall
+//!
+//! `FjallStore` writes every change as one atomic batch into fjall's journal, and the
+//! journal is a single append-only file written in order. `persist` and `compact` then
+//! sync it (`PersistMode::SyncData`); `apply` does not. Three facts follow, and this
+//! module models exactly them:
+//!
+//! 1. **Sync makes durable everything written before it.** An fsync of an ordered journal
+//!    covers every earlier record, so a synced write also makes every earlier unsynced
+//!    `apply` durable. Here, `persist` and `compact` first move the whole pending layer
+//!    into the durable layer, in order, then apply themselves to it.
+//! 2. **Unsynced records are in the page cache, not on the platter.** The running
+//!    process reads its own writes (here: reads go to the *visible* layer, durable plus
+//!    pending), but a power cut keeps only whatever the kernel happened to write back.
+//!    Write-back of one file is in order from the journal's point of view: what
+//!    survives is a prefix of the unsynced records, never a later record without an
+//!    earlier one (fjall stops replay at the first bad record, so a hole ends the log).
+//! 3. **A batch is all or nothing.** A record torn by the crash fails its checksum and
+//!    recovery drops it, so a batch is never half applied: the KV writes, the session
+//!    writes and the applied index of one `apply` survive or vanish together.
+//!
+//! So `SimDisk::crash(tear, rng_value)` keeps no unsynced record when `tear` is false
+//! (nothing was written back: the common case), and when `tear` is true keeps a random
+//! prefix of them (`rng_value` picks its length, from none to all): the tail of the
+//! journal is lost at an arbitrary record boundary, the last surviving record being
+//! possibly the one "torn" in half and then entirely kept or entirely dropped.
+//!
+//! A failed sync (`SimDisk::fail_next_sync`) returns `StorageError::Io` and poisons this
+//! `SimStore` (every later call fails too, as fjall poisons itself). The failed write
+//! was handed to the journal, so it stays an unsynced record: a later crash may keep or
+//! drop it, which is the truth about a failed fsync (its data may or may not be on disk).
+//! A `SimStore` opened before a crash is dead afterwards: its calls fail with `Io`, so a
+//! zombie task of a killed node can never write to the disk its successor reads.
+//!
+//! What is not modelled: bit rot and misdirected writes (the node would have to detect
+//! them by checksums it does not have; fjall's own checksums turn them into a failed
+//! open), a lying disk that acknowledges a sync it did not do, and latency of I/O.
+//!
+//! Everything here is in memory with `std::sync::Mutex` (madsim runs one thread): no
+//! threads, no files, so it runs inside a simulated node.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use node::storage::memory_store::MemoryStore;
+use node::storage::{ApplyBatch, KvPairs, Recovered, SnapshotImage, Storage, StorageError};
+use raft::{Entry, HardState, Index, Snapshot};
+
+/// One write in the journal, as the node handed it to the store.
+#[derive(Debug, Clone)]
+enum Record {
+    Persist {
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+        hard_state: Option<HardState>,
+    },
+    Apply(ApplyBatch),
+    Compact {
+        snapshot: Snapshot,
+        purged_to: Index,
+    },
+}
+
+impl Record {
+    /// Approximate bytes this record puts into the journal, for the sim's report.
+    fn size_bytes(&self) -> u64 {
+        const HARD_STATE_BYTES: usize = 24;
+        const SESSION_BYTES: usize = 48;
+        let bytes = match self {
+            Record::Persist {
+                snapshot,
+                entries,
+                hard_state,
+            } => {
+                snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len())
+                    + entries.iter().map(Entry::size_bytes).sum::<usize>()
+                    + hard_state.map_or(0, |_| HARD_STATE_BYTES)
+            }
+            Record::Apply(batch) => {
+                let kv_bytes: usize = batch
+                    .kv_writes
+                    .iter()
+                    .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+                    .sum();
+                8 + kv_bytes + SESSION_BYTES * batch.session_writes.len()
+            }
+            Record::Compact { snapshot, .. } => snapshot.data.len() + 8,
+        };
+        bytes as u64
+    }
+
+    /// Applies this record to one layer. `MemoryStore` is the reference implementation
+    /// of the `Storage` contract, so each layer is exactly what a correct store holds.
+    fn apply_to(&self, layer: &mut MemoryStore) -> Result<(), StorageError> {
+        match self {
+            Record::Persist {
+                snapshot,
+                entries,
+                hard_state,
+            } => layer.persist(snapshot.as_ref(), entries, *hard_state),
+            Record::Apply(batch) => layer.apply(batch.clone()),
+            Record::Compact { snapshot, purged_to } => layer.compact(snapshot, *purged_to),
+        }
+    }
+}
+
+/// What the disk did so far, for the simulation's report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskCounters {
+    /// Successful syncs (`persist` and `compact` calls that wrote something).
+    pub syncs: u64,
+    /// Records (atomic batches) written to the journal, synced or not.
+    pub batches: u64,
+    /// Approximate bytes of those records.
+    pub bytes: u64,
+    /// Syncs that failed by `fail_next_sync`.
+    pub failed_syncs: u64,
+    pub crashes: u64,
+    /// Unsynced records a crash kept (a torn tail that made it to disk).
+    pub batches_kept_by_crashes: u64,
+    /// Unsynced records a crash lost.
+    pub batches_lost_by_crashes: u64,
+}
+
+/// What one `SimDisk::crash` did to the unsynced records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashOutcome {
+    pub kept_batches: usize,
+    pub lost_batches: usize,
+}
+
+/// The state behind a `SimDisk`.
+#[derive(Debug, Default)]
+pub struct DiskState {
+    /// What survives a crash.
+    durable: MemoryStore,
+    /// What the running node reads: `durable` with `pending` applied (the page cache).
+    visible: MemoryStore,
+    /// Unsynced records, oldest first.
+    pending: Vec<Record>,
+    /// Incremented by every crash; a `SimStore` opened in an older one is dead.
+    generation: u64,
+    fail_next_sync: bool,
+    counters: DiskCounters,
+}
+
+impl DiskState {
+    /// Moves every pending record into the durable layer, in order (a sync of the journal).
+    fn make_pending_durable(&mut self) -> Result<(), StorageError> {
+        for record in self.pending.drain(..) {
+            record.apply_to(&mut self.durable)?;
+        }
+        Ok(())
+    }
+
+    fn count_write(&mut self, record: &Record) {
+        self.counters.batches += 1;
+        self.counters.bytes += record.size_bytes();
+    }
+
+    /// An unsynced write: visible now, durable only after a later sync.
+    fn write_unsynced(&mut self, record: Record) -> Result<(), StorageError> {
+        record.apply_to(&mut self.visible)?;
+        self.count_write(&record);
+        self.pending.push(record);
+        Ok(())
+    }
+
+    /// A write followed by a sync. On an injected failure the record stays pending: it
+    /// was written, but whether it reached the disk is unknown until a crash decides.
+    fn write_synced(&mut self, record: Record) -> Result<(), StorageError> {
+        // Applied to the visible layer first: a record it refuses (a corrupt snapshot
+        // image) is refused before anything is journaled.
+        record.apply_to(&mut self.visible)?;
+        self.count_write(&record);
+        if std::mem::take(&mut self.fail_next_sync) {
+            self.pending.push(record);
+            self.counters.failed_syncs += 1;
+            return Err(StorageError::Io("simulated fsync failure".to_string()));
+        }
+        self.make_pending_durable()?;
+        record.apply_to(&mut self.durable)?;
+        self.counters.syncs += 1;
+        assert!(self.pending.is_empty(), "a sync leaves nothing pending");
+        Ok(())
+    }
+}
+
+/// A simulated disk, shared by the test and the node it belongs to. Create it in the
+/// test, capture a clone in the madsim node's `init` closure, and `SimStore::open` it on
+/// every (re)start; call `crash` when killing the node.
+#[derive(Debug, Clone, Default)]
+pub struct SimDisk {
+    state: Arc<Mutex<DiskState>>,
+}
+
+impl SimDisk {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DiskState> {
+        // A panic while holding the lock fails the test anyway; the state stays readable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A power cut: unsynced records are lost, except that with `tear` a prefix of them
+    /// of length `rng_value % (pending + 1)` survives (see the module docs). Every
+    /// `SimStore` opened before is dead afterwards; open a new one to restart the node.
+    pub fn crash(&self, tear: bool, rng_value: u64) -> CrashOutcome {
+        let mut state = self.lock();
+        let pending = std::mem::take(&mut state.pending);
+        let kept_batches = if tear {
+            (rng_value % (pending.len() as u64 + 1)) as usize
+        } else {
+            0
+        };
+        assert!(kept_batches <= pending.len());
+        for record in &pending[..kept_batches] {
+            record
+                .apply_to(&mut state.durable)
+                .expect("a record the visible layer accepted applies to a prefix of it");
+        }
+        state.visible = state.durable.clone();
+        state.generation += 1;
+        let outcome = CrashOutcome {
+            kept_batches,
+            lost_batches: pending.len() - kept_batches,
+        };
+        state.counters.crashes += 1;
+        state.counters.batches_kept_by_crashes += outcome.kept_batches as u64;
+        state.counters.batches_lost_by_crashes += outcome.lost_batches as u64;
+        outcome
+    }
+
+    /// Makes the next sync (`persist` or `compact` that writes something) fail with
+    /// `StorageError::Io`.
+    pub fn fail_next_sync(&self) {
+        self.lock().fail_next_sync = true;
+    }
+
+    pub fn counters(&self) -> DiskCounters {
+        self.lock().counters
+    }
+
+    /// How many records are written but not synced.
+    pub fn pending_batches(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// What a restart after a crash right now would recover if no unsynced record
+    /// survived, for the sim's invariant checks (log matching across nodes).
+    pub fn durable_state(&self) -> Option<Recovered> {
+        let mut durable = self.lock().durable.clone();
+        durable
+            .recover()
+            .expect("the in-memory store's recover cannot fail")
+    }
+}
+
+/// The `Storage` a simulated node uses: one open of a `SimDisk`.
+#[derive(Debug)]
+pub struct SimStore {
+    disk: SimDisk,
+    /// The disk's crash generation when this store was opened.
+    generation: u64,
+    /// Set by a failed sync: nothing more may be done through this store.
+    poisoned: bool,
+}
+
+impl SimStore {
+    /// Opens the disk as a node's process does at start. No crash in between means the
+    /// process died but the machine did not: unsynced records are still in the page
+    /// cache and still visible.
+    pub fn open(disk: SimDisk) -> Self {
+        let generation = disk.lock().generation;
+        Self {
+            disk,
+            generation,
+            poisoned: false,
+        }
+    }
+
+    /// The disk's state, if this store may still use it.
+    fn state(&self) -> Result<MutexGuard<'_, DiskState>, StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Io(
+                "an earlier sync failed; the store is poisoned".to_string(),
+            ));
+        }
+        let state = self.disk.lock();
+        if state.generation != self.generation {
+            return Err(StorageError::Io(
+                "the disk crashed since this store was opened".to_string(),
+            ));
+        }
+        Ok(state)
+    }
+
+    fn synced(&mut self, record: Record) -> Result<(), StorageError> {
+        let outcome = self.state()?.write_synced(record);
+        if matches!(outcome, Err(StorageError::Io(_))) {
+            self.poisoned = true;
+        }
+        outcome
+    }
+}
+
+impl Storage for SimStore {
+    fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
+        self.state()?.visible.recover()
+    }
+
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        if snapshot.is_none() && entries.is_empty() && hard_state.is_none() {
+            // Nothing to write is no write and no sync, as in the other stores.
+            return self.state().map(drop);
+        }
+        self.synced(Record::Persist {
+            snapshot: snapshot.cloned(),
+            entries: entries.to_vec(),
+            hard_state,
+        })
+    }
+
+    fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError> {
+        self.state()?.write_unsynced(Record::Apply(batch))
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.state()?.visible.get(key)
+    }
+
+    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
+        self.state()?.visible.list(prefix, limit, max_bytes)
+    }
+
+    fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
+        self.state()?.visible.snapshot_image()
+    }
+
+    fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {
+        self.synced(Record::Compact {
+            snapshot: snapshot.clone(),
+            purged_to,
+        })
+    }
+}
