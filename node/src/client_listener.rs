@@ -11,8 +11,9 @@ use client::wire::{
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
+use crate::accept_loop::accept_until_shutdown;
 use crate::driver::ClientCall;
 
 /// Requests one connection may have in flight before it is answered `Overloaded`.
@@ -24,28 +25,13 @@ const CLIENT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 pub async fn serve_clients(
     listener: TcpListener,
     calls: mpsc::Sender<ClientCall>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
-                    return;
-                }
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let calls = calls.clone();
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(async move { serve_connection(stream, peer, calls, shutdown).await });
-                }
-                Err(error) => {
-                    warn!(%error, "accepting a client connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
+    let connection_shutdown = shutdown.clone();
+    accept_until_shutdown(listener, shutdown, "client", move |stream, peer| {
+        serve_connection(stream, peer, calls.clone(), connection_shutdown.clone())
+    })
+    .await;
 }
 
 async fn serve_connection(

@@ -3,6 +3,7 @@
 //! applies to the KV state machine and answers clients. The same code runs under tokio
 //! in production and under madsim in simulation.
 
+pub mod accept_loop;
 pub mod client_listener;
 pub mod config;
 pub mod driver;

@@ -10,8 +10,9 @@ use client::wire::NodeStatus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::debug;
 
+use crate::accept_loop::accept_until_shutdown;
 use crate::metrics::{Metrics, PeerCounters};
 
 /// Upper bound of a request head; probes and scrapers send a few hundred bytes.
@@ -33,30 +34,16 @@ impl std::fmt::Debug for OpsState {
     }
 }
 
-pub async fn serve_ops(listener: TcpListener, state: OpsState, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
-                    return;
-                }
+pub async fn serve_ops(listener: TcpListener, state: OpsState, shutdown: watch::Receiver<bool>) {
+    accept_until_shutdown(listener, shutdown, "ops HTTP", move |stream, _peer| {
+        let state = state.clone();
+        async move {
+            if let Err(error) = serve_request(stream, &state).await {
+                debug!(%error, "ops request failed");
             }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        if let Err(error) = serve_request(stream, &state).await {
-                            debug!(%error, "ops request failed");
-                        }
-                    });
-                }
-                Err(error) => {
-                    warn!(%error, "accepting an ops connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
         }
-    }
+    })
+    .await;
 }
 
 async fn serve_request(mut stream: TcpStream, state: &OpsState) -> std::io::Result<()> {
