@@ -405,3 +405,29 @@ fn random_crashes_always_leave_a_consistent_restartable_state() {
         "crashes both kept and lost unsynced batches"
     );
 }
+
+/// The node's storage contract holds for `SimStore` too. The contract's restart is a
+/// process restart (the machine keeps its unsynced writes, as fjall's reopen does);
+/// machine crashes are what the tests above cover.
+#[test]
+fn sim_store_passes_the_node_storage_contract() {
+    struct SimHarness {
+        disk: SimDisk,
+        store: SimStore,
+    }
+    impl node::storage::contract_tests::Harness for SimHarness {
+        type Store = SimStore;
+        fn create() -> Self {
+            let disk = SimDisk::new();
+            let store = SimStore::open(disk.clone());
+            Self { disk, store }
+        }
+        fn store(&mut self) -> &mut SimStore {
+            &mut self.store
+        }
+        fn restart(&mut self) {
+            self.store = SimStore::open(self.disk.clone());
+        }
+    }
+    node::storage::contract_tests::check_storage_contract::<SimHarness>();
+}

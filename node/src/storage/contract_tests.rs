@@ -1,5 +1,6 @@
 //! The `Storage` contract as a test suite. `check_storage_contract` runs every case on a
-//! fresh store of any implementation; `MemoryStore` and `FjallStore` must both pass it.
+//! fresh store of any implementation; `MemoryStore`, `FjallStore` and the simulation's
+//! store must all pass it (the `storage-contract` feature exports it to other crates).
 //! A restart drops the store and opens what is durable again (for `MemoryStore`, whose
 //! durability is the process's lifetime, it keeps the same store).
 
@@ -10,11 +11,12 @@ use std::sync::Arc;
 use client::wire::WriteResult;
 use raft::{ConfState, Entry, EntryPayload, HardState, Index, Snapshot, SnapshotMeta, Term};
 
+#[cfg(test)]
 use super::memory_store::MemoryStore;
 use super::{ApplyBatch, Recovered, SessionRecord, SnapshotImage, Storage};
 
 /// How the suite gets a fresh store and restarts it.
-pub(crate) trait Harness {
+pub trait Harness {
     type Store: Storage;
     /// A new, empty store.
     fn create() -> Self;
@@ -26,7 +28,7 @@ pub(crate) trait Harness {
 type Case<H> = (&'static str, fn(&mut H));
 
 /// Every rule of the contract, each on a fresh store.
-pub(crate) fn check_storage_contract<H: Harness>() {
+pub fn check_storage_contract<H: Harness>() {
     let cases: [Case<H>; 8] = [
         ("an empty store recovers nothing", empty_store_recovers_none),
         (
@@ -67,8 +69,10 @@ fn memory_store_passes_the_contract() {
     check_storage_contract::<MemoryHarness>();
 }
 
+#[cfg(test)]
 struct MemoryHarness(MemoryStore);
 
+#[cfg(test)]
 impl Harness for MemoryHarness {
     type Store = MemoryStore;
     fn create() -> Self {
@@ -495,7 +499,7 @@ fn snapshot_image_round_trips<H: Harness>(harness: &mut H) {
     );
 }
 
-#[cfg(not(madsim))]
+#[cfg(all(test, not(madsim)))]
 mod fjall_store_tests {
     use std::time::{Duration, Instant};
 

@@ -12,8 +12,9 @@
 //! after a failed fsync nothing on disk can be trusted (fjall poisons itself; the
 //! driver stops and the process restarts into `recover`).
 
-#[cfg(test)]
-mod contract_tests;
+/// The contract as a reusable suite: `Harness` and `check_storage_contract`.
+#[cfg(any(test, feature = "storage-contract"))]
+pub mod contract_tests;
 #[cfg(not(madsim))]
 mod fjall_codec;
 #[cfg(not(madsim))]
