@@ -17,7 +17,7 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "the driver path builds under madsim (RUSTFLAGS=--cfg madsim, own target dir)"
-RUSTFLAGS="--cfg madsim" cargo check --locked -p node -p client --lib --target-dir target/madsim
+RUSTFLAGS="--cfg madsim" cargo check --locked -p node -p client -p sim --lib --target-dir target/madsim
 
 step "tests (CASES=${CASES:-2000} random schedules)"
 started=$(date +%s)
