@@ -2,9 +2,13 @@
 //! the per-key linearizability checker, the crash-losing simulated store, and the rule
 //! that turns one seed into a run's parameters. The cluster runs themselves are not built yet.
 
+#[cfg(madsim)]
+pub mod cluster;
 pub mod history;
 pub mod linearizability;
 pub mod sim_store;
+#[cfg(madsim)]
+pub mod workload;
 
 /// Parameters of one simulated run, all derived from its seed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,272 @@
+//! A cluster of real raftkv nodes inside one madsim runtime: the node crate's driver,
+//! peer transport, client listener and KV state machine, assembled as
+//! `node::server::run_node` does, with a [`SimStore`] instead of fjall and without ops HTTP
+//! (which does not run under madsim).
+//!
+//! Each node is a madsim node at `10.0.0.<id>` whose `init` closure captures the node's
+//! [`SimDisk`], so the disk outlives the node: [`SimCluster::kill`] kills the madsim node
+//! and then crashes its disk (unsynced records lost, possibly a torn tail), and
+//! [`SimCluster::restart`] re-runs `init`, which recovers from what the disk kept.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use client::Endpoint;
+use madsim::runtime::{Handle, NodeHandle};
+use node::client_listener::serve_clients;
+use node::driver::{Driver, DriverConfig, PeerNetwork};
+use node::kv::state_machine::StateMachine;
+use node::storage::Storage;
+use node::transport::{Transport, TransportConfig};
+use raft::{ConfState, Message, NodeId, Raft};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::sim_store::{CrashOutcome, SimDisk, SimStore};
+
+/// Port every node listens on for peers.
+pub const PEER_PORT: u16 = 7001;
+/// Port every node listens on for clients.
+pub const CLIENT_PORT: u16 = 7101;
+/// Client sessions kept per node, as `node::server::SESSIONS_MAX`.
+const SESSIONS_MAX: usize = 100_000;
+/// Inbound peer messages and client calls queued for the driver, as in `node::server`.
+const DRIVER_QUEUE_MAX: usize = 8192;
+
+/// The simulated address of node `id` (ids start at 1).
+pub fn node_ip(id: NodeId) -> IpAddr {
+    assert!(
+        (1..=250).contains(&id),
+        "node id {id} outside the simulated subnet"
+    );
+    IpAddr::from([10, 0, 0, id as u8])
+}
+
+/// The client endpoint of node `id`.
+pub fn client_endpoint(id: NodeId) -> Endpoint {
+    Endpoint {
+        host: node_ip(id).to_string(),
+        port: CLIENT_PORT,
+    }
+}
+
+/// The driver's view of the peer transport. `impl PeerNetwork for Transport` lives in
+/// `node::server`, which is not built under madsim; this forwards the same two calls.
+#[derive(Debug, Clone)]
+pub struct SimNetwork(pub Transport);
+
+impl PeerNetwork for SimNetwork {
+    fn send(&self, message: Message) {
+        self.0.send(message);
+    }
+
+    fn peer_client_address(&self, id: NodeId) -> Option<String> {
+        self.0.peer_client_address(id)
+    }
+}
+
+/// What every node of a simulated cluster is started with.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Voters, with ids `1..=size`.
+    pub size: u64,
+    pub tick_interval: Duration,
+    pub election_timeout_ticks_min: u32,
+    pub election_timeout_ticks_max: u32,
+    pub heartbeat_interval_ticks: u32,
+    pub snapshot_every_entries: u64,
+}
+
+impl ClusterConfig {
+    /// The production defaults (`raftkv-node` flags) for a cluster of `size` voters.
+    pub fn new(size: u64) -> Self {
+        assert!(size >= 1);
+        Self {
+            size,
+            tick_interval: Duration::from_millis(50),
+            election_timeout_ticks_min: 10,
+            election_timeout_ticks_max: 20,
+            heartbeat_interval_ticks: 2,
+            snapshot_every_entries: 10_000,
+        }
+    }
+}
+
+/// One member: its madsim node and the disk that survives it.
+#[derive(Clone)]
+struct Member {
+    node: NodeHandle,
+    disk: SimDisk,
+    alive: bool,
+}
+
+/// A running simulated cluster. Create it inside a madsim runtime.
+#[expect(missing_debug_implementations, reason = "madsim's NodeHandle is not Debug")]
+pub struct SimCluster {
+    handle: Handle,
+    config: ClusterConfig,
+    /// By Raft id.
+    members: BTreeMap<NodeId, Member>,
+}
+
+impl SimCluster {
+    /// Creates and starts `config.size` nodes. They bootstrap on first start.
+    pub fn start(config: ClusterConfig) -> Self {
+        let handle = Handle::current();
+        let mut members = BTreeMap::new();
+        for id in 1..=config.size {
+            let disk = SimDisk::new();
+            let node_disk = disk.clone();
+            let node_config = config.clone();
+            let node = handle
+                .create_node()
+                .name(format!("raftkv-{id}"))
+                .ip(node_ip(id))
+                .init(move || {
+                    let disk = node_disk.clone();
+                    let config = node_config.clone();
+                    async move {
+                        if let Err(error) = run_sim_node(id, config, disk).await {
+                            // A storage failure stops the node, as in production; the
+                            // node stays down until the test restarts it.
+                            tracing::error!(id, %error, "simulated node stopped");
+                        }
+                    }
+                })
+                .build();
+            members.insert(
+                id,
+                Member {
+                    node,
+                    disk,
+                    alive: true,
+                },
+            );
+        }
+        Self {
+            handle,
+            config,
+            members,
+        }
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Raft ids of every member.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Client endpoints of every member.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.members.keys().map(|&id| client_endpoint(id)).collect()
+    }
+
+    pub fn is_alive(&self, id: NodeId) -> bool {
+        self.member(id).alive
+    }
+
+    /// The disk of node `id` (for counters and invariant checks).
+    pub fn disk(&self, id: NodeId) -> &SimDisk {
+        &self.member(id).disk
+    }
+
+    fn member(&self, id: NodeId) -> &Member {
+        self.members
+            .get(&id)
+            .unwrap_or_else(|| panic!("no node {id} in the cluster"))
+    }
+
+    /// A power cut of node `id`: its tasks stop at once, then its disk loses what was not
+    /// synced (with `tear`, a random prefix of the unsynced records survives).
+    pub fn kill(&mut self, id: NodeId, tear: bool, rng_value: u64) -> CrashOutcome {
+        let member = self.members.get_mut(&id).expect("known node");
+        assert!(member.alive, "node {id} killed twice");
+        // Kill before the crash, so no task of the dead node writes to the crashed disk.
+        self.handle.kill(member.node.id());
+        member.alive = false;
+        let outcome = member.disk.crash(tear, rng_value);
+        info!(id, ?outcome, "killed node");
+        outcome
+    }
+
+    /// Starts node `id` again from what its disk kept.
+    pub fn restart(&mut self, id: NodeId) {
+        let member = self.members.get_mut(&id).expect("known node");
+        assert!(!member.alive, "node {id} restarted while running");
+        self.handle.restart(member.node.id());
+        member.alive = true;
+        info!(id, "restarted node");
+    }
+}
+
+/// Runs node `id` until its storage fails (or forever): recover or bootstrap, then the
+/// transport, the client listener and the driver, as `node::server::run_node`.
+async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Result<(), String> {
+    let raft_config = raft::Config {
+        election_timeout_ticks_min: config.election_timeout_ticks_min,
+        election_timeout_ticks_max: config.election_timeout_ticks_max,
+        heartbeat_interval_ticks: config.heartbeat_interval_ticks,
+        // From the simulation's RNG: deterministic per run seed, different per start.
+        seed: madsim::rand::random::<u64>(),
+        ..raft::Config::new(id)
+    };
+    let mut storage = SimStore::open(disk);
+    let (raft, machine) = match storage.recover().map_err(|e| e.to_string())? {
+        Some(recovered) => {
+            let raft = Raft::restart(raft_config, recovered.raft).map_err(|e| e.to_string())?;
+            (raft, StateMachine::new(recovered.sessions, SESSIONS_MAX))
+        }
+        None => {
+            info!(id, voters = config.size, "bootstrapping a new cluster member");
+            let voters = ConfState::with_voters(1..=config.size);
+            let raft = Raft::bootstrap(raft_config, voters).map_err(|e| e.to_string())?;
+            (raft, StateMachine::new([], SESSIONS_MAX))
+        }
+    };
+    let own_client_address = format!("{}:{CLIENT_PORT}", node_ip(id));
+    let peers = (1..=config.size)
+        .filter(|&peer| peer != id)
+        .map(|peer| (peer, format!("{}:{PEER_PORT}", node_ip(peer))))
+        .collect();
+    let (inbound_sender, inbound) = mpsc::channel(DRIVER_QUEUE_MAX);
+    let transport = Transport::start(
+        TransportConfig {
+            own_id: id,
+            cluster_id: "raftkv-sim".to_string(),
+            listen_address: format!("0.0.0.0:{PEER_PORT}"),
+            peers,
+            advertised_client_address: own_client_address.clone(),
+            queue_messages_max: 4096,
+            reconnect_backoff_min: Duration::from_millis(20),
+            reconnect_backoff_max: Duration::from_secs(1),
+        },
+        inbound_sender,
+    )
+    .await
+    .map_err(|e| format!("cannot listen for peers: {e}"))?;
+    let client_listener = TcpListener::bind(format!("0.0.0.0:{CLIENT_PORT}"))
+        .await
+        .map_err(|e| format!("cannot listen for clients: {e}"))?;
+    let driver_config = DriverConfig {
+        tick_interval: config.tick_interval,
+        snapshot_every_entries: config.snapshot_every_entries,
+        own_client_address,
+        shutdown_transfer_ticks_max: config.election_timeout_ticks_max.saturating_mul(2),
+        inputs_per_turn_max: 4096,
+    };
+    let network = SimNetwork(transport.clone());
+    let (driver, _handles) = Driver::new(raft, storage, network, machine, driver_config);
+    let (calls_sender, calls) = mpsc::channel(DRIVER_QUEUE_MAX);
+    // Never sent: a simulated node stops by being killed. Kept alive for the whole run,
+    // since a dropped sender reads as a shutdown request.
+    let (_shutdown_sender, shutdown) = watch::channel(false);
+    tokio::spawn(serve_clients(client_listener, calls_sender, shutdown.clone()));
+    let result = driver.run(inbound, calls, shutdown).await;
+    transport.shutdown();
+    result.map_err(|e| e.to_string())
+}

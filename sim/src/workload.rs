@@ -1,0 +1,176 @@
+//! Concurrent clients doing put, get, delete and compare-and-swap on a small key set, every
+//! written value unique, each client with its own session, every operation recorded in a
+//! shared [`History`] with simulated times. An operation that fails or times out is left
+//! indeterminate: it may or may not have taken effect.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use client::client::{Client, ClientOptions};
+use client::wire::ReadConsistency;
+use client::Endpoint;
+use madsim::rand::{thread_rng, Rng};
+use tokio::time::Instant;
+
+use crate::history::{History, Op, OpResult};
+
+/// What the clients do.
+#[derive(Debug, Clone)]
+pub struct WorkloadConfig {
+    pub client_count: usize,
+    pub key_count: usize,
+    /// Clients stop invoking new operations this long after the start.
+    pub duration: Duration,
+    pub client_options: ClientOptions,
+    /// Upper bound of a client's pause between two operations.
+    pub think_time_max: Duration,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        Self {
+            client_count: 3,
+            key_count: 3,
+            duration: Duration::from_secs(20),
+            client_options: ClientOptions {
+                request_timeout: Duration::from_millis(300),
+                deadline: Duration::from_millis(900),
+            },
+            think_time_max: Duration::from_millis(20),
+        }
+    }
+}
+
+/// Counters of one workload run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkloadStats {
+    pub completed: u64,
+    pub indeterminate: u64,
+}
+
+/// A history shared by the workload's clients.
+pub type SharedHistory = Arc<Mutex<History>>;
+
+/// Nanoseconds of simulated time since `origin`.
+fn nanos_since(origin: Instant) -> u64 {
+    u64::try_from(origin.elapsed().as_nanos()).expect("a simulated run lasts less than 584 years")
+}
+
+/// Runs `config.client_count` clients concurrently against `endpoints` until
+/// `config.duration` has passed, recording into `history` with times measured from
+/// `origin`. Must run on a madsim node other than the cluster's (the client node).
+pub async fn run(
+    endpoints: Vec<Endpoint>,
+    config: WorkloadConfig,
+    history: SharedHistory,
+    origin: Instant,
+) -> WorkloadStats {
+    assert!(config.client_count >= 1 && config.key_count >= 1);
+    let stop_at = Instant::now() + config.duration;
+    let mut tasks = Vec::with_capacity(config.client_count);
+    for index in 0..config.client_count {
+        // Fixed ids: a run is reproducible from its seed, and ids never collide.
+        let client_id = 1 + index as u64;
+        let client = Client::new(endpoints.clone(), config.client_options)
+            .expect("endpoints are not empty")
+            .with_client_id(client_id);
+        tasks.push(tokio::spawn(run_client(
+            client,
+            config.clone(),
+            history.clone(),
+            origin,
+            stop_at,
+        )));
+    }
+    let mut stats = WorkloadStats::default();
+    for task in tasks {
+        let client_stats = task.await.expect("a workload client panicked");
+        stats.completed += client_stats.completed;
+        stats.indeterminate += client_stats.indeterminate;
+    }
+    stats
+}
+
+fn unique_value(client_id: u64, counter: &mut u64) -> Vec<u8> {
+    *counter += 1;
+    format!("c{client_id}-{counter}").into_bytes()
+}
+
+fn random_op(config: &WorkloadConfig, client_id: u64, counter: &mut u64) -> Op {
+    let mut rng = thread_rng();
+    let key = format!("k{}", rng.gen_range(0..config.key_count)).into_bytes();
+    match rng.gen_range(0..100) {
+        0..=34 => Op::Get { key },
+        35..=64 => Op::Put {
+            key,
+            value: unique_value(client_id, counter),
+        },
+        65..=74 => Op::Delete { key },
+        _ => {
+            // Expect absent or a value this client wrote; either may match.
+            let expected = if *counter == 0 || rng.gen_bool(0.3) {
+                None
+            } else {
+                Some(format!("c{client_id}-{}", rng.gen_range(1..=*counter)).into_bytes())
+            };
+            let new = if rng.gen_bool(0.1) {
+                None
+            } else {
+                Some(unique_value(client_id, counter))
+            };
+            Op::Cas { key, expected, new }
+        }
+    }
+}
+
+async fn execute(client: &mut Client, op: &Op) -> Result<OpResult, client::client::ClientError> {
+    Ok(match op.clone() {
+        Op::Get { key } => OpResult::Get {
+            value: client.get(key, ReadConsistency::Linearizable).await?,
+        },
+        Op::Put { key, value } => OpResult::Put {
+            previous: client.put(key, value).await?,
+        },
+        Op::Delete { key } => OpResult::Delete {
+            previous: client.delete(key).await?,
+        },
+        Op::Cas { key, expected, new } => {
+            let (swapped, current) = client.compare_and_swap(key, expected, new).await?;
+            OpResult::Cas { swapped, current }
+        }
+    })
+}
+
+async fn run_client(
+    mut client: Client,
+    config: WorkloadConfig,
+    history: SharedHistory,
+    origin: Instant,
+    stop_at: Instant,
+) -> WorkloadStats {
+    let client_id = client.client_id();
+    let mut counter = 0_u64;
+    let mut stats = WorkloadStats::default();
+    while Instant::now() < stop_at {
+        let op = random_op(&config, client_id, &mut counter);
+        let id = lock(&history).invoke(client_id, op.clone(), nanos_since(origin));
+        match execute(&mut client, &op).await {
+            Ok(result) => {
+                lock(&history).complete(id, nanos_since(origin), result);
+                stats.completed += 1;
+            }
+            Err(error) => {
+                // Unknown outcome: the write may still be applied later.
+                tracing::debug!(client_id, ?op, %error, "operation indeterminate");
+                stats.indeterminate += 1;
+            }
+        }
+        let think_nanos = thread_rng().gen_range(0..=config.think_time_max.as_nanos() as u64);
+        tokio::time::sleep(Duration::from_nanos(think_nanos)).await;
+    }
+    stats
+}
+
+fn lock(history: &SharedHistory) -> std::sync::MutexGuard<'_, History> {
+    history.lock().unwrap_or_else(PoisonError::into_inner)
+}
