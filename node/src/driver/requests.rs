@@ -8,7 +8,7 @@ use client::frame::FRAME_PAYLOAD_BYTES_MAX;
 use client::wire::{
     ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, KEY_BYTES_MAX, LIST_LIMIT_MAX,
 };
-use raft::{ProposalError, Role};
+use raft::ProposalError;
 
 use super::{describe, lost_write, unavailable, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite};
 use crate::kv::command::{validate_command, KvCommand};
@@ -119,11 +119,6 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             self.network.peer_client_address(id)
         };
         LeaderHint { id, client_address }
-    }
-
-    /// Whether this node leads (for readiness and redirects elsewhere).
-    pub fn is_leader(&self) -> bool {
-        self.raft.role() == Role::Leader
     }
 }
 
