@@ -17,4 +17,4 @@ cd "$(dirname "$0")/.."
 
 seeds="${1:-${SEEDS:-20}}"
 export MADSIM_TEST_NUM="$seeds"
-RUSTFLAGS="--cfg madsim" cargo test --locked -p sim --target-dir target/madsim --test smoke -- --nocapture
+RUSTFLAGS="--cfg madsim" cargo test --locked -p sim --features canaries --target-dir target/madsim --test simulation -- --nocapture

@@ -3,6 +3,11 @@
 //! applies to the KV state machine and answers clients. The same code runs under tokio
 //! in production and under madsim in simulation.
 
+// The canaries exist for the simulation's self-test only; a build that could ship must
+// never contain them.
+#[cfg(all(feature = "canaries", not(madsim)))]
+compile_error!("the `canaries` feature injects known bugs: it is for the madsim simulation only");
+
 pub mod accept_loop;
 pub mod client_listener;
 pub mod config;

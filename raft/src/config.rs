@@ -33,6 +33,9 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Seeds the PRNG behind election timeouts; give each server its own.
     pub seed: u64,
+    /// A known bug to inject (simulation self-test only).
+    #[cfg(feature = "canaries")]
+    pub canary: Option<crate::canary::Canary>,
 }
 
 impl Config {
@@ -51,6 +54,8 @@ impl Config {
             max_apply_bytes_per_ready: 16 * 1024 * 1024,
             snapshot_chunk_bytes: 1024 * 1024,
             seed: id,
+            #[cfg(feature = "canaries")]
+            canary: None,
         }
     }
 

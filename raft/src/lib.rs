@@ -13,6 +13,12 @@
 //! compaction and chunked snapshots (thesis §5), single-server membership changes with
 //! learners (thesis §4). Invariants are asserted after every input in debug builds.
 
+// The canaries exist for the simulation's self-test only; a build that could ship must
+// never contain them.
+#[cfg(all(feature = "canaries", not(madsim)))]
+compile_error!("the `canaries` feature injects known bugs: it is for the madsim simulation only");
+#[cfg(feature = "canaries")]
+pub mod canary;
 mod config;
 mod election;
 mod error;

@@ -563,6 +563,10 @@ impl Raft {
                 body,
                 MessageBody::Vote(_) | MessageBody::VoteResponse(_) | MessageBody::AppendResponse(_)
             );
+        #[cfg(feature = "canaries")]
+        let needs_durable_state = needs_durable_state
+            && !(self.config.canary == Some(crate::canary::Canary::VoteBeforePersist)
+                && matches!(body, MessageBody::VoteResponse(_)));
         let message = Message {
             from: self.config.id,
             to,

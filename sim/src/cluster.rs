@@ -24,6 +24,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
+use crate::invariants::RaftMonitor;
+use crate::parameters::RunParameters;
 use crate::sim_store::{CrashOutcome, SimDisk, SimStore};
 
 /// Port every node listens on for peers.
@@ -53,17 +55,24 @@ pub fn client_endpoint(id: NodeId) -> Endpoint {
 }
 
 /// The driver's view of the peer transport. `impl PeerNetwork for Transport` lives in
-/// `node::server`, which is not built under madsim; this forwards the same two calls.
+/// `node::server`, which is not built under madsim; this forwards the same two calls,
+/// showing every message to the invariant checker first.
 #[derive(Debug, Clone)]
-pub struct SimNetwork(pub Transport);
+pub struct SimNetwork {
+    pub transport: Transport,
+    pub id: NodeId,
+    pub disk: SimDisk,
+    pub monitor: RaftMonitor,
+}
 
 impl PeerNetwork for SimNetwork {
     fn send(&self, message: Message) {
-        self.0.send(message);
+        self.monitor.on_send(self.id, &message, &self.disk);
+        self.transport.send(message);
     }
 
     fn peer_client_address(&self, id: NodeId) -> Option<String> {
-        self.0.peer_client_address(id)
+        self.transport.peer_client_address(id)
     }
 }
 
@@ -77,6 +86,11 @@ pub struct ClusterConfig {
     pub election_timeout_ticks_max: u32,
     pub heartbeat_interval_ticks: u32,
     pub snapshot_every_entries: u64,
+    /// Sees every message and disk write of every node.
+    pub monitor: RaftMonitor,
+    /// A known bug injected into every node (canary tests only).
+    #[cfg(feature = "canaries")]
+    pub canary: Option<raft::canary::Canary>,
 }
 
 impl ClusterConfig {
@@ -90,6 +104,24 @@ impl ClusterConfig {
             election_timeout_ticks_max: 20,
             heartbeat_interval_ticks: 2,
             snapshot_every_entries: 10_000,
+            monitor: RaftMonitor::new(),
+            #[cfg(feature = "canaries")]
+            canary: None,
+        }
+    }
+
+    /// The cluster a run's parameters describe.
+    pub fn from_parameters(parameters: &RunParameters) -> Self {
+        Self {
+            size: parameters.cluster_size,
+            tick_interval: parameters.tick_interval,
+            election_timeout_ticks_min: parameters.election_timeout_ticks_min,
+            election_timeout_ticks_max: parameters.election_timeout_ticks_max,
+            heartbeat_interval_ticks: parameters.heartbeat_interval_ticks,
+            snapshot_every_entries: parameters.snapshot_every_entries,
+            monitor: RaftMonitor::new(),
+            #[cfg(feature = "canaries")]
+            canary: parameters.canary,
         }
     }
 }
@@ -118,6 +150,7 @@ impl SimCluster {
         let mut members = BTreeMap::new();
         for id in 1..=config.size {
             let disk = SimDisk::new();
+            config.monitor.register(id, disk.clone());
             let node_disk = disk.clone();
             let node_config = config.clone();
             let node = handle
@@ -170,6 +203,31 @@ impl SimCluster {
         self.member(id).alive
     }
 
+    /// Raft ids of the members running now.
+    pub fn alive_ids(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|(_, member)| member.alive)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// madsim's id of node `id`, for the network's clog calls.
+    pub fn sim_node_id(&self, id: NodeId) -> madsim::task::NodeId {
+        self.member(id).node.id()
+    }
+
+    /// Freezes node `id`: its tasks stop running; its sockets and timers stay.
+    pub fn pause(&self, id: NodeId) {
+        self.handle.pause(self.sim_node_id(id));
+        info!(id, "paused node");
+    }
+
+    pub fn resume(&self, id: NodeId) {
+        self.handle.resume(self.sim_node_id(id));
+        info!(id, "resumed node");
+    }
+
     /// The disk of node `id` (for counters and invariant checks).
     pub fn disk(&self, id: NodeId) -> &SimDisk {
         &self.member(id).disk
@@ -213,9 +271,11 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         heartbeat_interval_ticks: config.heartbeat_interval_ticks,
         // From the simulation's RNG: deterministic per run seed, different per start.
         seed: madsim::rand::random::<u64>(),
+        #[cfg(feature = "canaries")]
+        canary: config.canary,
         ..raft::Config::new(id)
     };
-    let mut storage = SimStore::open(disk);
+    let mut storage = SimStore::open_monitored(disk.clone(), id, config.monitor.clone());
     let (raft, machine) = match storage.recover().map_err(|e| e.to_string())? {
         Some(recovered) => {
             let raft = Raft::restart(raft_config, recovered.raft).map_err(|e| e.to_string())?;
@@ -258,8 +318,15 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         own_client_address,
         shutdown_transfer_ticks_max: config.election_timeout_ticks_max.saturating_mul(2),
         inputs_per_turn_max: 4096,
+        #[cfg(feature = "canaries")]
+        canary: config.canary,
     };
-    let network = SimNetwork(transport.clone());
+    let network = SimNetwork {
+        transport: transport.clone(),
+        id,
+        disk,
+        monitor: config.monitor.clone(),
+    };
     let (driver, _handles) = Driver::new(raft, storage, network, machine, driver_config);
     let (calls_sender, calls) = mpsc::channel(DRIVER_QUEUE_MAX);
     // Never sent: a simulated node stops by being killed. Kept alive for the whole run,

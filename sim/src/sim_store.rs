@@ -46,7 +46,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use node::storage::memory_store::MemoryStore;
 use node::storage::{ApplyBatch, KvPairs, Recovered, SnapshotImage, Storage, StorageError};
-use raft::{Entry, HardState, Index, Snapshot};
+use raft::{Entry, HardState, Index, NodeId, Snapshot};
+
+use crate::invariants::RaftMonitor;
 
 /// One write in the journal, as the node handed it to the store.
 #[derive(Debug, Clone)]
@@ -250,6 +252,22 @@ impl SimDisk {
         self.lock().pending.len()
     }
 
+    /// Reads what the running node sees (durable plus unsynced), for the checkers.
+    pub fn with_visible<T>(&self, read: impl FnOnce(&MemoryStore) -> T) -> T {
+        read(&self.lock().visible)
+    }
+
+    /// Reads what a crash right now would keep at least (the synced records).
+    pub fn with_durable<T>(&self, read: impl FnOnce(&MemoryStore) -> T) -> T {
+        read(&self.lock().durable)
+    }
+
+    /// Reads both layers at one instant: (visible, durable).
+    pub fn with_both<T>(&self, read: impl FnOnce(&MemoryStore, &MemoryStore) -> T) -> T {
+        let state = self.lock();
+        read(&state.visible, &state.durable)
+    }
+
     /// What a restart after a crash right now would recover if no unsynced record
     /// survived, for the sim's invariant checks (log matching across nodes).
     pub fn durable_state(&self) -> Option<Recovered> {
@@ -268,6 +286,8 @@ pub struct SimStore {
     generation: u64,
     /// Set by a failed sync: nothing more may be done through this store.
     poisoned: bool,
+    /// The node's id and the checker told about every write, if any.
+    monitor: Option<(NodeId, RaftMonitor)>,
 }
 
 impl SimStore {
@@ -280,6 +300,15 @@ impl SimStore {
             disk,
             generation,
             poisoned: false,
+            monitor: None,
+        }
+    }
+
+    /// `open`, with every log write and apply shown to `monitor` as node `id`'s.
+    pub fn open_monitored(disk: SimDisk, id: NodeId, monitor: RaftMonitor) -> Self {
+        Self {
+            monitor: Some((id, monitor)),
+            ..Self::open(disk)
         }
     }
 
@@ -327,11 +356,21 @@ impl Storage for SimStore {
             snapshot: snapshot.cloned(),
             entries: entries.to_vec(),
             hard_state,
-        })
+        })?;
+        if let Some((id, monitor)) = &self.monitor {
+            self.disk
+                .with_visible(|log| monitor.on_persist(*id, log, entries));
+        }
+        Ok(())
     }
 
     fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError> {
-        self.state()?.write_unsynced(Record::Apply(batch))
+        let mut state = self.state()?;
+        if let Some((id, monitor)) = &self.monitor {
+            let applied = state.visible.applied_index();
+            monitor.on_apply(*id, &state.visible, applied, batch.applied_index.max(applied));
+        }
+        state.write_unsynced(Record::Apply(batch))
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {

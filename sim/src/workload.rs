@@ -13,6 +13,7 @@ use madsim::rand::{thread_rng, Rng};
 use tokio::time::Instant;
 
 use crate::history::{History, Op, OpResult};
+use crate::parameters::OpMix;
 
 /// What the clients do.
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ pub struct WorkloadConfig {
     pub client_options: ClientOptions,
     /// Upper bound of a client's pause between two operations.
     pub think_time_max: Duration,
+    pub op_mix: OpMix,
 }
 
 impl Default for WorkloadConfig {
@@ -37,6 +39,12 @@ impl Default for WorkloadConfig {
                 deadline: Duration::from_millis(900),
             },
             think_time_max: Duration::from_millis(20),
+            op_mix: OpMix {
+                get: 35,
+                put: 30,
+                delete: 10,
+                cas: 25,
+            },
         }
     }
 }
@@ -65,7 +73,7 @@ pub async fn run(
     history: SharedHistory,
     origin: Instant,
 ) -> WorkloadStats {
-    assert!(config.client_count >= 1 && config.key_count >= 1);
+    assert!(config.client_count >= 1 && config.key_count >= 1 && config.op_mix.total() > 0);
     let stop_at = Instant::now() + config.duration;
     let mut tasks = Vec::with_capacity(config.client_count);
     for index in 0..config.client_count {
@@ -99,13 +107,20 @@ fn unique_value(client_id: u64, counter: &mut u64) -> Vec<u8> {
 fn random_op(config: &WorkloadConfig, client_id: u64, counter: &mut u64) -> Op {
     let mut rng = thread_rng();
     let key = format!("k{}", rng.gen_range(0..config.key_count)).into_bytes();
-    match rng.gen_range(0..100) {
-        0..=34 => Op::Get { key },
-        35..=64 => Op::Put {
+    let OpMix {
+        get,
+        put,
+        delete,
+        cas,
+    } = config.op_mix;
+    let pick = rng.gen_range(0..get + put + delete + cas);
+    match pick {
+        _ if pick < get => Op::Get { key },
+        _ if pick < get + put => Op::Put {
             key,
             value: unique_value(client_id, counter),
         },
-        65..=74 => Op::Delete { key },
+        _ if pick < get + put + delete => Op::Delete { key },
         _ => {
             // Expect absent or a value this client wrote; either may match.
             let expected = if *counter == 0 || rng.gen_bool(0.3) {

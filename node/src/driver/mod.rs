@@ -52,6 +52,9 @@ pub struct DriverConfig {
     pub shutdown_transfer_ticks_max: u32,
     /// Upper bound of inputs taken per loop turn before handling the `Ready`.
     pub inputs_per_turn_max: usize,
+    /// A known bug to inject (simulation self-test only; see `raft::canary`).
+    #[cfg(feature = "canaries")]
+    pub canary: Option<raft::canary::Canary>,
 }
 
 /// Why the driver stopped.
@@ -124,6 +127,14 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         config: DriverConfig,
     ) -> (Self, DriverHandles) {
         assert!(config.snapshot_every_entries > 0 && config.inputs_per_turn_max > 0);
+        #[cfg(feature = "canaries")]
+        let machine = {
+            let mut machine = machine;
+            if config.canary == Some(raft::canary::Canary::NoWriteDedup) {
+                machine.disable_dedup();
+            }
+            machine
+        };
         let metrics = Arc::new(Metrics::default());
         let snapshot_index = raft.snapshot().map_or(0, |snapshot| snapshot.meta.index);
         let initial_status = describe::node_status(&raft);

@@ -55,6 +55,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 }
                 match consistency {
                     ReadConsistency::Stale => Some(self.serve_read(&request)),
+                    ReadConsistency::Linearizable if self.stale_leader_reads_canary() => {
+                        Some(self.serve_read(&request))
+                    }
                     ReadConsistency::Linearizable => {
                         let context = self.next_read_context;
                         self.next_read_context += 1;
@@ -94,6 +97,15 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             _ => unreachable!("only reads are served here"),
         };
         result.unwrap_or_else(|error| internal(error.to_string()))
+    }
+
+    /// The `StaleLeaderReads` canary: a node that believes it leads skips ReadIndex.
+    fn stale_leader_reads_canary(&self) -> bool {
+        #[cfg(feature = "canaries")]
+        if self.config.canary == Some(raft::canary::Canary::StaleLeaderReads) {
+            return self.raft.role() == raft::Role::Leader;
+        }
+        false
     }
 
     fn refusal(&self, error: ProposalError) -> Response {

@@ -48,6 +48,9 @@ pub struct StateMachine {
     sessions_bytes: usize,
     /// (index of last write, client id) of every session: eviction order.
     sessions_by_age: BTreeSet<(Index, u64)>,
+    /// The `NoWriteDedup` canary (simulation self-test only).
+    #[cfg(feature = "canaries")]
+    dedup_disabled: bool,
 }
 
 impl StateMachine {
@@ -58,9 +61,26 @@ impl StateMachine {
             sessions_max,
             sessions_bytes: 0,
             sessions_by_age: BTreeSet::new(),
+            #[cfg(feature = "canaries")]
+            dedup_disabled: false,
         };
         machine.restore_sessions(sessions);
         machine
+    }
+
+    /// Injects the `NoWriteDedup` canary: retried writes are applied again.
+    #[cfg(feature = "canaries")]
+    pub fn disable_dedup(&mut self) {
+        self.dedup_disabled = true;
+    }
+
+    /// Whether a retried write is answered from its session (always, but for a canary).
+    fn dedups(&self) -> bool {
+        #[cfg(feature = "canaries")]
+        if self.dedup_disabled {
+            return false;
+        }
+        true
     }
 
     /// Replaces the session table after a snapshot was installed.
@@ -78,7 +98,7 @@ impl StateMachine {
     pub fn cached_result(&self, session: Session) -> Option<&WriteResult> {
         self.sessions
             .get(&session.client_id)
-            .filter(|record| record.sequence == session.sequence)
+            .filter(|record| self.dedups() && record.sequence == session.sequence)
             .map(|record| &record.result)
     }
 
@@ -135,7 +155,7 @@ impl StateMachine {
         index: Index,
         KvCommand { session, command }: KvCommand,
     ) -> Result<Result<WriteResult, ErrorReply>, StorageError> {
-        if let Some(record) = self.sessions.get(&session.client_id) {
+        if let Some(record) = self.sessions.get(&session.client_id).filter(|_| self.dedups()) {
             if session.sequence == record.sequence {
                 return Ok(Ok(record.result.clone()));
             }

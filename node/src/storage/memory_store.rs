@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use raft::{Entry, HardState, Index, RestartState, Snapshot};
+use raft::{Entry, HardState, Index, RestartState, Snapshot, Term};
 
 use super::{ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
 
@@ -17,6 +17,42 @@ pub struct MemoryStore {
     applied_index: Index,
     /// How many synced writes happened: group commit shows as few syncs per entry.
     pub sync_count: u64,
+}
+
+/// Read access for checkers (the simulation's Raft invariants) without a `recover` copy.
+impl MemoryStore {
+    /// The log entry at `index`, if the log holds it (not compacted, not beyond the end).
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        self.log.get(&index)
+    }
+
+    pub fn hard_state(&self) -> Option<HardState> {
+        self.hard_state
+    }
+
+    /// Index of the latest snapshot, 0 without one.
+    pub fn snapshot_index(&self) -> Index {
+        self.snapshot.as_ref().map_or(0, |snapshot| snapshot.meta.index)
+    }
+
+    /// Index of the last entry, or of the snapshot when the log after it is empty.
+    pub fn last_index(&self) -> Index {
+        self.log
+            .last_key_value()
+            .map_or(self.snapshot_index(), |(index, _)| *index)
+    }
+
+    /// The term of the entry at `index`, from the log or the snapshot's metadata.
+    pub fn term_at(&self, index: Index) -> Option<Term> {
+        match &self.snapshot {
+            Some(snapshot) if snapshot.meta.index == index => Some(snapshot.meta.term),
+            _ => self.log.get(&index).map(|entry| entry.term),
+        }
+    }
+
+    pub fn applied_index(&self) -> Index {
+        self.applied_index
+    }
 }
 
 impl Storage for MemoryStore {

@@ -1,0 +1,31 @@
+//! Known bugs that can be switched on, one at a time, to prove that the simulation's
+//! checkers bite (issue 4's canaries). Built only with the `canaries` feature, which
+//! only the madsim simulation enables: a shipped binary cannot contain them (see the
+//! `compile_error!` in `lib.rs`).
+
+/// One injected bug. The raft crate implements the first two; the node's driver and
+/// state machine the other two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Canary {
+    /// A vote grant leaves before the vote is durable (breaks thesis §3.8: after a crash
+    /// the voter may vote again in the same term, so two leaders can win one term).
+    VoteBeforePersist,
+    /// The leader commits an entry of an earlier term by counting its replicas (the bug
+    /// of paper §5.4.2 / Figure 8).
+    CommitOldTermByCounting,
+    /// A node that believes it leads serves linearizable reads from its local state
+    /// without ReadIndex, so a deposed leader serves stale reads (thesis §6.4).
+    StaleLeaderReads,
+    /// Retried writes are applied again instead of answered from the session's cached
+    /// result (thesis §6.3).
+    NoWriteDedup,
+}
+
+impl Canary {
+    pub const ALL: [Canary; 4] = [
+        Canary::VoteBeforePersist,
+        Canary::CommitOldTermByCounting,
+        Canary::StaleLeaderReads,
+        Canary::NoWriteDedup,
+    ];
+}

@@ -1,0 +1,380 @@
+//! The Raft invariants (paper §5.2–§5.4, Figure 3), checked from the nodes' own state
+//! while the simulation runs: every message a node sends and every write its store
+//! receives passes through here, with the node's disk at that instant.
+//!
+//! - **Election safety**: at most one node sends leader messages (appends, heartbeats,
+//!   snapshots) in a term.
+//! - **Log matching**: every entry ever written by any node, keyed by (index, term),
+//!   has one payload and one predecessor term, so two logs that agree on an entry agree
+//!   on everything before it (checked by induction, one link per write).
+//! - **Leader completeness**: a node starting to lead holds every entry already known
+//!   committed; and a leader advances its commit index only onto an entry of its own
+//!   term (§5.4.2, the rule whose absence is Figure 8).
+//! - **State machine safety**: one entry per index is ever committed or applied, on
+//!   any node.
+//! - **Durability before speech** (thesis §3.8): a vote grant leaves only once the vote
+//!   is on the voter's disk; an append acknowledgement only once the entries it
+//!   acknowledges are; a commit index only once its entry is durable on a majority.
+//!
+//! Findings are recorded, not panicked on, so the canary tests can assert that a known
+//! bug is caught; the scenario fails a normal run on the first finding.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use node::storage::memory_store::MemoryStore;
+use raft::{Entry, EntryPayload, Index, Message, MessageBody, NodeId, Term};
+
+use crate::sim_store::SimDisk;
+
+/// Which invariant a finding breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Invariant {
+    ElectionSafety,
+    LogMatching,
+    LeaderCompleteness,
+    StateMachineSafety,
+    Durability,
+}
+
+/// One broken invariant, with what showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.invariant, self.detail)
+    }
+}
+
+/// How many times each check ran, for the run's report (a checker that never runs
+/// proves nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckCounts {
+    pub leader_messages: u64,
+    pub leaders_seen: u64,
+    pub entries_written: u64,
+    pub entries_decided: u64,
+    pub vote_grants: u64,
+    pub append_acks: u64,
+    pub commit_advances: u64,
+}
+
+/// What one entry looks like to the log matching check.
+#[derive(Debug, Clone)]
+struct WrittenEntry {
+    payload: EntryPayload,
+    /// Term of the entry before it in the log that wrote it (0 before index 1); `None`
+    /// when the writer's log no longer held it (compacted into a snapshot).
+    previous_term: Option<Term>,
+}
+
+/// A leader's term as seen from its messages.
+#[derive(Debug, Clone, Copy)]
+struct Leadership {
+    leader: NodeId,
+    /// The commit index in its first message: inherited, not committed by this term.
+    commit_at_start: Index,
+    /// Entries up to here were recorded as decided from this leader's commit index.
+    decided_through: Index,
+}
+
+#[derive(Debug, Default)]
+struct MonitorState {
+    disks: BTreeMap<NodeId, SimDisk>,
+    leaderships: BTreeMap<Term, Leadership>,
+    written: BTreeMap<(Index, Term), WrittenEntry>,
+    /// The one entry committed (or applied) at each index.
+    decided: BTreeMap<Index, Entry>,
+    violations: Vec<Violation>,
+    counts: CheckCounts,
+}
+
+impl MonitorState {
+    fn violation(&mut self, invariant: Invariant, detail: String) {
+        tracing::error!(?invariant, %detail, "Raft invariant violated");
+        self.violations.push(Violation { invariant, detail });
+    }
+
+    /// Records that `entry` is committed (or applied) at its index; `who` says how.
+    fn decide(&mut self, entry: &Entry, who: &str) {
+        self.counts.entries_decided += 1;
+        match self.decided.get(&entry.index) {
+            None => {
+                self.decided.insert(entry.index, entry.clone());
+            }
+            Some(known) if known.term == entry.term && known.payload == entry.payload => {}
+            Some(known) => {
+                let detail = format!(
+                    "index {} was decided as term {} ({:?}) but {who} has term {} ({:?})",
+                    entry.index, known.term, known.payload, entry.term, entry.payload
+                );
+                self.violation(Invariant::StateMachineSafety, detail);
+            }
+        }
+    }
+}
+
+/// The shared checker; clone it into every simulated node's store and network.
+#[derive(Debug, Clone, Default)]
+pub struct RaftMonitor {
+    state: Arc<Mutex<MonitorState>>,
+}
+
+impl RaftMonitor {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MonitorState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes node `id`'s disk known, for the majority-durability check of commits.
+    pub fn register(&self, id: NodeId, disk: SimDisk) {
+        self.lock().disks.insert(id, disk);
+    }
+
+    pub fn violations(&self) -> Vec<Violation> {
+        self.lock().violations.clone()
+    }
+
+    pub fn counts(&self) -> CheckCounts {
+        self.lock().counts
+    }
+
+    /// After node `id` wrote `entries` (now in `log`, its visible store).
+    pub fn on_persist(&self, id: NodeId, log: &MemoryStore, entries: &[Entry]) {
+        let mut state = self.lock();
+        for entry in entries {
+            state.counts.entries_written += 1;
+            let previous_term = match entry.index {
+                1 => Some(0),
+                index => log.term_at(index - 1),
+            };
+            let written = WrittenEntry {
+                payload: entry.payload.clone(),
+                previous_term,
+            };
+            let key = (entry.index, entry.term);
+            let Some(known) = state.written.get(&key).cloned() else {
+                state.written.insert(key, written);
+                continue;
+            };
+            if known.payload != written.payload {
+                let detail = format!(
+                    "node {id} wrote {:?} at index {} term {}, where another log holds {:?}",
+                    written.payload, entry.index, entry.term, known.payload
+                );
+                state.violation(Invariant::LogMatching, detail);
+            } else if let (Some(before), Some(now)) = (known.previous_term, written.previous_term) {
+                if before != now {
+                    let detail = format!(
+                        "node {id} holds index {} term {} after term {now}, another log after term {before}",
+                        entry.index, entry.term
+                    );
+                    state.violation(Invariant::LogMatching, detail);
+                }
+            } else if known.previous_term.is_none() {
+                state.written.insert(key, written);
+            }
+        }
+    }
+
+    /// Node `id` is about to apply entries `(applied_before, applied_after]`, read from
+    /// `log`, its visible store. Entries a snapshot brought are not in the log: skipped.
+    pub fn on_apply(&self, id: NodeId, log: &MemoryStore, applied_before: Index, applied_after: Index) {
+        let mut state = self.lock();
+        let who = format!("node {id}'s apply");
+        for index in applied_before + 1..=applied_after {
+            if let Some(entry) = log.entry(index) {
+                state.decide(entry, &who);
+            }
+        }
+    }
+
+    /// Node `id` is sending `message`; `disk` is its own disk.
+    pub fn on_send(&self, id: NodeId, message: &Message, disk: &SimDisk) {
+        assert_eq!(message.from, id, "a node sends in its own name");
+        let term = message.term;
+        match &message.body {
+            MessageBody::Append(append) => self.on_leader_message(id, term, append.leader_commit, disk),
+            MessageBody::Heartbeat(heartbeat) => {
+                self.on_leader_message(id, term, heartbeat.leader_commit, disk);
+            }
+            MessageBody::InstallSnapshot(_) => {
+                // No commit index travels with a chunk; the leadership still counts.
+                let commit = disk.with_visible(|log| log.hard_state().map_or(0, |hard| hard.commit));
+                self.on_leader_message(id, term, commit, disk);
+            }
+            MessageBody::VoteResponse(response) if response.granted => {
+                let durable = disk.with_durable(MemoryStore::hard_state);
+                let mut state = self.lock();
+                state.counts.vote_grants += 1;
+                // Durable means the node can never vote otherwise in this term: its disk
+                // holds this vote, or a later term (a grant of term T and a newer term may
+                // leave after one write that holds only the newer term).
+                let voted = durable.is_some_and(|hard| {
+                    hard.term > term || (hard.term == term && hard.vote == Some(message.to))
+                });
+                if !voted {
+                    let detail = format!(
+                        "node {id} granted its term-{term} vote to {} while its disk holds {durable:?}",
+                        message.to
+                    );
+                    state.violation(Invariant::Durability, detail);
+                }
+            }
+            MessageBody::AppendResponse(raft::AppendResponse::Accepted { match_index }) => {
+                let (durable_last, visible_term, durable_term) = disk.with_both(|visible, durable| {
+                    (
+                        durable.last_index(),
+                        visible.term_at(*match_index),
+                        durable.term_at(*match_index),
+                    )
+                });
+                let mut state = self.lock();
+                state.counts.append_acks += 1;
+                // The acknowledged entry must be on disk as the node sees it; an index
+                // inside the durable snapshot is durable too.
+                let on_disk = durable_last >= *match_index
+                    && (durable_term == visible_term
+                        || disk.with_durable(MemoryStore::snapshot_index) >= *match_index);
+                if !on_disk {
+                    let detail = format!(
+                        "node {id} acknowledged entries through {match_index} in term {term} but its disk ends at \
+                         {durable_last} (term there {durable_term:?}, in memory {visible_term:?})"
+                    );
+                    state.violation(Invariant::Durability, detail);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Leader `id` of `term` speaks with commit index `commit`.
+    fn on_leader_message(&self, id: NodeId, term: Term, commit: Index, disk: &SimDisk) {
+        let known = {
+            let mut state = self.lock();
+            state.counts.leader_messages += 1;
+            state.leaderships.get(&term).copied()
+        };
+        let leadership = match known {
+            Some(leadership) if leadership.leader != id => {
+                let detail = format!("nodes {} and {id} both lead term {term}", leadership.leader);
+                self.lock().violation(Invariant::ElectionSafety, detail);
+                return;
+            }
+            Some(leadership) => leadership,
+            None => self.start_leadership(id, term, commit, disk),
+        };
+        if commit <= leadership.decided_through {
+            return;
+        }
+        // Every entry through the commit index is now committed: it must be the one
+        // already decided there, and the newest one must be of this term (§5.4.2).
+        let entries: Vec<Option<Entry>> = disk.with_visible(|log| {
+            (leadership.decided_through + 1..=commit)
+                .map(|index| log.entry(index).cloned())
+                .collect()
+        });
+        let commit_term = disk.with_visible(|log| log.term_at(commit));
+        let durable_on = self.durable_copies(commit, commit_term);
+        let mut state = self.lock();
+        state.counts.commit_advances += 1;
+        let who = format!("leader {id} of term {term}");
+        for entry in entries.iter().flatten() {
+            state.decide(entry, &who);
+        }
+        if commit > leadership.commit_at_start && commit_term.is_some_and(|commit_term| commit_term != term) {
+            let detail = format!(
+                "leader {id} of term {term} committed index {commit} of term {commit_term:?} by counting \
+                 replicas (it started the term at commit {})",
+                leadership.commit_at_start
+            );
+            state.violation(Invariant::LeaderCompleteness, detail);
+        }
+        let voters = state.disks.len();
+        if commit_term.is_some() && durable_on * 2 <= voters {
+            let detail = format!(
+                "leader {id} of term {term} committed index {commit} durable on only {durable_on} of {voters} disks"
+            );
+            state.violation(Invariant::Durability, detail);
+        }
+        if let Some(leadership) = state.leaderships.get_mut(&term) {
+            leadership.decided_through = leadership.decided_through.max(commit);
+        }
+    }
+
+    /// First message of `id` as leader of `term`: it must hold every decided entry.
+    fn start_leadership(&self, id: NodeId, term: Term, commit: Index, disk: &SimDisk) -> Leadership {
+        let decided: Vec<Entry> = self.lock().decided.values().cloned().collect();
+        let missing: Vec<String> = disk.with_visible(|log| {
+            let snapshot_index = log.snapshot_index();
+            decided
+                .iter()
+                .filter(|entry| entry.index > snapshot_index)
+                .filter(|entry| log.entry(entry.index) != Some(*entry))
+                .take(3)
+                .map(|entry| format!("index {} term {}", entry.index, entry.term))
+                .collect()
+        });
+        let leadership = Leadership {
+            leader: id,
+            commit_at_start: commit,
+            decided_through: 0,
+        };
+        let mut state = self.lock();
+        state.counts.leaders_seen += 1;
+        if !missing.is_empty() {
+            let detail = format!(
+                "node {id} leads term {term} without committed entries: {}",
+                missing.join(", ")
+            );
+            state.violation(Invariant::LeaderCompleteness, detail);
+        }
+        state.leaderships.insert(term, leadership);
+        leadership
+    }
+
+    /// On how many disks the entry at `index` with `term` is durable.
+    fn durable_copies(&self, index: Index, term: Option<Term>) -> usize {
+        let disks: Vec<SimDisk> = self.lock().disks.values().cloned().collect();
+        disks
+            .iter()
+            .filter(|disk| {
+                disk.with_durable(|durable| {
+                    durable.snapshot_index() >= index || (term.is_some() && durable.term_at(index) == term)
+                })
+            })
+            .count()
+    }
+
+    /// After the run: every node's durable log agrees with every decided entry it holds.
+    pub fn check_final_logs(&self) {
+        let (disks, decided) = {
+            let state = self.lock();
+            (state.disks.clone(), state.decided.clone())
+        };
+        for (id, disk) in disks {
+            let wrong: Vec<Index> = disk.with_durable(|durable| {
+                decided
+                    .values()
+                    .filter(|entry| durable.term_at(entry.index) == Some(entry.term))
+                    .filter(|entry| durable.entry(entry.index).is_some_and(|held| held != *entry))
+                    .map(|entry| entry.index)
+                    .take(3)
+                    .collect()
+            });
+            if !wrong.is_empty() {
+                let detail =
+                    format!("node {id}'s durable log differs from the committed entries at {wrong:?}");
+                self.lock().violation(Invariant::StateMachineSafety, detail);
+            }
+        }
+    }
+}

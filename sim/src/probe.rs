@@ -1,0 +1,85 @@
+//! The supervisor's view of a running cluster, asked over the client protocol from a
+//! madsim node of its own (a task on the runtime's main node has no network address).
+
+use std::time::Duration;
+
+use client::client::{Client, ClientOptions};
+use raft::NodeId;
+
+use crate::cluster::client_endpoint;
+
+/// A node's whole KV map, as `Client::dump` returns it.
+pub type KvMap = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn probe_client() -> Client {
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(500),
+        deadline: Duration::from_secs(2),
+    };
+    Client::new(vec![client_endpoint(1)], options)
+        .expect("one endpoint")
+        .with_client_id(u64::MAX)
+}
+
+/// The node that says it is leader with the highest term, if any of `ids` answers.
+pub async fn find_leader(ids: Vec<NodeId>) -> Option<NodeId> {
+    let mut client = probe_client();
+    let mut best: Option<(u64, NodeId)> = None;
+    for id in ids {
+        if let Ok(status) = client.status(&client_endpoint(id)).await {
+            if status.role == "leader" && best.is_none_or(|(term, _)| status.term > term) {
+                best = Some((status.term, id));
+            }
+        }
+    }
+    best.map(|(_, id)| id)
+}
+
+/// What every node agreed on: the applied index and the number of keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Converged {
+    pub applied: u64,
+    pub keys: usize,
+}
+
+/// `Ok` when every node of `ids` has applied == commit, the same applied index and the
+/// same KV map; otherwise why not.
+pub async fn convergence(ids: Vec<NodeId>) -> Result<Converged, String> {
+    let mut client = probe_client();
+    // (node id, applied index, KV map) of the first node that answered.
+    let mut reference: Option<(NodeId, u64, KvMap)> = None;
+    for id in ids {
+        let dump = client
+            .dump(&client_endpoint(id))
+            .await
+            .map_err(|e| format!("node {id}: {e}"))?;
+        let status = &dump.status;
+        if status.applied != status.commit {
+            return Err(format!(
+                "node {id}: applied {} != commit {}",
+                status.applied, status.commit
+            ));
+        }
+        match &reference {
+            None => reference = Some((id, status.applied, dump.kv)),
+            Some((first, applied, kv)) => {
+                if status.applied != *applied {
+                    return Err(format!(
+                        "node {id} applied {} but node {first} applied {applied}",
+                        status.applied
+                    ));
+                }
+                if dump.kv != *kv {
+                    return Err(format!(
+                        "node {id} and node {first} hold different KV maps at {applied}"
+                    ));
+                }
+            }
+        }
+    }
+    let (_, applied, kv) = reference.ok_or("no node to compare")?;
+    Ok(Converged {
+        applied,
+        keys: kv.len(),
+    })
+}

@@ -1,0 +1,169 @@
+//! One simulated run, end to end: a cluster and clients from the run's parameters, a
+//! safety phase with faults, a liveness phase with every fault healed, then the checks.
+//! Every finding is collected in the report rather than panicked on, so that the canary
+//! tests can assert that a known bug is found.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use client::client::ClientOptions;
+use madsim::runtime::Handle;
+use tokio::time::{sleep, Instant};
+
+use crate::cluster::{ClusterConfig, SimCluster};
+use crate::history::{History, Outcome};
+use crate::invariants::CheckCounts;
+use crate::linearizability::{check, CheckResult};
+use crate::nemesis::{FaultLog, Nemesis};
+use crate::parameters::RunParameters;
+use crate::probe::{convergence, find_leader, Converged};
+use crate::workload::{self, WorkloadConfig, WorkloadStats};
+
+/// Liveness: once healed, a leader must be known within this.
+pub const LEADER_BOUND: Duration = Duration::from_secs(10);
+/// Liveness: once healed, every client must complete an operation within this.
+pub const CLIENT_PROGRESS_BOUND: Duration = Duration::from_secs(10);
+/// Liveness: after the clients stop, every replica must converge within this.
+pub const CONVERGENCE_BOUND: Duration = Duration::from_secs(30);
+
+/// What one run did and found.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub parameters: RunParameters,
+    pub simulated: Duration,
+    pub workload: WorkloadStats,
+    pub operations: usize,
+    pub faults: FaultLog,
+    pub checks: CheckCounts,
+    /// Simulated time from the heal to a known leader.
+    pub leader_after_heal: Option<Duration>,
+    pub converged: Option<Converged>,
+    /// A key the linearizability checker gave up on (its step budget ran out): neither
+    /// a pass nor a finding, reported so that it is seen.
+    pub linearizability_unknown: Option<String>,
+    /// Every broken property: Raft invariants, linearizability, liveness, convergence.
+    /// Empty for a correct run.
+    pub findings: Vec<String>,
+}
+
+/// Runs the scenario inside the current madsim runtime.
+pub async fn run(parameters: RunParameters) -> RunReport {
+    let handle = Handle::current();
+    let origin = Instant::now();
+    let cluster_config = ClusterConfig::from_parameters(&parameters);
+    let monitor = cluster_config.monitor.clone();
+    let mut cluster = SimCluster::start(cluster_config);
+    let ids = cluster.ids();
+    let mut findings = Vec::new();
+
+    let history: Arc<Mutex<History>> = Arc::default();
+    let workload_config = WorkloadConfig {
+        client_count: parameters.client_count,
+        key_count: parameters.key_count,
+        duration: parameters.duration_min(),
+        client_options: ClientOptions {
+            request_timeout: Duration::from_millis(300),
+            deadline: Duration::from_millis(1_000),
+        },
+        think_time_max: parameters.think_time_max,
+        op_mix: parameters.op_mix,
+    };
+    let clients = handle
+        .create_node()
+        .name("clients")
+        .ip("10.0.1.1".parse().expect("an IP address"))
+        .build();
+    let workload = clients.spawn(workload::run(
+        cluster.endpoints(),
+        workload_config,
+        history.clone(),
+        origin,
+    ));
+    let probe = handle
+        .create_node()
+        .name("probe")
+        .ip("10.0.1.2".parse().expect("an IP address"))
+        .build();
+
+    // Safety phase.
+    let mut nemesis = Nemesis::new(&mut cluster, &parameters, probe.clone(), origin);
+    nemesis.run_until(origin + parameters.safety_phase).await;
+    let faults = nemesis.log.clone();
+    let healed_at = Instant::now();
+
+    // Liveness phase: a leader, then progress for every client, then convergence.
+    let leader_after_heal = loop {
+        if probe
+            .spawn(find_leader(ids.clone()))
+            .await
+            .expect("probe task")
+            .is_some()
+        {
+            break Some(healed_at.elapsed());
+        }
+        if healed_at.elapsed() >= LEADER_BOUND {
+            findings.push(format!("liveness: no leader within {LEADER_BOUND:?} of the heal"));
+            break None;
+        }
+        sleep(Duration::from_millis(50)).await;
+    };
+    let workload = workload.await.expect("workload task");
+    let history = history.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let healed_nanos = (healed_at - origin).as_nanos() as u64;
+    let bound_nanos = healed_nanos + CLIENT_PROGRESS_BOUND.as_nanos() as u64;
+    for client in 1..=parameters.client_count as u64 {
+        let progressed = history.operations().iter().any(|operation| {
+            operation.client == client
+                && operation.invoked >= healed_nanos
+                && matches!(operation.outcome, Outcome::Completed { returned, .. } if returned <= bound_nanos)
+        });
+        if !progressed {
+            findings.push(format!(
+                "liveness: client {client} completed no operation within {CLIENT_PROGRESS_BOUND:?} of the heal"
+            ));
+        }
+    }
+    let converge_by = Instant::now() + CONVERGENCE_BOUND;
+    let converged = loop {
+        match probe.spawn(convergence(ids.clone())).await.expect("probe task") {
+            Ok(converged) => break Some(converged),
+            Err(why) if Instant::now() >= converge_by => {
+                findings.push(format!("convergence: not within {CONVERGENCE_BOUND:?}: {why}"));
+                break None;
+            }
+            Err(_) => sleep(Duration::from_millis(200)).await,
+        }
+    };
+
+    // Checks of the whole run.
+    monitor.check_final_logs();
+    findings.extend(
+        monitor
+            .violations()
+            .iter()
+            .map(|violation| format!("invariant {violation}")),
+    );
+    let mut linearizability_unknown = None;
+    match check(history.operations()) {
+        CheckResult::Linearizable => {}
+        CheckResult::NotLinearizable { key, explanation } => findings.push(format!(
+            "linearizability: key {:?}: {explanation}",
+            String::from_utf8_lossy(&key)
+        )),
+        CheckResult::Unknown { key } => {
+            linearizability_unknown = Some(String::from_utf8_lossy(&key).into_owned());
+        }
+    }
+    RunReport {
+        parameters,
+        simulated: origin.elapsed(),
+        workload,
+        operations: history.len(),
+        faults,
+        checks: monitor.counts(),
+        leader_after_heal,
+        converged,
+        linearizability_unknown,
+        findings,
+    }
+}
