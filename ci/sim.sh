@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Deterministic simulation of whole raftkv clusters (issue 4): the real node code (driver,
-# transport, KV state machine, client listener) runs inside madsim, with simulated storage,
-# while the leader is killed and restarted and clients record a history that must be
-# linearizable.
+# Deterministic simulation of whole raftkv clusters (issue 4). The real node code (driver,
+# transport, KV state machine, client listener) runs inside madsim with simulated disks,
+# under a seed-derived schedule of crashes (torn writes), pauses, partitions, one-way
+# cuts, leader isolation, latency spikes and restarts after compaction, while clients
+# record a history. Each seed must keep the Raft invariants, give a linearizable history,
+# elect a leader and let every client progress once healed, and converge.
 #
 # `--cfg madsim` swaps tokio (madsim-tokio) for madsim's simulated runtime: one thread, a
 # simulated clock and network, one seed deciding every scheduling choice. It changes every
 # crate's build, hence the separate target dir, so normal builds are not invalidated.
+# The `canaries` feature compiles in the known bugs the canary tests switch on (off in
+# every other run; the feature cannot be built without --cfg madsim).
 #
-# Usage: ci/sim.sh [seeds]   (or SEEDS=N; default 20). MADSIM_TEST_SEED=N picks the first
-# seed (default: from the clock); a failure prints the seed, and
-#   MADSIM_TEST_SEED=<seed> SEEDS=1 ci/sim.sh
-# replays it exactly. MADSIM_TEST_CHECK_DETERMINISM=1 runs one seed twice and compares.
+# Usage: ci/sim.sh [seeds]   (or SEEDS=N; default 20)
+#   MADSIM_TEST_SEED=N      first seed (default: from the clock); a failure prints its seed,
+#                           and MADSIM_TEST_SEED=<seed> ci/sim.sh 1 replays it exactly
+#   SIM_VERBOSE=1           print every fault of every seed (failing seeds always do)
+#   MADSIM_TEST_CHECK_DETERMINISM=1   run the first seed twice, compare every random draw
+#   SIM_CANARIES=0          skip the canary tests (they run after the seeds otherwise)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seeds="${1:-${SEEDS:-20}}"
-export MADSIM_TEST_NUM="$seeds"
-RUSTFLAGS="--cfg madsim" cargo test --locked -p sim --features canaries --target-dir target/madsim --test simulation -- --nocapture
+cargo_test=(cargo test --locked -p sim --features canaries --target-dir target/madsim)
+export RUSTFLAGS="--cfg madsim"
+
+MADSIM_TEST_NUM="$seeds" "${cargo_test[@]}" --test simulation -- --nocapture
+
+if [[ -z ${MADSIM_TEST_CHECK_DETERMINISM:-} && ${SIM_CANARIES:-1} != 0 ]]; then
+  echo "== canaries: each known bug must be found within its fixed seed range"
+  "${cargo_test[@]}" --test canaries -- --nocapture --test-threads 1
+fi

@@ -17,15 +17,18 @@ ci/tidy.sh raft
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "the driver path builds under madsim (RUSTFLAGS=--cfg madsim, own target dir)"
-RUSTFLAGS="--cfg madsim" cargo check --locked -p node -p client -p sim --lib --target-dir target/madsim
+step "clippy under madsim (RUSTFLAGS=--cfg madsim, own target dir): the node, client and simulation code paths"
+RUSTFLAGS="--cfg madsim" cargo clippy --locked -p raft -p node -p client --lib --features node/canaries \
+  --target-dir target/madsim -- -D warnings
+RUSTFLAGS="--cfg madsim" cargo clippy --locked -p sim --all-targets --features canaries \
+  --target-dir target/madsim -- -D warnings
 
 step "tests (CASES=${CASES:-2000} random schedules)"
 started=$(date +%s)
 cargo test --workspace --locked -- --show-output
 echo "tests took $(( $(date +%s) - started ))s"
 
-step "deterministic simulation: 200 seeds of real nodes under madsim, leader crashes, checked history"
+step "deterministic simulation: ${SIM_SEEDS:-200} seeds of 3-5 real nodes under madsim, the full fault schedule, then the canaries"
 MADSIM_TEST_SEED=1 ci/sim.sh "${SIM_SEEDS:-200}"
 step "simulation determinism: one seed run twice"
 MADSIM_TEST_CHECK_DETERMINISM=1 MADSIM_TEST_SEED=42 ci/sim.sh 1

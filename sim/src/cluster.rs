@@ -86,6 +86,8 @@ pub struct ClusterConfig {
     pub election_timeout_ticks_max: u32,
     pub heartbeat_interval_ticks: u32,
     pub snapshot_every_entries: u64,
+    pub max_append_bytes_per_message: usize,
+    pub max_inflight_appends_per_follower: usize,
     /// Sees every message and disk write of every node.
     pub monitor: RaftMonitor,
     /// A known bug injected into every node (canary tests only).
@@ -104,6 +106,8 @@ impl ClusterConfig {
             election_timeout_ticks_max: 20,
             heartbeat_interval_ticks: 2,
             snapshot_every_entries: 10_000,
+            max_append_bytes_per_message: raft::Config::new(1).max_append_bytes_per_message,
+            max_inflight_appends_per_follower: raft::Config::new(1).max_inflight_appends_per_follower,
             monitor: RaftMonitor::new(),
             #[cfg(feature = "canaries")]
             canary: None,
@@ -119,6 +123,8 @@ impl ClusterConfig {
             election_timeout_ticks_max: parameters.election_timeout_ticks_max,
             heartbeat_interval_ticks: parameters.heartbeat_interval_ticks,
             snapshot_every_entries: parameters.snapshot_every_entries,
+            max_append_bytes_per_message: parameters.max_append_bytes_per_message,
+            max_inflight_appends_per_follower: parameters.max_inflight_appends_per_follower,
             monitor: RaftMonitor::new(),
             #[cfg(feature = "canaries")]
             canary: parameters.canary,
@@ -269,6 +275,8 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         election_timeout_ticks_min: config.election_timeout_ticks_min,
         election_timeout_ticks_max: config.election_timeout_ticks_max,
         heartbeat_interval_ticks: config.heartbeat_interval_ticks,
+        max_append_bytes_per_message: config.max_append_bytes_per_message,
+        max_inflight_appends_per_follower: config.max_inflight_appends_per_follower,
         // From the simulation's RNG: deterministic per run seed, different per start.
         seed: madsim::rand::random::<u64>(),
         #[cfg(feature = "canaries")]

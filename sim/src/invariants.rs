@@ -378,3 +378,6 @@ impl RaftMonitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

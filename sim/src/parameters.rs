@@ -66,7 +66,14 @@ pub struct RunParameters {
     pub heartbeat_interval_ticks: u32,
     /// Small, so that logs are compacted (and snapshots sent) within a run.
     pub snapshot_every_entries: u64,
+    /// Bound of entry bytes in one append: small ones make a lagging follower catch up
+    /// in several steps, each acknowledged on its own.
+    pub max_append_bytes_per_message: usize,
+    pub max_inflight_appends_per_follower: usize,
     pub client_count: usize,
+    /// How many of the clients only read (they stay with whichever node answers them,
+    /// as a read-mostly client near one replica does).
+    pub read_only_clients: usize,
     pub key_count: usize,
     pub op_mix: OpMix,
     /// Upper bound of a client's pause between operations.
@@ -112,6 +119,7 @@ impl RunParameters {
             cas: 10 + weight(25),
         };
         let election_timeout_ticks_min = 8 + weight(6);
+        let client_count = 2 + rng.below(4) as usize;
         Self {
             seed,
             cluster_size: if rng.below(2) == 0 { 3 } else { 5 },
@@ -120,7 +128,10 @@ impl RunParameters {
             election_timeout_ticks_max: election_timeout_ticks_min + 4 + rng.below(9) as u32,
             heartbeat_interval_ticks: 1 + rng.below(3) as u32,
             snapshot_every_entries: 40 + rng.below(300),
-            client_count: 2 + rng.below(4) as usize,
+            max_append_bytes_per_message: 64 << rng.below(11),
+            max_inflight_appends_per_follower: 1 + rng.below(16) as usize,
+            client_count,
+            read_only_clients: (rng.below(3) as usize).min(client_count - 1),
             key_count: 2 + rng.below(4) as usize,
             op_mix,
             think_time_max: Duration::from_millis(5 + rng.below(60)),
@@ -163,7 +174,7 @@ impl fmt::Display for RunParameters {
         write!(
             f,
             "{} nodes, tick {} ms, election {}-{} ticks, heartbeat {} ticks, snapshot every {} entries; \
-             {} clients on {} keys, mix get/put/delete/cas {get}/{put}/{delete}/{cas}, think <= {} ms; \
+             appends <= {} bytes, <= {} in flight; {} clients ({} read-only) on {} keys, mix get/put/delete/cas {get}/{put}/{delete}/{cas}, think <= {} ms; \
              faults every ~{} ms lasting <= {} ms, weights kill-leader {kill_leader} kill-any {kill_any} \
              kill-many {kill_many} pause {pause} partition {partition} one-way {one_way} \
              isolate-leader {isolate_leader} latency {latency_spike} restart-after-compaction \
@@ -174,7 +185,10 @@ impl fmt::Display for RunParameters {
             self.election_timeout_ticks_max,
             self.heartbeat_interval_ticks,
             self.snapshot_every_entries,
+            self.max_append_bytes_per_message,
+            self.max_inflight_appends_per_follower,
             self.client_count,
+            self.read_only_clients,
             self.key_count,
             self.think_time_max.as_millis(),
             self.fault_gap_mean.as_millis(),
@@ -208,6 +222,7 @@ mod tests {
         assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [3, 5]);
         for run in &runs {
             assert!(run.faults.total() > 0 && run.op_mix.total() > 0);
+            assert!(run.read_only_clients < run.client_count, "someone writes");
             assert!(run.election_timeout_ticks_max > run.election_timeout_ticks_min);
             assert!(run.heartbeat_interval_ticks < run.election_timeout_ticks_min);
             assert!(

@@ -46,7 +46,7 @@ pub fn verbose() -> bool {
 #[derive(Debug)]
 pub enum SeedOutcome {
     /// The run finished; its report says whether anything was found.
-    Finished(RunReport),
+    Finished(Box<RunReport>),
     /// Something panicked (a node's assertion, the time limit): always a failure.
     Panicked(String),
 }
@@ -73,7 +73,7 @@ pub fn run_seed(parameters: RunParameters) -> (SeedOutcome, Duration) {
     }));
     let wall = started.elapsed();
     let outcome = match outcome {
-        Ok(report) => SeedOutcome::Finished(report),
+        Ok(report) => SeedOutcome::Finished(Box::new(report)),
         Err(panic) => SeedOutcome::Panicked(
             panic
                 .downcast_ref::<String>()

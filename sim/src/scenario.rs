@@ -59,6 +59,7 @@ pub async fn run(parameters: RunParameters) -> RunReport {
     let history: Arc<Mutex<History>> = Arc::default();
     let workload_config = WorkloadConfig {
         client_count: parameters.client_count,
+        read_only_clients: parameters.read_only_clients,
         key_count: parameters.key_count,
         duration: parameters.duration_min(),
         client_options: ClientOptions {

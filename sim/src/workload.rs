@@ -19,6 +19,8 @@ use crate::parameters::OpMix;
 #[derive(Debug, Clone)]
 pub struct WorkloadConfig {
     pub client_count: usize,
+    /// The last this many clients only read.
+    pub read_only_clients: usize,
     pub key_count: usize,
     /// Clients stop invoking new operations this long after the start.
     pub duration: Duration,
@@ -32,6 +34,7 @@ impl Default for WorkloadConfig {
     fn default() -> Self {
         Self {
             client_count: 3,
+            read_only_clients: 0,
             key_count: 3,
             duration: Duration::from_secs(20),
             client_options: ClientOptions {
@@ -74,6 +77,7 @@ pub async fn run(
     origin: Instant,
 ) -> WorkloadStats {
     assert!(config.client_count >= 1 && config.key_count >= 1 && config.op_mix.total() > 0);
+    assert!(config.read_only_clients <= config.client_count);
     let stop_at = Instant::now() + config.duration;
     let mut tasks = Vec::with_capacity(config.client_count);
     for index in 0..config.client_count {
@@ -105,6 +109,7 @@ fn unique_value(client_id: u64, counter: &mut u64) -> Vec<u8> {
 }
 
 fn random_op(config: &WorkloadConfig, client_id: u64, counter: &mut u64) -> Op {
+    let read_only = client_id as usize > config.client_count - config.read_only_clients;
     let mut rng = thread_rng();
     let key = format!("k{}", rng.gen_range(0..config.key_count)).into_bytes();
     let OpMix {
@@ -113,7 +118,11 @@ fn random_op(config: &WorkloadConfig, client_id: u64, counter: &mut u64) -> Op {
         delete,
         cas,
     } = config.op_mix;
-    let pick = rng.gen_range(0..get + put + delete + cas);
+    let pick = if read_only {
+        0
+    } else {
+        rng.gen_range(0..get + put + delete + cas)
+    };
     match pick {
         _ if pick < get => Op::Get { key },
         _ if pick < get + put => Op::Put {

@@ -1,0 +1,246 @@
+//! The invariant checker on hand-made events: each broken rule is reported under its
+//! name, and a correct sequence reports nothing.
+
+use std::sync::Arc;
+
+use node::storage::Storage;
+use raft::{
+    AppendResponse, Entry, EntryPayload, HardState, Heartbeat, Message, MessageBody, NodeId, Term,
+    VoteResponse,
+};
+
+use super::{Invariant, RaftMonitor};
+use crate::sim_store::{SimDisk, SimStore};
+
+fn entry(index: u64, term: Term, data: &str) -> Entry {
+    Entry {
+        term,
+        index,
+        payload: EntryPayload::Normal(Arc::from(data.as_bytes())),
+    }
+}
+
+/// A monitor with `size` registered nodes, and an open store per node.
+fn cluster(size: u64) -> (RaftMonitor, Vec<(SimDisk, SimStore)>) {
+    let monitor = RaftMonitor::new();
+    let nodes = (1..=size)
+        .map(|id| {
+            let disk = SimDisk::new();
+            monitor.register(id, disk.clone());
+            let store = SimStore::open_monitored(disk.clone(), id, monitor.clone());
+            (disk, store)
+        })
+        .collect();
+    (monitor, nodes)
+}
+
+fn hard_state(term: Term, vote: Option<NodeId>, commit: u64) -> Option<HardState> {
+    Some(HardState { term, vote, commit })
+}
+
+fn heartbeat(from: NodeId, to: NodeId, term: Term, leader_commit: u64) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body: MessageBody::Heartbeat(Heartbeat {
+            leader_commit,
+            read_round: 0,
+        }),
+    }
+}
+
+fn found(monitor: &RaftMonitor) -> Vec<Invariant> {
+    monitor
+        .violations()
+        .iter()
+        .map(|violation| violation.invariant)
+        .collect()
+}
+
+#[test]
+fn a_correct_sequence_reports_nothing() {
+    let (monitor, mut nodes) = cluster(3);
+    let log = [entry(1, 1, "a"), entry(2, 1, "b")];
+    for (_, store) in &mut nodes {
+        store
+            .persist(None, &log, hard_state(1, Some(1), 0))
+            .expect("persist");
+    }
+    let leader_disk = nodes[0].0.clone();
+    monitor.on_send(1, &heartbeat(1, 2, 1, 0), &leader_disk);
+    monitor.on_send(1, &heartbeat(1, 2, 1, 2), &leader_disk);
+    let vote = Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        body: MessageBody::VoteResponse(VoteResponse { granted: true }),
+    };
+    monitor.on_send(2, &vote, &nodes[1].0.clone());
+    let ack = Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        body: MessageBody::AppendResponse(AppendResponse::Accepted { match_index: 2 }),
+    };
+    monitor.on_send(2, &ack, &nodes[1].0.clone());
+    monitor.check_final_logs();
+    assert_eq!(found(&monitor), []);
+    let counts = monitor.counts();
+    assert_eq!(
+        (counts.leaders_seen, counts.vote_grants, counts.append_acks),
+        (1, 1, 1)
+    );
+    assert_eq!(counts.entries_written, 6);
+}
+
+#[test]
+fn two_leaders_in_one_term_break_election_safety() {
+    let (monitor, nodes) = cluster(3);
+    monitor.on_send(1, &heartbeat(1, 3, 4, 0), &nodes[0].0);
+    monitor.on_send(2, &heartbeat(2, 3, 4, 0), &nodes[1].0);
+    assert_eq!(found(&monitor), [Invariant::ElectionSafety]);
+}
+
+#[test]
+fn two_entries_with_one_index_and_term_break_log_matching() {
+    let (monitor, mut nodes) = cluster(3);
+    nodes[0]
+        .1
+        .persist(None, &[entry(1, 1, "a")], hard_state(1, None, 0))
+        .expect("persist");
+    nodes[1]
+        .1
+        .persist(None, &[entry(1, 1, "b")], hard_state(1, None, 0))
+        .expect("persist");
+    assert_eq!(found(&monitor), [Invariant::LogMatching]);
+}
+
+#[test]
+fn one_entry_after_different_predecessors_breaks_log_matching() {
+    let (monitor, mut nodes) = cluster(3);
+    let shared = entry(2, 3, "same");
+    nodes[0]
+        .1
+        .persist(None, &[entry(1, 1, "a"), shared.clone()], hard_state(3, None, 0))
+        .expect("persist");
+    nodes[1]
+        .1
+        .persist(None, &[entry(1, 2, "a"), shared], hard_state(3, None, 0))
+        .expect("persist");
+    assert_eq!(found(&monitor), [Invariant::LogMatching]);
+}
+
+#[test]
+fn a_vote_granted_before_it_is_durable_is_reported() {
+    let (monitor, mut nodes) = cluster(3);
+    nodes[1]
+        .1
+        .persist(None, &[], hard_state(1, None, 0))
+        .expect("persist");
+    let vote = Message {
+        from: 2,
+        to: 1,
+        term: 2,
+        body: MessageBody::VoteResponse(VoteResponse { granted: true }),
+    };
+    monitor.on_send(2, &vote, &nodes[1].0.clone());
+    assert_eq!(found(&monitor), [Invariant::Durability]);
+    // A newer durable term also rules out a second vote in term 2: not a finding.
+    let (monitor, mut nodes) = cluster(3);
+    nodes[1]
+        .1
+        .persist(None, &[], hard_state(3, Some(3), 0))
+        .expect("persist");
+    monitor.on_send(2, &vote, &nodes[1].0.clone());
+    assert_eq!(found(&monitor), []);
+}
+
+#[test]
+fn an_acknowledgement_beyond_the_durable_log_is_reported() {
+    let (monitor, mut nodes) = cluster(3);
+    nodes[1]
+        .1
+        .persist(None, &[entry(1, 1, "a")], hard_state(1, None, 0))
+        .expect("persist");
+    let ack = Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        body: MessageBody::AppendResponse(AppendResponse::Accepted { match_index: 2 }),
+    };
+    monitor.on_send(2, &ack, &nodes[1].0.clone());
+    assert_eq!(found(&monitor), [Invariant::Durability]);
+}
+
+#[test]
+fn committing_an_old_term_entry_by_counting_is_reported() {
+    let (monitor, mut nodes) = cluster(3);
+    // Entries 1 (term 1) and 2 (term 2) are on every disk; node 1 leads term 3 with
+    // commit 1 and then advertises commit 2, an entry of term 2, without a term-3 entry.
+    for (_, store) in &mut nodes {
+        store
+            .persist(
+                None,
+                &[entry(1, 1, "a"), entry(2, 2, "b")],
+                hard_state(3, Some(1), 1),
+            )
+            .expect("persist");
+    }
+    let leader_disk = nodes[0].0.clone();
+    monitor.on_send(1, &heartbeat(1, 2, 3, 1), &leader_disk);
+    monitor.on_send(1, &heartbeat(1, 2, 3, 2), &leader_disk);
+    assert_eq!(found(&monitor), [Invariant::LeaderCompleteness]);
+}
+
+#[test]
+fn a_commit_durable_on_a_minority_is_reported() {
+    let (monitor, mut nodes) = cluster(3);
+    nodes[0]
+        .1
+        .persist(None, &[entry(1, 1, "a")], hard_state(1, Some(1), 0))
+        .expect("persist");
+    monitor.on_send(1, &heartbeat(1, 2, 1, 0), &nodes[0].0.clone());
+    monitor.on_send(1, &heartbeat(1, 2, 1, 1), &nodes[0].0.clone());
+    assert_eq!(found(&monitor), [Invariant::Durability]);
+}
+
+#[test]
+fn a_leader_missing_a_committed_entry_is_reported() {
+    let (monitor, mut nodes) = cluster(3);
+    for (_, store) in nodes.iter_mut().take(2) {
+        store
+            .persist(None, &[entry(1, 1, "a")], hard_state(1, Some(1), 0))
+            .expect("persist");
+    }
+    monitor.on_send(1, &heartbeat(1, 2, 1, 0), &nodes[0].0.clone());
+    monitor.on_send(1, &heartbeat(1, 2, 1, 1), &nodes[0].0.clone());
+    assert_eq!(found(&monitor), []);
+    // Node 3 never got entry 1, yet starts leading term 2.
+    monitor.on_send(3, &heartbeat(3, 1, 2, 0), &nodes[2].0.clone());
+    assert_eq!(found(&monitor), [Invariant::LeaderCompleteness]);
+}
+
+#[test]
+fn two_nodes_applying_different_entries_at_one_index_break_state_machine_safety() {
+    let (monitor, mut nodes) = cluster(3);
+    nodes[0]
+        .1
+        .persist(None, &[entry(1, 1, "a")], hard_state(1, None, 0))
+        .expect("persist");
+    nodes[1]
+        .1
+        .persist(None, &[entry(1, 2, "b")], hard_state(2, None, 0))
+        .expect("persist");
+    let apply = |store: &mut SimStore| {
+        store
+            .apply(node::storage::ApplyBatch {
+                applied_index: 1,
+                ..Default::default()
+            })
+            .expect("apply");
+    };
+    apply(&mut nodes[0].1);
+    apply(&mut nodes[1].1);
+    assert_eq!(found(&monitor), [Invariant::StateMachineSafety]);
+}
