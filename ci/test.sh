@@ -17,6 +17,9 @@ ci/tidy.sh raft
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Kubernetes manifests: kustomize, strict schema validation, property checks (ci/k8s-manifests.sh)"
+ci/k8s-manifests.sh
+
 step "clippy under madsim (RUSTFLAGS=--cfg madsim, own target dir): the node, client and simulation code paths"
 RUSTFLAGS="--cfg madsim" cargo clippy --locked -p raft -p node -p client --lib --features node/canaries \
   --target-dir target/madsim -- -D warnings
@@ -35,3 +38,6 @@ MADSIM_TEST_CHECK_DETERMINISM=1 MADSIM_TEST_SEED=42 ci/sim.sh 1
 
 step "the README's local cluster walk-through (ci/demo.sh)"
 ci/demo.sh
+
+step "the image and the Kubernetes validation scenario in Docker (ci/k8s-docker.sh)"
+ci/k8s-docker.sh

@@ -69,6 +69,9 @@ pub struct Nemesis<'a> {
     /// A madsim node with an address, from which the leader is asked for.
     probe: NodeHandle,
     origin: Instant,
+    /// End of the safety phase: no fault starts after it, and waits inside a fault stop
+    /// at it (only a fault's own hold may run past it).
+    until: Instant,
     pub log: FaultLog,
 }
 
@@ -92,6 +95,7 @@ impl<'a> Nemesis<'a> {
             parameters,
             probe,
             origin,
+            until: origin,
             log: FaultLog::default(),
         }
     }
@@ -107,9 +111,11 @@ impl<'a> Nemesis<'a> {
         let weighted = FaultKind::weighted(&self.parameters.faults);
         let total: u32 = weighted.iter().map(|(_, weight)| weight).sum();
         assert!(total > 0, "a run needs at least one kind of fault");
+        self.until = until;
         loop {
             let gap_ms = thread_rng().gen_range(0..=2 * self.parameters.fault_gap_mean.as_millis() as u64);
-            sleep(Duration::from_millis(gap_ms)).await;
+            let left = until.saturating_duration_since(Instant::now());
+            sleep(Duration::from_millis(gap_ms).min(left)).await;
             if Instant::now() >= until {
                 break;
             }
@@ -201,6 +207,16 @@ impl<'a> Nemesis<'a> {
                 sleep(hold).await;
                 self.cluster.resume(id);
             }
+            FaultKind::Partition if thread_rng().gen_bool(0.25) => {
+                // One node cut off from everything, clients included (a dead switch port).
+                let ids = self.cluster.ids();
+                let id = ids[thread_rng().gen_range(0..ids.len())];
+                let node = self.cluster.sim_node_id(id);
+                self.note(format!("cut {id} off the network for {} ms", hold.as_millis()));
+                NetSim::current().clog_node(node);
+                sleep(hold).await;
+                NetSim::current().unclog_node(node);
+            }
             FaultKind::Partition => {
                 let mut ids = self.cluster.ids();
                 shuffle(&mut ids);
@@ -287,7 +303,7 @@ impl<'a> Nemesis<'a> {
         let id = followers[thread_rng().gen_range(0..followers.len())];
         self.kill(id);
         let follower_last = self.cluster.disk(id).with_durable(|log| log.last_index());
-        let give_up_at = Instant::now() + hold.max(Duration::from_secs(3)) * 3;
+        let give_up_at = (Instant::now() + hold.max(Duration::from_secs(3)) * 3).min(self.until);
         let passed = loop {
             let leader_snapshot = self.cluster.disk(leader).with_visible(|log| log.snapshot_index());
             if leader_snapshot > follower_last {
@@ -320,6 +336,9 @@ impl<'a> Nemesis<'a> {
     pub fn heal_all(&mut self) {
         let net = NetSim::current();
         let ids = self.cluster.ids();
+        for &id in &ids {
+            net.unclog_node(self.cluster.sim_node_id(id));
+        }
         for &a in &ids {
             for &b in &ids {
                 if a != b {

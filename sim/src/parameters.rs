@@ -30,7 +30,8 @@ pub struct FaultWeights {
     /// Several nodes at once, up to all of them (all come back).
     pub kill_many: u32,
     pub pause: u32,
-    /// Servers split in two groups that cannot reach each other.
+    /// Servers split in two groups that cannot reach each other (sometimes one node
+    /// cut off from everything, clients included).
     pub partition: u32,
     /// Links cut in one direction only.
     pub one_way: u32,
@@ -146,7 +147,8 @@ impl RunParameters {
         }
     }
 
-    /// Simulated time the run lasts at least: both phases.
+    /// Simulated time the run lasts at least: both phases (the safety phase may run
+    /// over by the hold of its last fault; the liveness phase is timed from the heal).
     pub fn duration_min(&self) -> Duration {
         self.safety_phase + self.liveness_phase
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use client::client::ClientOptions;
 use madsim::runtime::Handle;
+use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
 
 use crate::cluster::{ClusterConfig, SimCluster};
@@ -48,6 +49,10 @@ pub struct RunReport {
 
 /// Runs the scenario inside the current madsim runtime.
 pub async fn run(parameters: RunParameters) -> RunReport {
+    assert!(
+        parameters.liveness_phase >= CLIENT_PROGRESS_BOUND && parameters.liveness_phase >= LEADER_BOUND,
+        "the clients run long enough after the heal to show progress"
+    );
     let handle = Handle::current();
     let origin = Instant::now();
     let cluster_config = ClusterConfig::from_parameters(&parameters);
@@ -61,7 +66,6 @@ pub async fn run(parameters: RunParameters) -> RunReport {
         client_count: parameters.client_count,
         read_only_clients: parameters.read_only_clients,
         key_count: parameters.key_count,
-        duration: parameters.duration_min(),
         client_options: ClientOptions {
             request_timeout: Duration::from_millis(300),
             deadline: Duration::from_millis(1_000),
@@ -74,11 +78,13 @@ pub async fn run(parameters: RunParameters) -> RunReport {
         .name("clients")
         .ip("10.0.1.1".parse().expect("an IP address"))
         .build();
+    let (stop_clients, clients_stop) = watch::channel(false);
     let workload = clients.spawn(workload::run(
         cluster.endpoints(),
         workload_config,
         history.clone(),
         origin,
+        clients_stop,
     ));
     let probe = handle
         .create_node()
@@ -92,7 +98,8 @@ pub async fn run(parameters: RunParameters) -> RunReport {
     let faults = nemesis.log.clone();
     let healed_at = Instant::now();
 
-    // Liveness phase: a leader, then progress for every client, then convergence.
+    // Liveness phase, timed from the heal: a leader, progress for every client, then
+    // (clients stopped) convergence.
     let leader_after_heal = loop {
         if probe
             .spawn(find_leader(ids.clone()))
@@ -108,6 +115,8 @@ pub async fn run(parameters: RunParameters) -> RunReport {
         }
         sleep(Duration::from_millis(50)).await;
     };
+    sleep(parameters.liveness_phase.saturating_sub(healed_at.elapsed())).await;
+    stop_clients.send_replace(true);
     let workload = workload.await.expect("workload task");
     let history = history.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let healed_nanos = (healed_at - origin).as_nanos() as u64;

@@ -10,6 +10,7 @@ use client::client::{Client, ClientOptions};
 use client::wire::ReadConsistency;
 use client::Endpoint;
 use madsim::rand::{thread_rng, Rng};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::history::{History, Op, OpResult};
@@ -22,8 +23,6 @@ pub struct WorkloadConfig {
     /// The last this many clients only read.
     pub read_only_clients: usize,
     pub key_count: usize,
-    /// Clients stop invoking new operations this long after the start.
-    pub duration: Duration,
     pub client_options: ClientOptions,
     /// Upper bound of a client's pause between two operations.
     pub think_time_max: Duration,
@@ -36,7 +35,6 @@ impl Default for WorkloadConfig {
             client_count: 3,
             read_only_clients: 0,
             key_count: 3,
-            duration: Duration::from_secs(20),
             client_options: ClientOptions {
                 request_timeout: Duration::from_millis(300),
                 deadline: Duration::from_millis(900),
@@ -67,18 +65,18 @@ fn nanos_since(origin: Instant) -> u64 {
     u64::try_from(origin.elapsed().as_nanos()).expect("a simulated run lasts less than 584 years")
 }
 
-/// Runs `config.client_count` clients concurrently against `endpoints` until
-/// `config.duration` has passed, recording into `history` with times measured from
+/// Runs `config.client_count` clients concurrently against `endpoints` until `stop`
+/// turns true (each finishes the operation it is in), recording into `history` with times measured from
 /// `origin`. Must run on a madsim node other than the cluster's (the client node).
 pub async fn run(
     endpoints: Vec<Endpoint>,
     config: WorkloadConfig,
     history: SharedHistory,
     origin: Instant,
+    stop: watch::Receiver<bool>,
 ) -> WorkloadStats {
     assert!(config.client_count >= 1 && config.key_count >= 1 && config.op_mix.total() > 0);
     assert!(config.read_only_clients <= config.client_count);
-    let stop_at = Instant::now() + config.duration;
     let mut tasks = Vec::with_capacity(config.client_count);
     for index in 0..config.client_count {
         // Fixed ids: a run is reproducible from its seed, and ids never collide.
@@ -91,7 +89,7 @@ pub async fn run(
             config.clone(),
             history.clone(),
             origin,
-            stop_at,
+            stop.clone(),
         )));
     }
     let mut stats = WorkloadStats::default();
@@ -170,12 +168,12 @@ async fn run_client(
     config: WorkloadConfig,
     history: SharedHistory,
     origin: Instant,
-    stop_at: Instant,
+    stop: watch::Receiver<bool>,
 ) -> WorkloadStats {
     let client_id = client.client_id();
     let mut counter = 0_u64;
     let mut stats = WorkloadStats::default();
-    while Instant::now() < stop_at {
+    while !*stop.borrow() {
         let op = random_op(&config, client_id, &mut counter);
         let id = lock(&history).invoke(client_id, op.clone(), nanos_since(origin));
         match execute(&mut client, &op).await {

@@ -11,8 +11,12 @@
 mod bench;
 #[path = "raftkv/demo.rs"]
 mod demo;
+#[path = "raftkv/idle.rs"]
+mod idle;
 #[path = "raftkv/output.rs"]
 mod output;
+#[path = "raftkv/smoke.rs"]
+mod smoke;
 #[path = "raftkv/status.rs"]
 mod status;
 
@@ -94,6 +98,12 @@ enum Command {
     /// Measure throughput and latency percentiles of a cluster (or of a local one, with
     /// --local) under concurrent clients.
     Bench(bench::BenchArgs),
+    /// Check a running cluster end to end (for a Kubernetes Job): all endpoints agree on
+    /// one leader, N writes and linearizable reads, every endpoint applies them.
+    Smoke(smoke::SmokeArgs),
+    /// Wait for SIGTERM or SIGINT, then exit 0: the main process of a client container,
+    /// whose image has no shell, so that `kubectl exec`/`docker exec` can run raftkv in it.
+    Idle(idle::IdleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +234,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dump(args) => dump(global, args).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Bench(args) => bench::bench(global, args).await,
+        Command::Smoke(args) => smoke::smoke(global, args).await,
+        Command::Idle(args) => idle::idle(args).await,
     }
 }
 

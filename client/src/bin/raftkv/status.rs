@@ -3,7 +3,7 @@
 //! the live nodes are exactly what an operator needs. Only when no node answers is it a
 //! failure.
 
-use client::client::{Client, ClientError};
+use client::client::{Client, ClientError, ClientOptions};
 use client::wire::NodeStatus;
 use client::Endpoint;
 use serde_json::{json, Value};
@@ -12,7 +12,7 @@ use crate::output::{self, Output};
 use crate::{Failure, GlobalArgs, StatusArgs};
 
 /// One node's row: its address and what it said, or why it said nothing.
-type Row = (String, Result<NodeStatus, ClientError>);
+pub type Row = (String, Result<NodeStatus, ClientError>);
 
 const HEADER: [&str; 8] = [
     "ENDPOINT",
@@ -26,30 +26,7 @@ const HEADER: [&str; 8] = [
 ];
 
 pub async fn status(global: &GlobalArgs, _args: StatusArgs) -> Result<(), Failure> {
-    let options = global.client_options();
-    // One task and one client per node, so a dead node costs one timeout, not one each.
-    let queries: Vec<_> = global
-        .endpoints
-        .0
-        .iter()
-        .cloned()
-        .map(|endpoint| {
-            tokio::spawn(async move {
-                let mut client = Client::new(vec![endpoint.clone()], options)?;
-                client.status(&endpoint).await
-            })
-        })
-        .collect();
-    let mut rows: Vec<Row> = Vec::with_capacity(queries.len());
-    for (endpoint, query) in global.endpoints.0.iter().zip(queries) {
-        let result = query.await.unwrap_or_else(|error| {
-            Err(ClientError::Connection {
-                endpoint: address_of(endpoint),
-                reason: format!("status query failed: {error}"),
-            })
-        });
-        rows.push((address_of(endpoint), result));
-    }
+    let rows = query_all(&global.endpoints.0, global.client_options()).await;
     if let Some(failure) = all_unreachable(&rows) {
         return Err(failure);
     }
@@ -60,7 +37,33 @@ pub async fn status(global: &GlobalArgs, _args: StatusArgs) -> Result<(), Failur
     Ok(())
 }
 
-fn address_of(endpoint: &Endpoint) -> String {
+/// Asks every endpoint for its status at once: one row per endpoint, in their order.
+/// One task and one client per node, so a dead node costs one timeout, not one each.
+pub async fn query_all(endpoints: &[Endpoint], options: ClientOptions) -> Vec<Row> {
+    let queries: Vec<_> = endpoints
+        .iter()
+        .cloned()
+        .map(|endpoint| {
+            tokio::spawn(async move {
+                let mut client = Client::new(vec![endpoint.clone()], options)?;
+                client.status(&endpoint).await
+            })
+        })
+        .collect();
+    let mut rows: Vec<Row> = Vec::with_capacity(queries.len());
+    for (endpoint, query) in endpoints.iter().zip(queries) {
+        let result = query.await.unwrap_or_else(|error| {
+            Err(ClientError::Connection {
+                endpoint: address_of(endpoint),
+                reason: format!("status query failed: {error}"),
+            })
+        });
+        rows.push((address_of(endpoint), result));
+    }
+    rows
+}
+
+pub fn address_of(endpoint: &Endpoint) -> String {
     format!("{}:{}", endpoint.host, endpoint.port)
 }
 
@@ -76,7 +79,7 @@ fn all_unreachable(rows: &[Row]) -> Option<Failure> {
 }
 
 /// Why a node has no row of numbers, without repeating its address.
-fn unreachable_reason(error: &ClientError) -> String {
+pub fn unreachable_reason(error: &ClientError) -> String {
     match error {
         ClientError::Connection { reason, .. } => reason.clone(),
         ClientError::Timeout { after, .. } => format!("no answer within {} ms", after.as_millis()),

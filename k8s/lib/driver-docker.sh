@@ -1,0 +1,167 @@
+# shellcheck shell=bash
+# The Docker driver of k8s/validate.sh: plain containers stand in for the StatefulSet's
+# pods and for the workers they run on, so CI can run the validation scenario on a
+# machine without Kubernetes.
+#
+#   pod raftkv-N        container raftkv-N on the user-defined network raftkv-net, with
+#                       the network aliases raftkv-N.raftkv-peer and
+#                       raftkv-N.raftkv-peer.raftkv.svc.cluster.local (the DNS names the
+#                       headless Service gives the pod) and the named volume raftkv-data-N
+#                       (its PersistentVolumeClaim); the RAFTKV_* settings of the pod
+#   worker of raftkv-N  the container itself: "stopping the worker" is `docker stop`
+#   StatefulSet         this file: a deleted pod (`docker rm -f`) is recreated with the
+#                       same name, alias and volume by wait_recreated
+#   client pod          container raftkv-client running `raftkv idle`, for `docker exec`
+#   partition           `docker network disconnect` / `connect` (re-adding the alias)
+#
+# Every resource carries the label io.raftkv.validate=docker: driver_up removes leftovers
+# of an earlier run by that label before it starts, driver_down removes this run's.
+
+DOCKER_LABEL=io.raftkv.validate=docker
+DOCKER_NETWORK=${DOCKER_NETWORK:-raftkv-net}
+: "${IMAGE:=raftkv:dev}"
+: "${LEADER_TIMEOUT_S:=30}"
+: "${CONVERGE_TIMEOUT_S:=60}"
+: "${RECREATE_TIMEOUT_S:=30}"
+: "${WRITE_TIMEOUT_MS:=30000}"
+
+# RAFTKV_PEERS as the StatefulSet gives it: every member's stable DNS name.
+docker_peers() {
+  local ordinal peers=()
+  for ordinal in "${!PODS[@]}"; do
+    peers+=("$((ordinal + 1))=$(fqdn_of "${PODS[ordinal]}"):$PEER_PORT")
+  done
+  local IFS=,
+  echo "${peers[*]}"
+}
+
+docker_client_endpoints() {
+  local pod endpoints=()
+  for pod in "${PODS[@]}"; do
+    endpoints+=("$(endpoint_of "$pod")")
+  done
+  local IFS=,
+  echo "${endpoints[*]}"
+}
+
+# Starts the container of pod $1 on its volume: what the StatefulSet controller does.
+# The settings mirror the pod's: read-only root, no capabilities, the image's non-root
+# user; SIGTERM gets 30 s, like the pod's grace period, for the leadership hand-over.
+# Logs stay text (the pods log JSON), without colours: CI prints them on a failure.
+docker_start_replica() {
+  local pod=$1 ordinal=${1##*-}
+  docker run --detach --quiet --name "$pod" --hostname "$pod" --label "$DOCKER_LABEL" \
+    --network "$DOCKER_NETWORK" --network-alias "$pod.$PEER_SERVICE" \
+    --network-alias "$(fqdn_of "$pod")" --volume "raftkv-data-$ordinal:/var/lib/raftkv" \
+    --read-only --cap-drop ALL --security-opt no-new-privileges --stop-timeout 30 \
+    --env "RAFTKV_POD_NAME=$pod" \
+    --env "RAFTKV_PEERS=$(docker_peers)" \
+    --env "RAFTKV_ADVERTISE_CLIENT=$(endpoint_of "$pod")" \
+    --env "RUST_LOG=${RUST_LOG:-info}" --env NO_COLOR=1 \
+    "$IMAGE" >/dev/null
+}
+
+driver_check() {
+  command -v docker >/dev/null || fail "docker is not installed"
+  docker image inspect "$IMAGE" >/dev/null 2>&1 ||
+    fail "no image $IMAGE: build it first (k8s/build-image.sh $IMAGE)"
+}
+
+# Removes every container, the network and the volumes of this driver (an earlier run's
+# leftovers too).
+driver_down() {
+  local containers volumes
+  containers=$(docker ps --all --quiet --filter "label=$DOCKER_LABEL")
+  if [[ -n $containers ]]; then
+    # shellcheck disable=SC2086 # one id per word
+    docker rm --force --volumes $containers >/dev/null
+  fi
+  if [[ -n $(docker network ls --quiet --filter "label=$DOCKER_LABEL" --filter "name=^$DOCKER_NETWORK\$") ]]; then
+    docker network rm "$DOCKER_NETWORK" >/dev/null
+  fi
+  volumes=$(docker volume ls --quiet --filter "label=$DOCKER_LABEL")
+  if [[ -n $volumes ]]; then
+    # shellcheck disable=SC2086 # one name per word
+    docker volume rm $volumes >/dev/null
+  fi
+}
+
+driver_up() {
+  driver_down
+  docker network create --label "$DOCKER_LABEL" "$DOCKER_NETWORK" >/dev/null
+  local ordinal
+  for ordinal in "${!PODS[@]}"; do
+    docker volume create --label "$DOCKER_LABEL" "raftkv-data-$ordinal" >/dev/null
+    docker_start_replica "${PODS[ordinal]}"
+  done
+  docker run --detach --quiet --name "$CLIENT_POD" --hostname "$CLIENT_POD" --label "$DOCKER_LABEL" \
+    --network "$DOCKER_NETWORK" --read-only --cap-drop ALL --security-opt no-new-privileges \
+    --env "RAFTKV_ENDPOINTS=$(docker_client_endpoints)" \
+    --entrypoint raftkv "$IMAGE" idle >/dev/null
+  info "network $DOCKER_NETWORK; containers ${PODS[*]} (image $IMAGE, volumes raftkv-data-0..$((${#PODS[@]} - 1)))" \
+    "and $CLIENT_POD (raftkv idle)"
+}
+
+driver_logs() {
+  local pod
+  for pod in "${PODS[@]}"; do
+    echo "--- last log lines of $pod"
+    docker logs --tail 30 "$pod" 2>&1 || true
+  done
+}
+
+# raftkv in the client container.
+cli() {
+  docker exec "$CLIENT_POD" raftkv "$@"
+}
+
+# Each container is its own "worker"; this checks that all run, each in its own container.
+replicas_on_distinct_workers() {
+  local pod state
+  for pod in "${PODS[@]}"; do
+    state=$(docker inspect --format '{{.State.Status}} {{slice .Id 0 12}}' "$pod" 2>/dev/null) ||
+      fail "$pod does not exist"
+    [[ ${state%% *} == running ]] || fail "$pod is ${state%% *}, not running"
+    ok "$pod running in container ${state#* }, its own worker"
+  done
+}
+
+worker_of() {
+  echo "$1"
+}
+
+client_worker() {
+  echo "$CLIENT_POD"
+}
+
+# `docker rm -f`: SIGKILL, like a pod whose node vanished; the volume stays.
+delete_pod() {
+  docker rm --force "$1" >/dev/null
+}
+
+# The StatefulSet's part: a new container with the same name, alias and volume.
+wait_recreated() {
+  docker_start_replica "$1"
+}
+
+# SIGTERM (a leader hands over first), then SIGKILL after the stop timeout.
+stop_worker() {
+  docker stop "$1" >/dev/null
+}
+
+start_worker() {
+  docker start "$1" >/dev/null
+}
+
+supports_partition() {
+  return 0
+}
+
+# Cuts pod $1 off the network: its name stops resolving and it reaches no one.
+partition() {
+  docker network disconnect "$DOCKER_NETWORK" "$1"
+}
+
+heal() {
+  docker network connect --alias "$1.$PEER_SERVICE" --alias "$(fqdn_of "$1")" "$DOCKER_NETWORK" "$1"
+}

@@ -1,0 +1,418 @@
+#!/usr/bin/env bash
+# The assignment's validation scenario, automated, against a real cluster or against
+# Docker containers standing in for pods and workers:
+#
+#   k8s/validate.sh --driver kubectl   the kind cluster of k8s/cluster-up.sh, after
+#                                      k8s/deploy.sh (StatefulSet raftkv, namespace raftkv)
+#   k8s/validate.sh --driver docker    containers raftkv-0..2 + raftkv-client on a
+#                                      user-defined network (CI; image from
+#                                      k8s/build-image.sh, IMAGE=raftkv:dev)
+#
+# The steps are the same for both; only how a pod is deleted or a worker stopped differs
+# (k8s/lib/driver-<driver>.sh, one set of functions per driver):
+#   1. all replicas run, each on its own worker
+#   2. a leader is elected; 3 writes and 3 linearizable reads from the client; the
+#      client check of the Kubernetes Job (`raftkv smoke`)
+#   3. find the leader through `raftkv status`; delete its pod; time until the next
+#      write is acknowledged; a new leader of a higher term serves
+#   4. the pod is recreated on its volume and catches up: same applied index and same KV
+#      map on every replica (timed)
+#   5. stop the leader's worker; reads and writes still work with the majority; start it
+#      again; the replica rejoins and catches up (timed)
+#   6. (docker only) partition the leader off the network; a new leader is elected and
+#      writes continue; heal; the replica catches up (timed)
+#   7. every acknowledged write is in every replica's KV map
+# Each step prints what it checked; the first failure ends the script with exit code 1
+# (and the replicas' last log lines). At the end it prints the timings.
+#
+# Deleting a pod is a SIGKILL in Docker (`docker rm -f`, a crash) but a SIGTERM on
+# Kubernetes (a leader hands over first), so the failover times differ by nature. In
+# the kubectl driver the client pod must not share the leader's worker (give it a
+# preferred anti-affinity to the replicas): stopping that worker would stop the client.
+#
+# Needs bash, python3 (JSON) and docker (kind nodes are containers too); the kubectl driver
+# also kubectl. Environment: KEEP=1 leaves the Docker containers, network and volumes behind for
+# inspection (the next run removes them); IMAGE (docker driver); KUBE_CONTEXT, NAMESPACE
+# (kubectl driver); LEADER_TIMEOUT_S, CONVERGE_TIMEOUT_S, WRITE_TIMEOUT_MS bound waits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  echo "usage: k8s/validate.sh --driver docker|kubectl" >&2
+  exit 2
+}
+
+driver=
+while (($# > 0)); do
+  case $1 in
+    --driver) driver=${2:-}; shift 2 || usage ;;
+    --driver=*) driver=${1#--driver=}; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) usage ;;
+  esac
+done
+[[ $driver == docker || $driver == kubectl ]] || usage
+command -v python3 >/dev/null || { echo "validate: python3 is needed to read raftkv's JSON" >&2; exit 1; }
+
+# The names the manifests give (k8s/base): StatefulSet pods, headless Service, ports.
+NAMESPACE=${NAMESPACE:-raftkv}
+PODS=(raftkv-0 raftkv-1 raftkv-2)
+PEER_SERVICE=raftkv-peer
+CLUSTER_DOMAIN=${CLUSTER_DOMAIN:-cluster.local}
+PEER_PORT=7001
+CLIENT_PORT=7101
+CLIENT_POD=raftkv-client
+
+step() { printf '\n==> %s\n' "$*"; }
+ok() { printf '    ok: %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+fail() {
+  printf '\nFAILED: %s\n' "$*" >&2
+  exit 1
+}
+
+# Milliseconds since the epoch (bash 5's EPOCHREALTIME; its decimal mark follows the locale).
+now_ms() {
+  if [[ -n ${EPOCHREALTIME:-} ]]; then
+    local micros=${EPOCHREALTIME//[.,]/}
+    echo $((micros / 1000))
+  else
+    python3 -c 'import time; print(int(time.time() * 1000))'
+  fi
+}
+
+# The stable DNS name of a pod, from the headless Service.
+fqdn_of() {
+  echo "$1.$PEER_SERVICE.$NAMESPACE.svc.$CLUSTER_DOMAIN"
+}
+
+endpoint_of() {
+  echo "$(fqdn_of "$1"):$CLIENT_PORT"
+}
+
+# raftkv ids are StatefulSet ordinals + 1.
+pod_of_id() {
+  echo "raftkv-$(($1 - 1))"
+}
+
+# shellcheck source=k8s/lib/driver-docker.sh
+source "k8s/lib/driver-$driver.sh"
+
+WORK=$(mktemp -d)
+# Set once the driver starts bringing things up: before that there is nothing to show
+# or clean up.
+STARTED=0
+finish() {
+  local status=$?
+  if ((status != 0 && STARTED)); then
+    echo >&2
+    driver_logs >&2 || true
+  fi
+  if ((!STARTED)); then
+    :
+  elif [[ ${KEEP:-0} == 1 ]]; then
+    echo "KEEP=1: leaving the $driver resources in place"
+  else
+    driver_down || true
+  fi
+  rm -rf "$WORK"
+  if ((status == 0)); then
+    echo "validation passed ($driver driver)"
+  else
+    echo "validation FAILED ($driver driver)" >&2
+  fi
+}
+trap finish EXIT
+# An interrupted run cleans up too: exiting from these traps runs the EXIT trap.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- reading raftkv's JSON (python3: jq is not everywhere) -----------------------------
+# raftkv_json.py leader [excluded ids...] < status  -> "id term" of the leader a majority follows
+# raftkv_json.py converged < status                  -> the applied index all replicas share
+# raftkv_json.py same-kv dump...                     -> the number of keys, if all maps are equal
+# raftkv_json.py holds dump written                  -> checks every "key<TAB>value" is in dump
+cat >"$WORK/raftkv_json.py" <<'PY'
+import json, sys
+
+def fail(reason):
+    print(reason, file=sys.stderr)
+    sys.exit(1)
+
+command, args = sys.argv[1], sys.argv[2:]
+if command == "leader":
+    rows = json.load(sys.stdin)
+    excluded = {int(arg) for arg in args}
+    answering = [row["status"] for row in rows if "status" in row]
+    leaders = [s for s in answering if s["role"] == "leader" and s["id"] not in excluded]
+    if not leaders:
+        fail("no replica reports itself leader" + (f" (ignoring {sorted(excluded)})" if excluded else ""))
+    leader = max(leaders, key=lambda s: s["term"])
+    following = [s for s in answering if s["leader"] == leader["id"] and s["term"] == leader["term"]]
+    if len(following) < len(rows) // 2 + 1:
+        fail(f"node {leader['id']} leads term {leader['term']}, but only {len(following)} of {len(rows)} agree")
+    print(leader["id"], leader["term"])
+elif command == "converged":
+    rows = json.load(sys.stdin)
+    missing = [f"{row['endpoint']}: {row.get('error')}" for row in rows if "status" not in row]
+    if missing:
+        fail("not answering: " + "; ".join(missing))
+    statuses = [row["status"] for row in rows]
+    applied = {s["applied"] for s in statuses}
+    if len(applied) != 1 or any(s["commit"] != s["applied"] for s in statuses):
+        fail("commit/applied differ: " + ", ".join(f"node {s['id']} {s['commit']}/{s['applied']}" for s in statuses))
+    print(applied.pop())
+elif command == "same-kv":
+    maps = []
+    for path in args:
+        with open(path) as file:
+            maps.append((path, json.load(file)["kv"]))
+    for path, kv in maps[1:]:
+        if kv != maps[0][1]:
+            fail(f"KV maps differ: {maps[0][0]} has {len(maps[0][1])} keys, {path} {len(kv)}")
+    print(len(maps[0][1]))
+elif command == "holds":
+    with open(args[0]) as file:
+        kv = {pair["key"]: pair["value"] for pair in json.load(file)["kv"]}
+    with open(args[1]) as file:
+        written = [line.rstrip("\n").split("\t", 1) for line in file if line.strip()]
+    wrong = [f"{key}={kv.get(key)!r} (wrote {value!r})" for key, value in written if kv.get(key) != value]
+    if wrong:
+        fail("acknowledged writes missing or changed: " + ", ".join(wrong))
+    print(len(written))
+else:
+    fail(f"unknown command {command}")
+PY
+json() {
+  python3 "$WORK/raftkv_json.py" "$@"
+}
+
+# --- checks shared by the steps ----------------------------------------------------------
+# A predicate sets its results in globals and returns 0, or sets REASON and returns 1.
+# retry_until polls one until it holds, then fails the step with its last REASON.
+REASON=
+retry_until() {
+  local timeout_s=$1 what=$2
+  shift 2
+  local deadline=$(($(now_ms) + timeout_s * 1000))
+  until "$@"; do
+    if (($(now_ms) >= deadline)); then
+      fail "$what: not within $timeout_s s: $REASON"
+    fi
+    sleep 0.2
+  done
+}
+
+# Sets LEADER_ID, LEADER_TERM, LEADER_POD from `raftkv status`, ignoring the given ids.
+LEADER_ID= LEADER_TERM= LEADER_POD=
+find_leader() {
+  local found
+  if ! cli --output json --timeout-ms 2000 status >"$WORK/status.json" 2>"$WORK/error"; then
+    REASON="raftkv status: $(cat "$WORK/error")"
+    return 1
+  fi
+  if ! found=$(json leader "$@" <"$WORK/status.json" 2>"$WORK/error"); then
+    REASON=$(cat "$WORK/error")
+    return 1
+  fi
+  read -r LEADER_ID LEADER_TERM <<<"$found"
+  LEADER_POD=$(pod_of_id "$LEADER_ID")
+}
+
+# Sets CONVERGED_APPLIED and CONVERGED_KEYS once every replica answers, has applied all it
+# knows committed, at one index, and holds the same KV map (from `raftkv dump`).
+CONVERGED_APPLIED= CONVERGED_KEYS=
+converged() {
+  local applied keys pod dumps=()
+  if ! cli --output json --timeout-ms 2000 status >"$WORK/status.json" 2>"$WORK/error"; then
+    REASON="raftkv status: $(cat "$WORK/error")"
+    return 1
+  fi
+  if ! applied=$(json converged <"$WORK/status.json" 2>"$WORK/error"); then
+    REASON=$(cat "$WORK/error")
+    return 1
+  fi
+  for pod in "${PODS[@]}"; do
+    if ! cli --output json --timeout-ms 5000 dump --endpoint "$(endpoint_of "$pod")" \
+      >"$WORK/dump-$pod.json" 2>"$WORK/error"; then
+      REASON="raftkv dump of $pod: $(cat "$WORK/error")"
+      return 1
+    fi
+    dumps+=("$WORK/dump-$pod.json")
+  done
+  if ! keys=$(json same-kv "${dumps[@]}" 2>"$WORK/error"); then
+    REASON=$(cat "$WORK/error")
+    return 1
+  fi
+  CONVERGED_APPLIED=$applied CONVERGED_KEYS=$keys
+}
+
+# Every write this run had acknowledged, "key<TAB>value" a line.
+: >"$WORK/written"
+RUN=$(date +%s)
+
+# put KEY VALUE: one write through the client (riding out an election), which must succeed.
+put() {
+  local output
+  output=$(cli --timeout-ms "$WRITE_TIMEOUT_MS" put "$1" "$2" 2>&1) || fail "put $1: $output"
+  printf '%s\t%s\n' "$1" "$2" >>"$WORK/written"
+}
+
+# get KEY VALUE: a linearizable read that must return VALUE.
+get() {
+  local output
+  output=$(cli --timeout-ms "$WRITE_TIMEOUT_MS" get "$1" 2>&1) || fail "get $1: $output"
+  [[ $output == "$2" ]] || fail "get $1: expected '$2', got '$output'"
+  ok "get $1 = $2"
+}
+
+# Writes then reads keys validate/<run>/<name>-1..COUNT.
+write_and_read() {
+  local name=$1 count=$2 n
+  for ((n = 1; n <= count; n++)); do
+    put "validate/$RUN/$name-$n" "$name-value-$n"
+    ok "put validate/$RUN/$name-$n = $name-value-$n"
+  done
+  for ((n = 1; n <= count; n++)); do
+    get "validate/$RUN/$name-$n" "$name-value-$n"
+  done
+}
+
+show_status() {
+  cli --timeout-ms 2000 status 2>&1 | sed 's/^/      /' || true
+}
+
+# After a fault: times the next acknowledged write, checks that another node leads in a
+# higher term. Sets FAILOVER_MS.
+FAILOVER_MS=
+failover() {
+  local old_id=$1 old_term=$2 started=$3 name=$4
+  put "validate/$RUN/$name" "served"
+  FAILOVER_MS=$(($(now_ms) - started))
+  ok "put validate/$RUN/$name acknowledged $FAILOVER_MS ms after the fault"
+  retry_until "$LEADER_TIMEOUT_S" "a new leader" find_leader "$old_id"
+  ((LEADER_TERM > old_term)) || fail "node $LEADER_ID leads term $LEADER_TERM, not above the old leader's $old_term"
+  ok "node $LEADER_ID ($LEADER_POD) leads term $LEADER_TERM (the old leader, node $old_id, led term $old_term)"
+}
+
+# Waits until every replica has caught up; prints and sets CATCH_UP_MS from `started`.
+CATCH_UP_MS=
+catch_up() {
+  local started=$1 what=$2
+  retry_until "$CONVERGE_TIMEOUT_S" "$what catches up" converged
+  CATCH_UP_MS=$(($(now_ms) - started))
+  ok "$what caught up in $CATCH_UP_MS ms: all replicas applied through index $CONVERGED_APPLIED, equal KV maps ($CONVERGED_KEYS keys)"
+}
+
+# --- the scenario ---------------------------------------------------------------------
+driver_check
+step "bring up ($driver driver)"
+STARTED=1
+driver_up
+
+step "all replicas run, each on its own worker"
+replicas_on_distinct_workers
+
+step "a leader is elected"
+started=$(now_ms)
+retry_until "$LEADER_TIMEOUT_S" "a leader" find_leader
+ok "node $LEADER_ID ($LEADER_POD) leads term $LEADER_TERM (found after $(($(now_ms) - started)) ms)"
+
+step "3 writes and 3 linearizable reads from the client"
+write_and_read initial 3
+started=$(now_ms)
+put "validate/$RUN/baseline" "one-write"
+BASELINE_MS=$(($(now_ms) - started))
+ok "one more write, for scale: $BASELINE_MS ms through the $driver exec"
+
+step "the Kubernetes Job's check: raftkv smoke"
+cli smoke 2>&1 | sed 's/^/    /' || fail "raftkv smoke failed"
+
+step "find the leader through raftkv status"
+retry_until "$LEADER_TIMEOUT_S" "a leader" find_leader
+show_status
+ok "node $LEADER_ID leads term $LEADER_TERM: the leader pod is $LEADER_POD"
+
+step "delete the leader pod $LEADER_POD"
+killed_pod=$LEADER_POD
+started=$(now_ms)
+delete_pod "$killed_pod"
+ok "$killed_pod deleted"
+failover "$LEADER_ID" "$LEADER_TERM" "$started" after-pod-delete
+KILL_TO_WRITE_MS=$FAILOVER_MS
+write_and_read during-recreate 2
+
+step "the deleted pod is recreated on its volume and catches up"
+recreate_started=$(now_ms)
+wait_recreated "$killed_pod"
+recreated=$(now_ms)
+ok "$killed_pod recreated (container running $((recreated - recreate_started)) ms after the wait began)"
+catch_up "$recreated" "$killed_pod"
+POD_CATCH_UP_MS=$CATCH_UP_MS
+
+step "stop the leader's worker"
+retry_until "$LEADER_TIMEOUT_S" "a leader" find_leader
+worker=$(worker_of "$LEADER_POD")
+[[ $worker != "$(client_worker)" ]] ||
+  fail "the client pod runs on $worker, the leader's worker: stopping it would stop the client too"
+stopped_pod=$LEADER_POD
+started=$(now_ms)
+stop_worker "$worker"
+ok "worker $worker of $stopped_pod (node $LEADER_ID, the leader) stopped"
+
+step "the majority still serves reads and writes"
+failover "$LEADER_ID" "$LEADER_TERM" "$started" after-worker-stop
+WORKER_STOP_TO_WRITE_MS=$FAILOVER_MS
+write_and_read worker-down 3
+show_status
+
+step "start the worker again: $stopped_pod rejoins and catches up"
+started=$(now_ms)
+start_worker "$worker"
+ok "worker $worker started"
+catch_up "$started" "$stopped_pod"
+WORKER_CATCH_UP_MS=$CATCH_UP_MS
+
+PARTITION_TO_WRITE_MS= PARTITION_CATCH_UP_MS=
+if supports_partition; then
+  step "partition the leader off the network"
+  retry_until "$LEADER_TIMEOUT_S" "a leader" find_leader
+  partitioned_pod=$LEADER_POD
+  started=$(now_ms)
+  partition "$partitioned_pod"
+  ok "$partitioned_pod (node $LEADER_ID, the leader of term $LEADER_TERM) disconnected"
+  failover "$LEADER_ID" "$LEADER_TERM" "$started" after-partition
+  PARTITION_TO_WRITE_MS=$FAILOVER_MS
+  write_and_read partitioned 3
+  show_status
+
+  step "heal the partition: $partitioned_pod rejoins and catches up"
+  started=$(now_ms)
+  heal "$partitioned_pod"
+  ok "$partitioned_pod reconnected"
+  catch_up "$started" "$partitioned_pod"
+  PARTITION_CATCH_UP_MS=$CATCH_UP_MS
+else
+  step "partition: skipped (the $driver driver cannot partition a pod)"
+fi
+
+step "every acknowledged write is on every replica"
+retry_until "$CONVERGE_TIMEOUT_S" "convergence" converged
+for pod in "${PODS[@]}"; do
+  count=$(json holds "$WORK/dump-$pod.json" "$WORK/written" 2>&1) || fail "$pod: $count"
+  ok "$pod holds all $count acknowledged writes of this run"
+done
+show_status
+
+step "timings ($driver driver)"
+timing() { printf '    %-52s %6s ms\n' "$1" "$2"; }
+timing "one write through the $driver exec, for scale" "$BASELINE_MS"
+timing "leader pod deleted -> next acknowledged write" "$KILL_TO_WRITE_MS"
+timing "recreated pod started -> caught up" "$POD_CATCH_UP_MS"
+timing "leader's worker stopped -> next acknowledged write" "$WORKER_STOP_TO_WRITE_MS"
+timing "worker started -> its replica caught up" "$WORKER_CATCH_UP_MS"
+if [[ -n $PARTITION_TO_WRITE_MS ]]; then
+  timing "leader partitioned -> next acknowledged write" "$PARTITION_TO_WRITE_MS"
+  timing "partition healed -> replica caught up" "$PARTITION_CATCH_UP_MS"
+fi
+info "(each includes the exec of the raftkv calls; a catch-up is polled every 0.2 s)"
