@@ -5,35 +5,12 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use client::wire::{
     Command as Write, ErrorKind, ErrorReply, NodeDump, NodeStatus, Request, Response, WriteResult,
 };
-use support::{dead_address, FakeNode, Reply};
-
-/// Runs `raftkv` with `args` off the async runtime, so the fake nodes keep serving.
-async fn raftkv(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_raftkv"))
-            .args(&args)
-            .env_remove("RAFTKV_ENDPOINTS")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run raftkv")
-    })
-    .await
-    .expect("the runner does not panic")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use support::{dead_address, raftkv, stderr, stdout, FakeNode, Reply};
 
 /// A failure is one line on stderr, nothing on stdout, and exit code `code`.
 fn assert_one_line_failure(output: &Output, code: i32) {

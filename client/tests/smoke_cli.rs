@@ -9,35 +9,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use client::wire::{Command as Write, NodeStatus, Request, Response, WriteResult};
-use support::{FakeNode, Reply};
-
-/// Runs `raftkv` with `args` off the async runtime, so the fake nodes keep serving.
-async fn raftkv(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_raftkv"))
-            .args(&args)
-            .env_remove("RAFTKV_ENDPOINTS")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run raftkv")
-    })
-    .await
-    .expect("the runner does not panic")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use support::{raftkv, stderr, stdout, FakeNode, Reply};
 
 /// What a fake member of a three-node cluster reports: node 1 leads term 5 unless `leader`
 /// says otherwise; every node has applied every write.

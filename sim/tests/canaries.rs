@@ -13,7 +13,7 @@ use sim::RunParameters;
 /// The first seed of every canary's range.
 const FIRST_SEED: u64 = 1_000;
 /// How many seeds a canary may take to be found.
-const SEEDS_DEFAULT: u64 = 40;
+const SEEDS_DEFAULT: u64 = 80;
 
 /// Runs seeds with `canary` until a run has a finding; fails if none does.
 fn assert_found(canary: Canary) {

@@ -5,6 +5,7 @@
 
 #![allow(dead_code, reason = "each test crate uses a different part of the fake")]
 
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use client::connection::Connection;
@@ -143,4 +144,27 @@ pub async fn dead_address() -> String {
         .await
         .expect("bind a loopback port");
     listener.local_addr().expect("bound address").to_string()
+}
+
+/// Runs `raftkv` with `args` off the async runtime, so the fake nodes keep serving.
+pub async fn raftkv(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(&args)
+            .env_remove("RAFTKV_ENDPOINTS")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run raftkv")
+    })
+    .await
+    .expect("the runner does not panic")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
