@@ -20,12 +20,3 @@ pub enum Canary {
     /// result (thesis §6.3).
     NoWriteDedup,
 }
-
-impl Canary {
-    pub const ALL: [Canary; 4] = [
-        Canary::VoteBeforePersist,
-        Canary::CommitOldTermByCounting,
-        Canary::StaleLeaderReads,
-        Canary::NoWriteDedup,
-    ];
-}

@@ -230,20 +230,21 @@ impl RaftMonitor {
                 }
             }
             MessageBody::AppendResponse(raft::AppendResponse::Accepted { match_index }) => {
-                let (durable_last, visible_term, durable_term) = disk.with_both(|visible, durable| {
-                    (
-                        durable.last_index(),
-                        visible.term_at(*match_index),
-                        durable.term_at(*match_index),
-                    )
-                });
+                let (durable_last, durable_snapshot, visible_term, durable_term) =
+                    disk.with_both(|visible, durable| {
+                        (
+                            durable.last_index(),
+                            durable.snapshot_index(),
+                            visible.term_at(*match_index),
+                            durable.term_at(*match_index),
+                        )
+                    });
                 let mut state = self.lock();
                 state.counts.append_acks += 1;
                 // The acknowledged entry must be on disk as the node sees it; an index
                 // inside the durable snapshot is durable too.
                 let on_disk = durable_last >= *match_index
-                    && (durable_term == visible_term
-                        || disk.with_durable(MemoryStore::snapshot_index) >= *match_index);
+                    && (durable_term == visible_term || durable_snapshot >= *match_index);
                 if !on_disk {
                     let detail = format!(
                         "node {id} acknowledged entries through {match_index} in term {term} but its disk ends at \

@@ -267,15 +267,6 @@ impl SimDisk {
         let state = self.lock();
         read(&state.visible, &state.durable)
     }
-
-    /// What a restart after a crash right now would recover if no unsynced record
-    /// survived, for the sim's invariant checks (log matching across nodes).
-    pub fn durable_state(&self) -> Option<Recovered> {
-        let mut durable = self.lock().durable.clone();
-        durable
-            .recover()
-            .expect("the in-memory store's recover cannot fail")
-    }
 }
 
 /// The `Storage` a simulated node uses: one open of a `SimDisk`.
