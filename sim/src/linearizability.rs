@@ -587,12 +587,10 @@ impl KeySearch {
     }
 }
 
-/// Sebastiano Vigna's splitmix64 finaliser: a well-mixed 64-bit tag per op.
+/// A well-mixed 64-bit tag per op: the first output of the raft crate's SplitMix64
+/// seeded with `seed` (Vigna's finaliser of `seed` plus the golden gamma).
 fn splitmix64(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    raft::Prng::new(seed).next_u64()
 }
 
 #[cfg(test)]

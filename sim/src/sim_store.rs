@@ -45,7 +45,9 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use node::storage::memory_store::MemoryStore;
-use node::storage::{ApplyBatch, KvPairs, Recovered, SnapshotImage, Storage, StorageError};
+use node::storage::{
+    nothing_to_persist, ApplyBatch, KvPairs, Recovered, SnapshotImage, Storage, StorageError,
+};
 use raft::{Entry, HardState, Index, NodeId, Snapshot};
 
 use crate::invariants::RaftMonitor;
@@ -339,7 +341,7 @@ impl Storage for SimStore {
         entries: &[Entry],
         hard_state: Option<HardState>,
     ) -> Result<(), StorageError> {
-        if snapshot.is_none() && entries.is_empty() && hard_state.is_none() {
+        if nothing_to_persist(snapshot, entries, hard_state) {
             // Nothing to write is no write and no sync, as in the other stores.
             return self.state().map(drop);
         }

@@ -37,7 +37,9 @@ use raft::{Entry, HardState, Index, RestartState, Snapshot, SnapshotMeta};
 use serde::de::DeserializeOwned;
 
 use super::fjall_codec::{decode, decode_index_key, encode, index_key, OrIo};
-use super::{ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
+use super::{
+    nothing_to_persist, ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError,
+};
 
 pub(crate) const LOG_KEYSPACE: &str = "log";
 pub(crate) const META_KEYSPACE: &str = "meta";
@@ -280,7 +282,7 @@ impl Storage for FjallStore {
         entries: &[Entry],
         hard_state: Option<HardState>,
     ) -> Result<(), StorageError> {
-        if snapshot.is_none() && entries.is_empty() && hard_state.is_none() {
+        if nothing_to_persist(snapshot, entries, hard_state) {
             return Ok(());
         }
         assert!(

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use raft::{Entry, HardState, Index, RestartState, Snapshot, Term};
 
-use super::{ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
+use super::{
+    nothing_to_persist, ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError,
+};
 
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
@@ -81,7 +83,7 @@ impl Storage for MemoryStore {
         entries: &[Entry],
         hard_state: Option<HardState>,
     ) -> Result<(), StorageError> {
-        if snapshot.is_none() && entries.is_empty() && hard_state.is_none() {
+        if nothing_to_persist(snapshot, entries, hard_state) {
             return Ok(());
         }
         if let Some(snapshot) = snapshot {

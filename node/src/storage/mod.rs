@@ -94,6 +94,16 @@ impl fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {}
 
+/// Whether a `persist` call carries nothing: every store then writes nothing and does
+/// not sync (the driver calls `persist` for every `Ready`, most of which are empty).
+pub fn nothing_to_persist(
+    snapshot: Option<&Snapshot>,
+    entries: &[Entry],
+    hard_state: Option<HardState>,
+) -> bool {
+    snapshot.is_none() && entries.is_empty() && hard_state.is_none()
+}
+
 pub trait Storage: Send + 'static {
     /// Everything durable, or `None` for an empty store (a node's first start).
     fn recover(&mut self) -> Result<Option<Recovered>, StorageError>;

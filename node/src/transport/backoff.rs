@@ -50,12 +50,10 @@ impl Backoff {
     }
 }
 
-/// SplitMix64's finaliser: a cheap, well-spread hash of one word.
-fn mix(mut value: u64) -> u64 {
-    value = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    value = (value ^ (value >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    value = (value ^ (value >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    value ^ (value >> 31)
+/// A cheap, well-spread hash of one word: the first output of the raft crate's
+/// SplitMix64 seeded with it.
+fn mix(value: u64) -> u64 {
+    raft::Prng::new(value).next_u64()
 }
 
 #[cfg(test)]

@@ -25,11 +25,15 @@ use client::client::{Client, ClientOptions};
 use client::local_cluster::{LocalCluster, LocalClusterOptions};
 use client::wire::{ReadConsistency, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use client::{parse_endpoints, Endpoint};
-use hdrhistogram::Histogram;
-use serde_json::{json, Value};
 
-use crate::output::{self, Output};
+use raft::Prng;
+
+use self::report::{load_average, Report, Tally};
+use crate::output::Output;
 use crate::{Failure, GlobalArgs};
+
+#[path = "bench/report.rs"]
+mod report;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -147,11 +151,11 @@ impl Mix {
         }
     }
 
-    fn pick(self, random: &mut SplitMix64) -> Kind {
+    fn pick(self, random: &mut Prng) -> Kind {
         match self {
             Self::Writes => Kind::Put,
             Self::Reads => Kind::Get,
-            Self::Mixed if random.next() & 1 == 0 => Kind::Put,
+            Self::Mixed if random.next_u64() & 1 == 0 => Kind::Put,
             Self::Mixed => Kind::Get,
         }
     }
@@ -483,35 +487,11 @@ impl Shared {
     }
 }
 
-/// What one kind of operation did in the measured phase.
-#[derive(Debug, Clone)]
-struct Tally {
-    latency_micros: Histogram<u64>,
-    errors: u64,
-    last_error: Option<String>,
-}
-
-impl Tally {
-    fn new() -> Result<Self, Failure> {
-        let latency_micros = Histogram::new_with_bounds(1, LATENCY_MICROS_MAX, LATENCY_SIGNIFICANT_DIGITS)
-            .map_err(|error| Failure(format!("cannot create a latency histogram: {error}")))?;
-        Ok(Self {
-            latency_micros,
-            errors: 0,
-            last_error: None,
-        })
-    }
-
-    fn successes(&self) -> u64 {
-        self.latency_micros.len()
-    }
-}
-
 /// One client's loop: pick a kind and a key, send, time it, repeat until the end.
 /// Returns when its last request finished, for the throughput's denominator.
 async fn run_client(mut client: Client, plan: Plan, shared: Arc<Shared>, client_index: u32) -> Instant {
     // Fixed seeds: two runs with the same flags send the same key sequence.
-    let mut random = SplitMix64(u64::from(client_index));
+    let mut random = Prng::new(u64::from(client_index));
     let value = vec![b'v'; plan.value_bytes];
     let mut finished_at = Instant::now();
     while !shared.stopped.load(Ordering::Relaxed) {
@@ -562,39 +542,8 @@ async fn run_client(mut client: Client, plan: Plan, shared: Arc<Shared>, client_
     finished_at
 }
 
-/// A tiny seeded PRNG (Steele, Lea and Flood's SplitMix64): key choice only needs to be
-/// uniform and cheap, not cryptographic, and no RNG crate is needed for it.
-#[derive(Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (Lemire's multiply-shift; the bias is below 2^-40 for any
-    /// `--keys` allowed).
-    fn below(&mut self, bound: u64) -> u64 {
-        assert!(bound > 0, "an empty key space");
-        let wide = u128::from(self.next()) * u128::from(bound);
-        // The high half of a 64x64 product is below `bound`, so it fits in u64.
-        u64::try_from(wide >> 64).unwrap_or(bound - 1)
-    }
-}
-
 fn duration_micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// The one-minute load average, printed beside the figures: on a shared machine a busy
-/// neighbour explains a slow run better than any percentile.
-fn load_average() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    text.split_whitespace().next()?.parse().ok()
 }
 
 fn endpoint_list(endpoints: &[Endpoint]) -> String {
@@ -626,178 +575,13 @@ fn plan_line(plan: &Plan) -> String {
     )
 }
 
-/// The measured phase's figures.
-#[derive(Debug)]
-struct Report {
-    plan: Plan,
-    /// From the end of the warm-up to the last measured request's answer.
-    elapsed: Duration,
-    /// Indexed by `Kind::index`.
-    tallies: [Tally; 2],
-    load_average: Option<f64>,
-}
-
-/// Percentiles reported, with their labels in text and JSON.
-const PERCENTILES: [(f64, &str, &str); 4] = [
-    (0.50, "P50", "p50"),
-    (0.90, "P90", "p90"),
-    (0.99, "P99", "p99"),
-    (0.999, "P99.9", "p99_9"),
-];
-
-impl Report {
-    fn throughput(&self, operations: u64) -> f64 {
-        let seconds = self.elapsed.as_secs_f64();
-        if seconds > 0.0 {
-            operations as f64 / seconds
-        } else {
-            0.0
-        }
-    }
-
-    fn print(&self) {
-        match self.plan.output {
-            Output::Text => self.print_text(),
-            Output::Json => output::print_json(&self.json()),
-        }
-    }
-
-    fn print_text(&self) {
-        let mut header = format!("{:<6} {:>9} {:>7} {:>10}", "OP", "OK", "ERRORS", "OPS/S");
-        for (_, label, _) in PERCENTILES {
-            header.push_str(&format!(" {:>9}", format!("{label} ms")));
-        }
-        header.push_str(&format!(" {:>9}", "MAX ms"));
-        println!("{header}");
-        let kinds = self.plan.mix.kinds();
-        for &kind in kinds {
-            let tally = &self.tallies[kind.index()];
-            let mut row = format!(
-                "{:<6} {:>9} {:>7} {:>10.1}",
-                kind.name(),
-                tally.successes(),
-                tally.errors,
-                self.throughput(tally.successes())
-            );
-            for (quantile, _, _) in PERCENTILES {
-                row.push_str(&format!(" {:>9}", millis_text(tally, Some(quantile))));
-            }
-            row.push_str(&format!(" {:>9}", millis_text(tally, None)));
-            println!("{row}");
-        }
-        if kinds.len() > 1 {
-            let (successes, errors) = self.totals();
-            println!(
-                "{:<6} {:>9} {:>7} {:>10.1}",
-                "all",
-                successes,
-                errors,
-                self.throughput(successes)
-            );
-        }
-        let load = self
-            .load_average
-            .map_or_else(|| "unknown".to_string(), |load| format!("{load:.2}"));
-        println!(
-            "measured {:.2} s; load average (1 min) {load} on {} cores",
-            self.elapsed.as_secs_f64(),
-            cores()
-        );
-        for &kind in kinds {
-            if let Some(error) = &self.tallies[kind.index()].last_error {
-                println!("last {} error: {error}", kind.name());
-            }
-        }
-    }
-
-    fn totals(&self) -> (u64, u64) {
-        self.tallies.iter().fold((0, 0), |(successes, errors), tally| {
-            (successes + tally.successes(), errors + tally.errors)
-        })
-    }
-
-    fn json(&self) -> Value {
-        let mut operations = serde_json::Map::new();
-        for &kind in self.plan.mix.kinds() {
-            let tally = &self.tallies[kind.index()];
-            let mut latency = serde_json::Map::new();
-            for (quantile, _, label) in PERCENTILES {
-                latency.insert(label.into(), json!(millis(tally, Some(quantile))));
-            }
-            latency.insert("max".into(), json!(millis(tally, None)));
-            operations.insert(
-                kind.name().into(),
-                json!({
-                    "ok": tally.successes(),
-                    "errors": tally.errors,
-                    "ops_per_sec": round(self.throughput(tally.successes()), 1),
-                    "latency_ms": latency,
-                    "last_error": tally.last_error,
-                }),
-            );
-        }
-        let (successes, errors) = self.totals();
-        let plan = &self.plan;
-        let (duration_secs, requests) = match plan.stop {
-            Stop::AfterSeconds(seconds) => (Some(seconds), None),
-            Stop::AfterRequests(requests) => (None, Some(requests)),
-        };
-        json!({
-            "endpoints": plan.endpoints.iter().map(|e| format!("{}:{}", e.host, e.port)).collect::<Vec<_>>(),
-            "local": plan.local.is_some(),
-            "mix": plan.mix.name(),
-            "clients": plan.clients,
-            "value_bytes": plan.value_bytes,
-            "keys": plan.keys,
-            "warmup_secs": plan.warmup.as_secs(),
-            "duration_secs": duration_secs,
-            "requests": requests,
-            "elapsed_secs": round(self.elapsed.as_secs_f64(), 3),
-            "operations": operations,
-            "total": {
-                "ok": successes,
-                "errors": errors,
-                "ops_per_sec": round(self.throughput(successes), 1),
-            },
-            "load_average_1m": self.load_average,
-            "cores": cores(),
-        })
-    }
-}
-
-/// A percentile (or the maximum, for `None`) in milliseconds; `None` with no samples.
-fn millis(tally: &Tally, quantile: Option<f64>) -> Option<f64> {
-    let histogram = &tally.latency_micros;
-    if histogram.is_empty() {
-        return None;
-    }
-    let micros = match quantile {
-        Some(quantile) => histogram.value_at_quantile(quantile),
-        None => histogram.max(),
-    };
-    Some(round(micros as f64 / 1000.0, 3))
-}
-
-fn millis_text(tally: &Tally, quantile: Option<f64>) -> String {
-    millis(tally, quantile).map_or_else(|| "-".to_string(), |millis| format!("{millis:.2}"))
-}
-
-fn round(value: f64, decimals: i32) -> f64 {
-    let scale = 10_f64.powi(decimals);
-    (value * scale).round() / scale
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn keys_are_picked_uniformly_within_the_key_space() {
-        let mut random = SplitMix64(7);
+        let mut random = Prng::new(7);
         let mut counts = [0_u32; 10];
         for _ in 0..100_000 {
             let index = random.below(10);
@@ -808,29 +592,17 @@ mod tests {
             counts.iter().all(|&count| (9_500..=10_500).contains(&count)),
             "{counts:?}"
         );
-        assert_eq!(SplitMix64(1).below(1), 0);
+        assert_eq!(Prng::new(1).below(1), 0);
     }
 
     #[test]
     fn the_mixed_mix_sends_about_half_puts() {
-        let mut random = SplitMix64(3);
+        let mut random = Prng::new(3);
         let puts = (0..10_000)
             .filter(|_| Mix::Mixed.pick(&mut random) == Kind::Put)
             .count();
         assert!((4_800..=5_200).contains(&puts), "{puts} puts in 10000");
         assert_eq!(Mix::Writes.pick(&mut random), Kind::Put);
         assert_eq!(Mix::Reads.pick(&mut random), Kind::Get);
-    }
-
-    #[test]
-    fn percentiles_are_reported_in_milliseconds() {
-        let mut tally = Tally::new().expect("valid bounds");
-        assert_eq!(millis(&tally, Some(0.5)), None, "no samples, no figure");
-        for micros in 1..=1000 {
-            tally.latency_micros.record(micros).expect("in range");
-        }
-        assert_eq!(millis(&tally, Some(0.5)), Some(0.5));
-        assert_eq!(millis(&tally, None), Some(1.0));
-        assert_eq!(millis_text(&tally, Some(0.999)), "1.00");
     }
 }
