@@ -4,7 +4,8 @@
 //!
 //! The node binary belongs to another package, so Cargo does not build it for this one:
 //! the test uses the `raftkv-node` beside `raftkv` (`cargo test --workspace` builds both
-//! before it runs any test) or `RAFTKV_NODE_BIN`, and says it skipped when there is none.
+//! before it runs any test) or `RAFTKV_NODE_BIN`. Without either it says it skipped; CI sets `RAFTKV_NODE_BIN`,
+//! which must then exist.
 
 // It runs real processes: not in simulation.
 #![cfg(not(madsim))]
@@ -15,11 +16,15 @@ use std::time::Duration;
 
 use client::local_cluster::{LocalCluster, LocalClusterOptions};
 
+/// The node binary; `None` (skip) only when `RAFTKV_NODE_BIN` is unset and none was
+/// built. A set `RAFTKV_NODE_BIN` must exist: `ci/test.sh` sets it, so CI never skips.
 fn node_binary() -> Option<PathBuf> {
-    let path = match std::env::var_os("RAFTKV_NODE_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_raftkv")).with_file_name("raftkv-node"),
-    };
+    if let Some(path) = std::env::var_os("RAFTKV_NODE_BIN") {
+        let path = PathBuf::from(path);
+        assert!(path.exists(), "RAFTKV_NODE_BIN={} does not exist", path.display());
+        return Some(path);
+    }
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_raftkv")).with_file_name("raftkv-node");
     path.exists().then_some(path)
 }
 

@@ -96,24 +96,6 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// The production defaults (`raftkv-node` flags) for a cluster of `size` voters.
-    pub fn new(size: u64) -> Self {
-        assert!(size >= 1);
-        Self {
-            size,
-            tick_interval: Duration::from_millis(50),
-            election_timeout_ticks_min: 10,
-            election_timeout_ticks_max: 20,
-            heartbeat_interval_ticks: 2,
-            snapshot_every_entries: 10_000,
-            max_append_bytes_per_message: raft::Config::new(1).max_append_bytes_per_message,
-            max_inflight_appends_per_follower: raft::Config::new(1).max_inflight_appends_per_follower,
-            monitor: RaftMonitor::new(),
-            #[cfg(feature = "canaries")]
-            canary: None,
-        }
-    }
-
     /// The cluster a run's parameters describe.
     pub fn from_parameters(parameters: &RunParameters) -> Self {
         Self {
@@ -144,7 +126,6 @@ struct Member {
 #[expect(missing_debug_implementations, reason = "madsim's NodeHandle is not Debug")]
 pub struct SimCluster {
     handle: Handle,
-    config: ClusterConfig,
     /// By Raft id.
     members: BTreeMap<NodeId, Member>,
 }
@@ -184,15 +165,7 @@ impl SimCluster {
                 },
             );
         }
-        Self {
-            handle,
-            config,
-            members,
-        }
-    }
-
-    pub fn config(&self) -> &ClusterConfig {
-        &self.config
+        Self { handle, members }
     }
 
     /// Raft ids of every member.

@@ -275,13 +275,12 @@ impl<'a> Nemesis<'a> {
             FaultKind::LatencySpike => {
                 let net = NetSim::current();
                 let high_ms = thread_rng().gen_range(50..=800);
-                let normal = net_latency(&net);
                 net.update_config(|config| {
                     config.send_latency = Duration::from_millis(high_ms / 4)..Duration::from_millis(high_ms);
                 });
                 self.note(format!("latency up to {high_ms} ms for {} ms", hold.as_millis()));
                 sleep(hold).await;
-                net.update_config(|config| config.send_latency = normal);
+                net.update_config(|config| config.send_latency = normal_latency());
             }
             FaultKind::RestartAfterCompaction => self.restart_after_compaction(hold).await,
         }
@@ -351,15 +350,15 @@ impl<'a> Nemesis<'a> {
                 self.restart(id);
             }
         }
-        net.update_config(|config| config.send_latency = madsim::net::Config::default().send_latency);
+        net.update_config(|config| config.send_latency = normal_latency());
         self.note("healed every fault");
     }
 }
 
-fn net_latency(net: &NetSim) -> std::ops::Range<Duration> {
-    let mut latency = madsim::net::Config::default().send_latency;
-    net.update_config(|config| latency = config.send_latency.clone());
-    latency
+/// The network's latency outside a spike: madsim's default (faults come one at a
+/// time, so nothing else changes it).
+fn normal_latency() -> std::ops::Range<Duration> {
+    madsim::net::Config::default().send_latency
 }
 
 fn shuffle<T>(items: &mut [T]) {

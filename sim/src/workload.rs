@@ -29,27 +29,6 @@ pub struct WorkloadConfig {
     pub op_mix: OpMix,
 }
 
-impl Default for WorkloadConfig {
-    fn default() -> Self {
-        Self {
-            client_count: 3,
-            read_only_clients: 0,
-            key_count: 3,
-            client_options: ClientOptions {
-                request_timeout: Duration::from_millis(300),
-                deadline: Duration::from_millis(900),
-            },
-            think_time_max: Duration::from_millis(20),
-            op_mix: OpMix {
-                get: 35,
-                put: 30,
-                delete: 10,
-                cas: 25,
-            },
-        }
-    }
-}
-
 /// Counters of one workload run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkloadStats {

@@ -34,6 +34,11 @@ fn cluster(size: u64) -> (RaftMonitor, Vec<(SimDisk, SimStore)>) {
     (monitor, nodes)
 }
 
+/// A synced log write, as the driver's `persist` of one `Ready` without a snapshot.
+fn write(store: &mut SimStore, entries: &[Entry], hard_state: Option<HardState>) {
+    store.persist(None, entries, hard_state).expect("persist");
+}
+
 fn hard_state(term: Term, vote: Option<NodeId>, commit: u64) -> Option<HardState> {
     Some(HardState { term, vote, commit })
 }
@@ -63,9 +68,7 @@ fn a_correct_sequence_reports_nothing() {
     let (monitor, mut nodes) = cluster(3);
     let log = [entry(1, 1, "a"), entry(2, 1, "b")];
     for (_, store) in &mut nodes {
-        store
-            .persist(None, &log, hard_state(1, Some(1), 0))
-            .expect("persist");
+        write(store, &log, hard_state(1, Some(1), 0));
     }
     let leader_disk = nodes[0].0.clone();
     monitor.on_send(1, &heartbeat(1, 2, 1, 0), &leader_disk);
@@ -105,14 +108,8 @@ fn two_leaders_in_one_term_break_election_safety() {
 #[test]
 fn two_entries_with_one_index_and_term_break_log_matching() {
     let (monitor, mut nodes) = cluster(3);
-    nodes[0]
-        .1
-        .persist(None, &[entry(1, 1, "a")], hard_state(1, None, 0))
-        .expect("persist");
-    nodes[1]
-        .1
-        .persist(None, &[entry(1, 1, "b")], hard_state(1, None, 0))
-        .expect("persist");
+    write(&mut nodes[0].1, &[entry(1, 1, "a")], hard_state(1, None, 0));
+    write(&mut nodes[1].1, &[entry(1, 1, "b")], hard_state(1, None, 0));
     assert_eq!(found(&monitor), [Invariant::LogMatching]);
 }
 
@@ -120,24 +117,23 @@ fn two_entries_with_one_index_and_term_break_log_matching() {
 fn one_entry_after_different_predecessors_breaks_log_matching() {
     let (monitor, mut nodes) = cluster(3);
     let shared = entry(2, 3, "same");
-    nodes[0]
-        .1
-        .persist(None, &[entry(1, 1, "a"), shared.clone()], hard_state(3, None, 0))
-        .expect("persist");
-    nodes[1]
-        .1
-        .persist(None, &[entry(1, 2, "a"), shared], hard_state(3, None, 0))
-        .expect("persist");
+    write(
+        &mut nodes[0].1,
+        &[entry(1, 1, "a"), shared.clone()],
+        hard_state(3, None, 0),
+    );
+    write(
+        &mut nodes[1].1,
+        &[entry(1, 2, "a"), shared],
+        hard_state(3, None, 0),
+    );
     assert_eq!(found(&monitor), [Invariant::LogMatching]);
 }
 
 #[test]
 fn a_vote_granted_before_it_is_durable_is_reported() {
     let (monitor, mut nodes) = cluster(3);
-    nodes[1]
-        .1
-        .persist(None, &[], hard_state(1, None, 0))
-        .expect("persist");
+    write(&mut nodes[1].1, &[], hard_state(1, None, 0));
     let vote = Message {
         from: 2,
         to: 1,
@@ -148,10 +144,7 @@ fn a_vote_granted_before_it_is_durable_is_reported() {
     assert_eq!(found(&monitor), [Invariant::Durability]);
     // A newer durable term also rules out a second vote in term 2: not a finding.
     let (monitor, mut nodes) = cluster(3);
-    nodes[1]
-        .1
-        .persist(None, &[], hard_state(3, Some(3), 0))
-        .expect("persist");
+    write(&mut nodes[1].1, &[], hard_state(3, Some(3), 0));
     monitor.on_send(2, &vote, &nodes[1].0.clone());
     assert_eq!(found(&monitor), []);
 }
@@ -159,10 +152,7 @@ fn a_vote_granted_before_it_is_durable_is_reported() {
 #[test]
 fn an_acknowledgement_beyond_the_durable_log_is_reported() {
     let (monitor, mut nodes) = cluster(3);
-    nodes[1]
-        .1
-        .persist(None, &[entry(1, 1, "a")], hard_state(1, None, 0))
-        .expect("persist");
+    write(&mut nodes[1].1, &[entry(1, 1, "a")], hard_state(1, None, 0));
     let ack = Message {
         from: 2,
         to: 1,
@@ -196,10 +186,7 @@ fn committing_an_old_term_entry_by_counting_is_reported() {
 #[test]
 fn a_commit_durable_on_a_minority_is_reported() {
     let (monitor, mut nodes) = cluster(3);
-    nodes[0]
-        .1
-        .persist(None, &[entry(1, 1, "a")], hard_state(1, Some(1), 0))
-        .expect("persist");
+    write(&mut nodes[0].1, &[entry(1, 1, "a")], hard_state(1, Some(1), 0));
     monitor.on_send(1, &heartbeat(1, 2, 1, 0), &nodes[0].0.clone());
     monitor.on_send(1, &heartbeat(1, 2, 1, 1), &nodes[0].0.clone());
     assert_eq!(found(&monitor), [Invariant::Durability]);
@@ -209,9 +196,7 @@ fn a_commit_durable_on_a_minority_is_reported() {
 fn a_leader_missing_a_committed_entry_is_reported() {
     let (monitor, mut nodes) = cluster(3);
     for (_, store) in nodes.iter_mut().take(2) {
-        store
-            .persist(None, &[entry(1, 1, "a")], hard_state(1, Some(1), 0))
-            .expect("persist");
+        write(store, &[entry(1, 1, "a")], hard_state(1, Some(1), 0));
     }
     monitor.on_send(1, &heartbeat(1, 2, 1, 0), &nodes[0].0.clone());
     monitor.on_send(1, &heartbeat(1, 2, 1, 1), &nodes[0].0.clone());
@@ -224,14 +209,8 @@ fn a_leader_missing_a_committed_entry_is_reported() {
 #[test]
 fn two_nodes_applying_different_entries_at_one_index_break_state_machine_safety() {
     let (monitor, mut nodes) = cluster(3);
-    nodes[0]
-        .1
-        .persist(None, &[entry(1, 1, "a")], hard_state(1, None, 0))
-        .expect("persist");
-    nodes[1]
-        .1
-        .persist(None, &[entry(1, 2, "b")], hard_state(2, None, 0))
-        .expect("persist");
+    write(&mut nodes[0].1, &[entry(1, 1, "a")], hard_state(1, None, 0));
+    write(&mut nodes[1].1, &[entry(1, 2, "b")], hard_state(2, None, 0));
     let apply = |store: &mut SimStore| {
         store
             .apply(node::storage::ApplyBatch {
