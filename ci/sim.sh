@@ -4,7 +4,8 @@
 # under a seed-derived schedule of crashes (torn writes), pauses, partitions, one-way
 # cuts, leader isolation, latency spikes and restarts after compaction, while clients
 # record a history. Each seed must keep the Raft invariants, give a linearizable history,
-# elect a leader and let every client progress once healed, and converge.
+# elect a leader and let every client progress once healed, and converge. Every run also
+# replays the fixed regression seeds (REGRESSION_SEEDS in sim/tests/simulation.rs).
 #
 # `--cfg madsim` swaps tokio (madsim-tokio) for madsim's simulated runtime: one thread, a
 # simulated clock and network, one seed deciding every scheduling choice. It changes every
@@ -18,14 +19,19 @@
 #   SIM_VERBOSE=1           print every fault of every seed (failing seeds always do)
 #   MADSIM_TEST_CHECK_DETERMINISM=1   run the first seed twice, compare every random draw
 #   SIM_CANARIES=0          skip the canary tests (they run after the seeds otherwise)
+#   SIM_KEEP_GOING=1        run every seed even after a failure; list the failures at the end
+#   SIM_PROFILE=sim         build with the optimised `sim` profile (assertions kept), as
+#                           ci/soak.sh does; default: the test profile
+#   RUST_LOG=raft=debug,sim=debug   every node's log lines (for replaying one seed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seeds="${1:-${SEEDS:-20}}"
-cargo_test=(cargo test --locked -p sim --features canaries --target-dir target/madsim)
+cargo_test=(cargo test --locked -p sim --features canaries --target-dir target/madsim --profile "${SIM_PROFILE:-test}")
 export RUSTFLAGS="--cfg madsim"
 
-MADSIM_TEST_NUM="$seeds" "${cargo_test[@]}" --test simulation -- --nocapture
+# The seeds asked for, then the fixed regression seeds (tests/simulation.rs), one at a time.
+MADSIM_TEST_NUM="$seeds" "${cargo_test[@]}" --test simulation -- --nocapture --test-threads 1
 
 if [[ -z ${MADSIM_TEST_CHECK_DETERMINISM:-} && ${SIM_CANARIES:-1} != 0 ]]; then
   echo "== canaries: each known bug must be found within its fixed seed range"

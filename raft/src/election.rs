@@ -108,6 +108,17 @@ impl Raft {
             }
             _ => return,
         };
+        debug!(
+            id = self.config.id,
+            term = self.term,
+            pre_vote = matches!(self.role, RoleState::PreCandidate(_)),
+            from,
+            granted,
+            granted_count,
+            rejected_count,
+            quorum,
+            "vote response"
+        );
         if granted_count >= quorum {
             if matches!(self.role, RoleState::PreCandidate(_)) {
                 info!(id = self.config.id, term = self.term, "won pre-vote");

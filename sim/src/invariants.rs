@@ -7,9 +7,12 @@
 //! - **Log matching**: every entry ever written by any node, keyed by (index, term),
 //!   has one payload and one predecessor term, so two logs that agree on an entry agree
 //!   on everything before it (checked by induction, one link per write).
-//! - **Leader completeness**: a node starting to lead holds every entry already known
-//!   committed; and a leader advances its commit index only onto an entry of its own
-//!   term (§5.4.2, the rule whose absence is Figure 8).
+//! - **Leader completeness** (§5.4.1, §5.4.3): a node starting to lead term T holds
+//!   every entry known committed in a term before T; and a leader advances its commit
+//!   index only onto an entry of its own term (§5.4.2, the rule whose absence is
+//!   Figure 8). Entries committed in T or later are not required: a candidate of T can
+//!   win after a later term has already committed (seed 50785: node 5 won term 12 on a
+//!   delayed vote 43 ms after node 1 had won term 13).
 //! - **State machine safety**: one entry per index is ever committed or applied, on
 //!   any node.
 //! - **Durability before speech** (thesis §3.8): a vote grant leaves only once the vote
@@ -83,13 +86,23 @@ struct Leadership {
     decided_through: Index,
 }
 
+/// An entry known committed, and the earliest term in which it was known to be.
+#[derive(Debug, Clone)]
+struct Decision {
+    entry: Entry,
+    /// The term of the leader whose commit index covered it, or for an entry first seen
+    /// applied, the applier's current term: never below the term that committed it, so
+    /// the leader completeness check on it can miss a case but never invent one.
+    committed_in_term: Term,
+}
+
 #[derive(Debug, Default)]
 struct MonitorState {
     disks: BTreeMap<NodeId, SimDisk>,
     leaderships: BTreeMap<Term, Leadership>,
     written: BTreeMap<(Index, Term), WrittenEntry>,
     /// The one entry committed (or applied) at each index.
-    decided: BTreeMap<Index, Entry>,
+    decided: BTreeMap<Index, Decision>,
     violations: Vec<Violation>,
     counts: CheckCounts,
 }
@@ -100,22 +113,31 @@ impl MonitorState {
         self.violations.push(Violation { invariant, detail });
     }
 
-    /// Records that `entry` is committed (or applied) at its index; `who` says how.
-    fn decide(&mut self, entry: &Entry, who: &str) {
+    /// Records that `entry` is committed (or applied) at its index, known so in
+    /// `committed_in_term` at the latest; `who` says how.
+    fn decide(&mut self, entry: &Entry, committed_in_term: Term, who: &str) {
+        assert!(
+            committed_in_term >= entry.term,
+            "an entry is committed in its own term or later"
+        );
         self.counts.entries_decided += 1;
-        match self.decided.get(&entry.index) {
-            None => {
-                self.decided.insert(entry.index, entry.clone());
-            }
-            Some(known) if known.term == entry.term && known.payload == entry.payload => {}
-            Some(known) => {
-                let detail = format!(
-                    "index {} was decided as term {} ({:?}) but {who} has term {} ({:?})",
-                    entry.index, known.term, known.payload, entry.term, entry.payload
-                );
-                self.violation(Invariant::StateMachineSafety, detail);
-            }
+        let Some(known) = self.decided.get_mut(&entry.index) else {
+            let decision = Decision {
+                entry: entry.clone(),
+                committed_in_term,
+            };
+            self.decided.insert(entry.index, decision);
+            return;
+        };
+        if known.entry.term == entry.term && known.entry.payload == entry.payload {
+            known.committed_in_term = known.committed_in_term.min(committed_in_term);
+            return;
         }
+        let detail = format!(
+            "index {} was decided as term {} ({:?}) but {who} has term {} ({:?})",
+            entry.index, known.entry.term, known.entry.payload, entry.term, entry.payload
+        );
+        self.violation(Invariant::StateMachineSafety, detail);
     }
 }
 
@@ -190,9 +212,11 @@ impl RaftMonitor {
     pub fn on_apply(&self, id: NodeId, log: &MemoryStore, applied_before: Index, applied_after: Index) {
         let mut state = self.lock();
         let who = format!("node {id}'s apply");
+        // The applier learnt the commit in its current term or earlier.
+        let current_term = log.hard_state().map_or(0, |hard| hard.term);
         for index in applied_before + 1..=applied_after {
             if let Some(entry) = log.entry(index) {
-                state.decide(entry, &who);
+                state.decide(entry, current_term.max(entry.term), &who);
             }
         }
     }
@@ -289,8 +313,16 @@ impl RaftMonitor {
         state.counts.commit_advances += 1;
         let who = format!("leader {id} of term {term}");
         for entry in entries.iter().flatten() {
-            state.decide(entry, &who);
+            state.decide(entry, term, &who);
         }
+        tracing::debug!(
+            leader = id,
+            term,
+            commit,
+            ?commit_term,
+            durable_on,
+            "commit advanced"
+        );
         if commit > leadership.commit_at_start && commit_term.is_some_and(|commit_term| commit_term != term) {
             let detail = format!(
                 "leader {id} of term {term} committed index {commit} of term {commit_term:?} by counting \
@@ -311,9 +343,17 @@ impl RaftMonitor {
         }
     }
 
-    /// First message of `id` as leader of `term`: it must hold every decided entry.
+    /// First message of `id` as leader of `term`: it must hold every entry committed in
+    /// an earlier term (§5.4.3). Its first message may be seen after a later term has
+    /// committed entries (it won on a delayed vote): those it need not hold.
     fn start_leadership(&self, id: NodeId, term: Term, commit: Index, disk: &SimDisk) -> Leadership {
-        let decided: Vec<Entry> = self.lock().decided.values().cloned().collect();
+        let decided: Vec<Entry> = self
+            .lock()
+            .decided
+            .values()
+            .filter(|decision| decision.committed_in_term < term)
+            .map(|decision| decision.entry.clone())
+            .collect();
         let missing: Vec<String> = disk.with_visible(|log| {
             let snapshot_index = log.snapshot_index();
             decided
@@ -359,12 +399,17 @@ impl RaftMonitor {
     pub fn check_final_logs(&self) {
         let (disks, decided) = {
             let state = self.lock();
-            (state.disks.clone(), state.decided.clone())
+            let decided: Vec<Entry> = state
+                .decided
+                .values()
+                .map(|decision| decision.entry.clone())
+                .collect();
+            (state.disks.clone(), decided)
         };
         for (id, disk) in disks {
             let wrong: Vec<Index> = disk.with_durable(|durable| {
                 decided
-                    .values()
+                    .iter()
                     .filter(|entry| durable.term_at(entry.index) == Some(entry.term))
                     .filter(|entry| durable.entry(entry.index).is_some_and(|held| held != *entry))
                     .map(|entry| entry.index)

@@ -206,6 +206,57 @@ fn a_leader_missing_a_committed_entry_is_reported() {
     assert_eq!(found(&monitor), [Invariant::LeaderCompleteness]);
 }
 
+/// Seed 50785: node 1 won term 13 and committed its no-op at index 2502; 28 ms later
+/// node 5 won term 12 on a delayed vote (its voters 2 and 4 had not yet heard of term
+/// 13) and appended its own no-op at 2502. A leader of term 12 must hold what was
+/// committed before term 12 (§5.4.3), not what term 13 committed; a leader of term 14
+/// must hold both.
+#[test]
+fn a_leader_of_an_older_term_need_not_hold_a_later_terms_entries() {
+    let (monitor, mut nodes) = cluster(5);
+    for (_, store) in &mut nodes {
+        write(store, &[entry(1, 8, "a")], hard_state(8, Some(4), 0));
+    }
+    monitor.on_send(4, &heartbeat(4, 1, 8, 0), &nodes[3].0.clone());
+    monitor.on_send(4, &heartbeat(4, 1, 8, 1), &nodes[3].0.clone());
+    // Term 13: node 1 wins with votes 1, 2, 3 and commits its no-op on those disks.
+    for (_, store) in nodes.iter_mut().take(3) {
+        write(store, &[entry(2, 13, "")], hard_state(13, Some(1), 1));
+    }
+    monitor.on_send(1, &heartbeat(1, 2, 13, 1), &nodes[0].0.clone());
+    monitor.on_send(1, &heartbeat(1, 2, 13, 2), &nodes[0].0.clone());
+    // Term 12, seen afterwards: node 5 leads with its own no-op at index 2.
+    write(&mut nodes[4].1, &[entry(2, 12, "")], hard_state(12, Some(5), 1));
+    monitor.on_send(5, &heartbeat(5, 4, 12, 1), &nodes[4].0.clone());
+    assert_eq!(found(&monitor), []);
+    assert_eq!(monitor.counts().leaders_seen, 3);
+    // Node 4 lacks index 2 of term 13, committed before term 14: it cannot lead 14.
+    write(&mut nodes[3].1, &[], hard_state(14, Some(4), 1));
+    monitor.on_send(4, &heartbeat(4, 1, 14, 1), &nodes[3].0.clone());
+    assert_eq!(found(&monitor), [Invariant::LeaderCompleteness]);
+}
+
+/// An entry first seen applied counts as committed in the applier's current term (an
+/// upper bound): a leader of an earlier term is not held to it, one of a later term is.
+#[test]
+fn an_applied_entry_binds_leaders_of_later_terms() {
+    let (monitor, mut nodes) = cluster(3);
+    write(&mut nodes[0].1, &[entry(1, 2, "a")], hard_state(3, Some(1), 1));
+    nodes[0]
+        .1
+        .apply(node::storage::ApplyBatch {
+            applied_index: 1,
+            ..Default::default()
+        })
+        .expect("apply");
+    write(&mut nodes[1].1, &[], hard_state(3, Some(2), 0));
+    monitor.on_send(2, &heartbeat(2, 3, 3, 0), &nodes[1].0.clone());
+    assert_eq!(found(&monitor), []);
+    write(&mut nodes[2].1, &[], hard_state(4, Some(3), 0));
+    monitor.on_send(3, &heartbeat(3, 1, 4, 0), &nodes[2].0.clone());
+    assert_eq!(found(&monitor), [Invariant::LeaderCompleteness]);
+}
+
 #[test]
 fn two_nodes_applying_different_entries_at_one_index_break_state_machine_safety() {
     let (monitor, mut nodes) = cluster(3);
