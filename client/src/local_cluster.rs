@@ -36,7 +36,7 @@ pub struct LocalClusterOptions {
     pub node_binary: PathBuf,
     pub base_dir: PathBuf,
     pub size: u64,
-    pub cluster_id: String,
+    pub cluster_name: String,
     pub tick_ms: u64,
     pub snapshot_every: u64,
     /// More `--flag value` pairs for every node.
@@ -146,7 +146,7 @@ impl LocalCluster {
         command
             .args(["--id", &id.to_string()])
             .args(["--peers", &self.peers_flag()])
-            .args(["--cluster-id", &self.options.cluster_id])
+            .args(["--cluster-name", &self.options.cluster_name])
             .args(["--listen-peer", &node.peer_address])
             .args(["--listen-client", &node.client_address])
             .args(["--listen-http", &node.http_address])

@@ -59,7 +59,7 @@ fn smoke_passes_on_a_real_cluster_and_fails_when_a_node_is_down() {
         node_binary,
         base_dir: directory.clone(),
         size: 3,
-        cluster_id: "smoke-test".into(),
+        cluster_name: "smoke-test".into(),
         tick_ms: 20,
         snapshot_every: 1_000,
         extra_args: Vec::new(),

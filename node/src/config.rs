@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use raft::NodeId;
 
+use crate::identity::ClusterId;
 use crate::pod::node_id_from_pod_name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,9 +31,19 @@ pub struct NodeArgs {
     /// Host names are resolved on each connection attempt (stable DNS names work).
     #[arg(long, env = "RAFTKV_PEERS")]
     pub peers: String,
-    /// Members refuse peers that present another cluster id.
-    #[arg(long, env = "RAFTKV_CLUSTER_ID", default_value = "raftkv")]
-    pub cluster_id: String,
+    /// The cluster's name: mixed into the cluster id when the cluster is founded, and
+    /// checked in every handshake and against the data dir at start.
+    #[arg(
+        long,
+        env = "RAFTKV_CLUSTER_NAME",
+        default_value = "raftkv",
+        alias = "cluster-id"
+    )]
+    pub cluster_name: String,
+    /// Refuse to start on a data dir of any other cluster id (16 hex digits, as `/status`
+    /// and the start-up log show it).
+    #[arg(long, env = "RAFTKV_EXPECT_CLUSTER_ID")]
+    pub expect_cluster_id: Option<String>,
     #[arg(long, env = "RAFTKV_LISTEN_PEER", default_value = "0.0.0.0:7001")]
     pub listen_peer: String,
     #[arg(long, env = "RAFTKV_LISTEN_CLIENT", default_value = "0.0.0.0:7101")]
@@ -68,7 +79,8 @@ pub struct NodeSettings {
     /// Peer addresses of the other members.
     pub peers: BTreeMap<NodeId, String>,
     pub voters: Vec<NodeId>,
-    pub cluster_id: String,
+    pub cluster_name: String,
+    pub expected_cluster_id: Option<ClusterId>,
     pub listen_peer: String,
     pub listen_client: String,
     pub listen_http: String,
@@ -132,13 +144,25 @@ impl NodeArgs {
         };
         raft.validate()
             .map_err(|error| format!("{error} (see --election-ticks-*, --heartbeat-ticks)"))?;
+        if self.cluster_name.is_empty() {
+            return Err("--cluster-name must not be empty".into());
+        }
+        let expected_cluster_id = match &self.expect_cluster_id {
+            Some(text) => Some(
+                u64::from_str_radix(text, 16)
+                    .map(ClusterId)
+                    .map_err(|_| format!("--expect-cluster-id {text:?} is not a hex cluster id"))?,
+            ),
+            None => None,
+        };
         let voters = members.keys().copied().collect();
         let peers = members.into_iter().filter(|(member, _)| *member != id).collect();
         Ok(NodeSettings {
             id,
             peers,
             voters,
-            cluster_id: self.cluster_id.clone(),
+            cluster_name: self.cluster_name.clone(),
+            expected_cluster_id,
             listen_peer: self.listen_peer.clone(),
             listen_client: self.listen_client.clone(),
             listen_http: self.listen_http.clone(),

@@ -4,19 +4,18 @@
 
 use std::time::Duration;
 
-use raft::{ConfState, Message, NodeId, Raft};
+use raft::{Message, NodeId};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
+use crate::bootstrap::{await_membership, member_raft, open_data_dir, IdentitySettings};
 use crate::client_listener::serve_clients;
 use crate::config::NodeSettings;
 use crate::driver::{Driver, DriverConfig, PeerNetwork};
-use crate::kv::state_machine::StateMachine;
 use crate::metrics::PeerCounters;
 use crate::ops_http::{serve_ops, OpsState};
 use crate::storage::fjall_store::FjallStore;
-use crate::storage::Storage;
 use crate::transport::{Transport, TransportConfig};
 
 /// Client sessions kept for exactly-once writes (thesis §6.3).
@@ -34,28 +33,30 @@ impl PeerNetwork for Transport {
     }
 }
 
-/// Runs a node until `shutdown` turns true (SIGTERM) or its storage fails.
+/// Runs a node until `shutdown` turns true (SIGTERM) or its storage fails. A data dir
+/// that is not a member of any cluster first probes the initial members
+/// (`crate::bootstrap`); a new incarnation of an existing cluster stays out until shutdown.
 pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -> Result<(), String> {
     std::fs::create_dir_all(&settings.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", settings.data_dir.display()))?;
     let mut storage = FjallStore::open(&settings.data_dir).map_err(|e| e.to_string())?;
-    let (raft, machine) = match storage.recover().map_err(|e| e.to_string())? {
-        Some(recovered) => {
-            let raft = Raft::restart(settings.raft.clone(), recovered.raft).map_err(|e| e.to_string())?;
-            (raft, StateMachine::new(recovered.sessions, SESSIONS_MAX))
-        }
-        None => {
-            info!(id = settings.id, voters = ?settings.voters, "bootstrapping a new cluster member");
-            let voters = ConfState::with_voters(settings.voters.iter().copied());
-            let raft = Raft::bootstrap(settings.raft.clone(), voters).map_err(|e| e.to_string())?;
-            (raft, StateMachine::new([], SESSIONS_MAX))
-        }
+    let identity_settings = IdentitySettings {
+        own_id: settings.id,
+        cluster_name: settings.cluster_name.clone(),
+        expected_cluster_id: settings.expected_cluster_id,
+        members: settings.voters.clone(),
     };
+    let incarnation = getrandom::u64().map_err(|e| format!("no randomness for a new incarnation: {e}"))?;
+    let opened = open_data_dir(&mut storage, &identity_settings, incarnation)
+        .map_err(|e| format!("{}: {e}", settings.data_dir.display()))?;
+    let identity = opened.identity;
     let (inbound_sender, inbound) = mpsc::channel(DRIVER_QUEUE_MAX);
     let transport = Transport::start(
         TransportConfig {
             own_id: settings.id,
-            cluster_id: settings.cluster_id.clone(),
+            cluster_name: settings.cluster_name.clone(),
+            incarnation: identity.incarnation,
+            membership: identity.cluster.clone(),
             listen_address: settings.listen_peer.clone(),
             peers: settings.peers.clone(),
             advertised_client_address: settings.advertise_client.clone(),
@@ -67,6 +68,34 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
     )
     .await
     .map_err(|e| format!("cannot listen for peers on {}: {e}", settings.listen_peer))?;
+    let membership = match identity.cluster.clone() {
+        Some(membership) => membership,
+        None => {
+            let found = await_membership(
+                &mut storage,
+                &transport,
+                &identity,
+                &identity_settings,
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let Some(membership) = found else {
+                transport.shutdown();
+                return Ok(());
+            };
+            transport.join(membership.clone());
+            membership
+        }
+    };
+    info!(
+        id = settings.id,
+        cluster_id = %membership.cluster_id,
+        incarnation = format_args!("{:016x}", identity.incarnation),
+        "member of cluster {}", membership.cluster_id
+    );
+    let (raft, machine) = member_raft(settings.raft.clone(), &membership, opened.recovered, SESSIONS_MAX)
+        .map_err(|e| e.to_string())?;
     let client_listener = TcpListener::bind(&settings.listen_client)
         .await
         .map_err(|e| format!("cannot listen for clients on {}: {e}", settings.listen_client))?;

@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use client::Endpoint;
 use madsim::runtime::{Handle, NodeHandle};
+use node::bootstrap::{await_membership, member_raft, open_data_dir, IdentitySettings};
 use node::client_listener::serve_clients;
 use node::driver::{Driver, DriverConfig, PeerNetwork};
-use node::kv::state_machine::StateMachine;
-use node::storage::Storage;
 use node::transport::{Transport, TransportConfig};
-use raft::{ConfState, Message, NodeId, Raft};
+use raft::{Message, NodeId};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
@@ -30,6 +29,8 @@ use crate::sim_store::{CrashOutcome, SimDisk, SimStore};
 
 /// Port every node listens on for peers.
 pub const PEER_PORT: u16 = 7001;
+/// The simulated cluster's name (`--cluster-name`).
+const CLUSTER_NAME: &str = "raftkv-sim";
 /// Port every node listens on for clients.
 pub const CLIENT_PORT: u16 = 7101;
 /// Client sessions kept per node, as `node::server::SESSIONS_MAX`.
@@ -257,18 +258,15 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         ..raft::Config::new(id)
     };
     let mut storage = SimStore::open_monitored(disk.clone(), id, config.monitor.clone());
-    let (raft, machine) = match storage.recover().map_err(|e| e.to_string())? {
-        Some(recovered) => {
-            let raft = Raft::restart(raft_config, recovered.raft).map_err(|e| e.to_string())?;
-            (raft, StateMachine::new(recovered.sessions, SESSIONS_MAX))
-        }
-        None => {
-            info!(id, voters = config.size, "bootstrapping a new cluster member");
-            let voters = ConfState::with_voters(1..=config.size);
-            let raft = Raft::bootstrap(raft_config, voters).map_err(|e| e.to_string())?;
-            (raft, StateMachine::new([], SESSIONS_MAX))
-        }
+    let identity_settings = IdentitySettings {
+        own_id: id,
+        cluster_name: CLUSTER_NAME.to_string(),
+        expected_cluster_id: None,
+        members: (1..=config.size).collect(),
     };
+    let incarnation = madsim::rand::random::<u64>();
+    let opened = open_data_dir(&mut storage, &identity_settings, incarnation).map_err(|e| e.to_string())?;
+    let identity = opened.identity;
     let own_client_address = format!("{}:{CLIENT_PORT}", node_ip(id));
     let peers = (1..=config.size)
         .filter(|&peer| peer != id)
@@ -278,7 +276,9 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
     let transport = Transport::start(
         TransportConfig {
             own_id: id,
-            cluster_id: "raftkv-sim".to_string(),
+            cluster_name: CLUSTER_NAME.to_string(),
+            incarnation: identity.incarnation,
+            membership: identity.cluster.clone(),
             listen_address: format!("0.0.0.0:{PEER_PORT}"),
             peers,
             advertised_client_address: own_client_address.clone(),
@@ -290,6 +290,28 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
     )
     .await
     .map_err(|e| format!("cannot listen for peers: {e}"))?;
+    // Never sent: a simulated node stops by being killed. Kept alive for the whole run,
+    // since a dropped sender reads as a shutdown request.
+    let (_shutdown_sender, shutdown) = watch::channel(false);
+    let membership = match identity.cluster.clone() {
+        Some(membership) => membership,
+        None => {
+            let found = await_membership(
+                &mut storage,
+                &transport,
+                &identity,
+                &identity_settings,
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let membership = found.ok_or("stayed out of an existing cluster")?;
+            transport.join(membership.clone());
+            membership
+        }
+    };
+    let (raft, machine) =
+        member_raft(raft_config, &membership, opened.recovered, SESSIONS_MAX).map_err(|e| e.to_string())?;
     let client_listener = TcpListener::bind(format!("0.0.0.0:{CLIENT_PORT}"))
         .await
         .map_err(|e| format!("cannot listen for clients: {e}"))?;
@@ -310,9 +332,6 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
     };
     let (driver, _handles) = Driver::new(raft, storage, network, machine, driver_config);
     let (calls_sender, calls) = mpsc::channel(DRIVER_QUEUE_MAX);
-    // Never sent: a simulated node stops by being killed. Kept alive for the whole run,
-    // since a dropped sender reads as a shutdown request.
-    let (_shutdown_sender, shutdown) = watch::channel(false);
     tokio::spawn(serve_clients(client_listener, calls_sender, shutdown.clone()));
     let result = driver.run(inbound, calls, shutdown).await;
     transport.shutdown();

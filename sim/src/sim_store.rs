@@ -44,6 +44,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use node::identity::Identity;
 use node::storage::memory_store::MemoryStore;
 use node::storage::{
     nothing_to_persist, ApplyBatch, KvPairs, Recovered, SnapshotImage, Storage, StorageError,
@@ -55,6 +56,7 @@ use crate::invariants::RaftMonitor;
 /// One write in the journal, as the node handed it to the store.
 #[derive(Debug, Clone)]
 enum Record {
+    Identity(Identity),
     Persist {
         snapshot: Option<Snapshot>,
         entries: Vec<Entry>,
@@ -91,6 +93,7 @@ impl Record {
                 8 + kv_bytes + SESSION_BYTES * batch.session_writes.len()
             }
             Record::Compact { snapshot, .. } => snapshot.data.len() + 8,
+            Record::Identity(_) => 64,
         };
         bytes as u64
     }
@@ -106,6 +109,7 @@ impl Record {
             } => layer.persist(snapshot.as_ref(), entries, *hard_state),
             Record::Apply(batch) => layer.apply(batch.clone()),
             Record::Compact { snapshot, purged_to } => layer.compact(snapshot, *purged_to),
+            Record::Identity(identity) => layer.save_identity(identity),
         }
     }
 }
@@ -331,6 +335,14 @@ impl SimStore {
 }
 
 impl Storage for SimStore {
+    fn load_identity(&self) -> Result<Option<Identity>, StorageError> {
+        self.state()?.visible.load_identity()
+    }
+
+    fn save_identity(&mut self, identity: &Identity) -> Result<(), StorageError> {
+        self.synced(Record::Identity(identity.clone()))
+    }
+
     fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
         self.state()?.visible.recover()
     }

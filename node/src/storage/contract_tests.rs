@@ -29,8 +29,12 @@ type Case<H> = (&'static str, fn(&mut H));
 
 /// Every rule of the contract, each on a fresh store.
 pub fn check_storage_contract<H: Harness>() {
-    let cases: [Case<H>; 8] = [
+    let cases: [Case<H>; 9] = [
         ("an empty store recovers nothing", empty_store_recovers_none),
+        (
+            "the identity survives a restart and is not Raft state",
+            identity_survives_restart,
+        ),
         (
             "persisted state survives a restart",
             persisted_state_survives_restart,
@@ -82,6 +86,37 @@ impl Harness for MemoryHarness {
         &mut self.0
     }
     fn restart(&mut self) {}
+}
+
+fn identity_survives_restart<H: Harness>(harness: &mut H) {
+    use crate::identity::{ClusterMembership, Founder, Identity};
+    assert_eq!(harness.store().load_identity().expect("load"), None);
+    let pending = Identity {
+        node_id: 2,
+        incarnation: 0xfeed,
+        cluster: None,
+    };
+    harness.store().save_identity(&pending).expect("save");
+    harness.restart();
+    assert_eq!(
+        harness.store().load_identity().expect("load"),
+        Some(pending.clone())
+    );
+    assert!(
+        harness.store().recover().expect("recover").is_none(),
+        "an identity alone is not Raft state"
+    );
+    let founders = vec![Founder {
+        node_id: 2,
+        incarnation: 0xfeed,
+    }];
+    let member = Identity {
+        cluster: Some(ClusterMembership::found("raftkv", founders)),
+        ..pending
+    };
+    harness.store().save_identity(&member).expect("save");
+    harness.restart();
+    assert_eq!(harness.store().load_identity().expect("load"), Some(member));
 }
 
 fn entry(index: Index, term: Term) -> Entry {

@@ -6,7 +6,8 @@
 //! | keyspace   | key                           | value                                   |
 //! |------------|-------------------------------|-----------------------------------------|
 //! | `log`      | entry index, u64 big-endian   | postcard `raft::Entry`                  |
-//! | `meta`     | `hard_state`                  | postcard `HardState`                    |
+//! | `meta`     | `identity`                    | postcard `identity::Identity`           |
+//! |            | `hard_state`                  | postcard `HardState`                    |
 //! |            | `snapshot_meta`               | postcard `SnapshotMeta`                 |
 //! |            | `snapshot_data`               | the snapshot's bytes, as Raft holds them |
 //! |            | `applied_index`               | postcard `u64`                          |
@@ -36,6 +37,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistM
 use raft::{Entry, HardState, Index, RestartState, Snapshot, SnapshotMeta};
 use serde::de::DeserializeOwned;
 
+use crate::identity::Identity;
+
 use super::fjall_codec::{decode, decode_index_key, encode, index_key, OrIo};
 use super::{
     nothing_to_persist, ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError,
@@ -46,6 +49,7 @@ pub(crate) const META_KEYSPACE: &str = "meta";
 const KV_KEYSPACE: &str = "kv";
 const SESSIONS_KEYSPACE: &str = "sessions";
 
+const IDENTITY: &str = "identity";
 const HARD_STATE: &str = "hard_state";
 const SNAPSHOT_META: &str = "snapshot_meta";
 const SNAPSHOT_DATA: &str = "snapshot_data";
@@ -240,6 +244,16 @@ impl FjallStore {
 }
 
 impl Storage for FjallStore {
+    fn load_identity(&self) -> Result<Option<Identity>, StorageError> {
+        read(&self.db.snapshot(), &self.meta, IDENTITY)
+    }
+
+    fn save_identity(&mut self, identity: &Identity) -> Result<(), StorageError> {
+        let mut batch = self.synced_batch();
+        batch.insert(&self.meta, IDENTITY, encode(identity));
+        batch.commit().or_io("writing the identity")
+    }
+
     fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
         let view = self.db.snapshot();
         let hard_state: Option<HardState> = read(&view, &self.meta, HARD_STATE)?;

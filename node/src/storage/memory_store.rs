@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 
 use raft::{Entry, HardState, Index, RestartState, Snapshot, Term};
 
+use crate::identity::Identity;
+
 use super::{
     nothing_to_persist, ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError,
 };
 
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
+    identity: Option<Identity>,
     hard_state: Option<HardState>,
     snapshot: Option<Snapshot>,
     log: BTreeMap<Index, Entry>,
@@ -58,6 +61,16 @@ impl MemoryStore {
 }
 
 impl Storage for MemoryStore {
+    fn load_identity(&self) -> Result<Option<Identity>, StorageError> {
+        Ok(self.identity.clone())
+    }
+
+    fn save_identity(&mut self, identity: &Identity) -> Result<(), StorageError> {
+        self.identity = Some(identity.clone());
+        self.sync_count += 1;
+        Ok(())
+    }
+
     fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
         let Some(hard_state) = self.hard_state else {
             return Ok(None);

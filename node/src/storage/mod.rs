@@ -25,6 +25,8 @@ use std::fmt;
 
 use client::wire::WriteResult;
 use raft::{Entry, HardState, Index, RestartState, Snapshot};
+
+use crate::identity::Identity;
 use serde::{Deserialize, Serialize};
 
 /// Keys and values in key order.
@@ -105,7 +107,15 @@ pub fn nothing_to_persist(
 }
 
 pub trait Storage: Send + 'static {
-    /// Everything durable, or `None` for an empty store (a node's first start).
+    /// The data dir's identity, if one was ever saved (see `crate::identity`).
+    fn load_identity(&self) -> Result<Option<Identity>, StorageError>;
+
+    /// Replaces the identity, durably (synced before it returns): it is written before
+    /// any Raft state and before the node answers any peer.
+    fn save_identity(&mut self, identity: &Identity) -> Result<(), StorageError>;
+
+    /// Every durable Raft and state machine record, or `None` when there is none (a
+    /// node's first start; the identity does not count).
     fn recover(&mut self) -> Result<Option<Recovered>, StorageError>;
 
     /// Makes one `Ready`'s state durable with a single sync, in this order of meaning: a

@@ -5,14 +5,21 @@ use std::collections::BTreeMap;
 use std::io;
 use std::time::Duration;
 
+use crate::identity::ClusterMembership;
+
 /// The peer transport's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportConfig {
     /// This node's Raft id (ids start at 1, see `pod::node_id_from_pod_name`).
     pub own_id: u64,
-    /// Nodes of different clusters refuse each other at the handshake, so a misconfigured
-    /// peer list cannot merge two clusters' logs.
-    pub cluster_id: String,
+    /// The cluster's name (`--cluster-name`). Nodes of different names refuse each other
+    /// at the handshake, so a misconfigured peer list cannot merge two clusters' logs.
+    pub cluster_name: String,
+    /// This data dir's incarnation (`crate::identity`), carried in every handshake.
+    pub incarnation: u64,
+    /// The cluster this node is a member of; `None` while it is not one yet (it then only
+    /// answers and sends probes, see `crate::bootstrap`, until `Transport::join`).
+    pub membership: Option<ClusterMembership>,
     /// Where to listen for peers, e.g. `"0.0.0.0:7001"`.
     pub listen_address: String,
     /// Peer id -> `"host:port"`. DNS names are resolved on every connect, so a
@@ -37,8 +44,8 @@ impl TransportConfig {
         if self.own_id == 0 {
             return invalid("transport: own_id must be at least 1".to_string());
         }
-        if self.cluster_id.is_empty() {
-            return invalid("transport: cluster_id must not be empty".to_string());
+        if self.cluster_name.is_empty() {
+            return invalid("transport: cluster_name must not be empty".to_string());
         }
         if self.queue_messages_max == 0 {
             return invalid("transport: queue_messages_max must be at least 1".to_string());
@@ -96,7 +103,9 @@ mod tests {
     fn valid() -> TransportConfig {
         TransportConfig {
             own_id: 1,
-            cluster_id: "test".to_string(),
+            cluster_name: "test".to_string(),
+            incarnation: 1,
+            membership: None,
             listen_address: "127.0.0.1:0".to_string(),
             peers: BTreeMap::from([(1, "a:1".to_string()), (2, "raftkv-1.raftkv:7001".to_string())]),
             advertised_client_address: "127.0.0.1:7000".to_string(),
@@ -120,7 +129,7 @@ mod tests {
     fn bad_configurations_are_errors() {
         let cases: Vec<fn(&mut TransportConfig)> = vec![
             |c| c.own_id = 0,
-            |c| c.cluster_id.clear(),
+            |c| c.cluster_name.clear(),
             |c| c.queue_messages_max = 0,
             |c| c.reconnect_backoff_min = Duration::ZERO,
             |c| c.reconnect_backoff_max = Duration::from_millis(1),

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::warn;
 
-use super::handshake::{Handshake, HandshakeReply, CLIENT_ADDRESS_BYTES_MAX, PROTOCOL_VERSION};
+use super::handshake::{Handshake, HandshakeReply, PeerState, CLIENT_ADDRESS_BYTES_MAX, PROTOCOL_VERSION};
 use super::shared::Shared;
 
 /// Bound on TCP connect: a blackholed address (a deleted pod's IP) would otherwise hang
@@ -37,13 +37,18 @@ pub(super) enum DialError {
     WrongNode {
         found: u64,
     },
+    /// A reply of the wrong kind (a probe answered as a Raft connection, or the reverse).
+    UnexpectedReply,
 }
 
 impl DialError {
     /// A refusal or a wrong node is a configuration problem worth a warning on every try;
     /// the rest is the normal life of a peer that is down.
     pub(super) fn is_misconfiguration(&self) -> bool {
-        matches!(self, Self::Refused { .. } | Self::WrongNode { .. })
+        matches!(
+            self,
+            Self::Refused { .. } | Self::WrongNode { .. } | Self::UnexpectedReply
+        )
     }
 }
 
@@ -57,6 +62,7 @@ impl fmt::Display for DialError {
             Self::ClosedDuringHandshake => write!(f, "peer closed the connection during the handshake"),
             Self::Refused { reason } => write!(f, "peer refused our handshake: {reason}"),
             Self::WrongNode { found } => write!(f, "node {found} answered at this peer's address"),
+            Self::UnexpectedReply => write!(f, "peer answered with a reply of the wrong kind"),
         }
     }
 }
@@ -70,37 +76,9 @@ pub(super) async fn dial(
     peer_id: u64,
     address: &str,
 ) -> Result<Connection<TcpStream>, DialError> {
-    // Resolved on every attempt, so a rescheduled pod's new IP is found.
-    let stream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
-        Err(_elapsed) => return Err(DialError::ConnectTimeout),
-        Ok(Err(error)) => return Err(DialError::Connect(error)),
-        Ok(Ok(stream)) => stream,
-    };
-    // Raft's small messages (heartbeats, votes) must not wait for Nagle's algorithm.
-    if let Err(error) = stream.set_nodelay(true) {
-        warn!(%error, "could not disable Nagle's algorithm on a peer connection");
-    }
-    let mut connection = Connection::new(stream);
-    let handshake = Handshake {
-        protocol_version: PROTOCOL_VERSION,
-        cluster_id: shared.cluster_id.clone(),
-        node_id: shared.own_id,
-        client_address: shared.advertised_client_address.clone(),
-    };
-    let exchange = async {
-        connection.write_frame(&handshake).await?;
-        connection.read_frame::<HandshakeReply>().await
-    };
-    let reply = match timeout(HANDSHAKE_TIMEOUT, exchange).await {
-        Err(_elapsed) => return Err(DialError::HandshakeTimeout),
-        Ok(Err(error)) => return Err(DialError::Handshake(error)),
-        Ok(Ok(None)) => return Err(DialError::ClosedDuringHandshake),
-        Ok(Ok(Some(reply))) => reply,
-    };
+    let (connection, reply) = introduce(shared, address, false).await?;
     match reply {
-        HandshakeReply::Refused { reason } => Err(DialError::Refused {
-            reason: reason.chars().take(QUOTED_REASON_CHARS_MAX).collect(),
-        }),
+        HandshakeReply::Refused { reason } => Err(refused(&reason)),
         HandshakeReply::Accepted { node_id, .. } if node_id != peer_id => {
             Err(DialError::WrongNode { found: node_id })
         }
@@ -115,5 +93,64 @@ pub(super) async fn dial(
             }
             Ok(connection)
         }
+        HandshakeReply::Probed(_) => Err(DialError::UnexpectedReply),
+    }
+}
+
+/// Asks the node at `address`, which should be peer `peer_id`, who it is; the
+/// connection is closed after its answer.
+pub(super) async fn probe(shared: &Shared, peer_id: u64, address: &str) -> Result<PeerState, DialError> {
+    let (_connection, reply) = introduce(shared, address, true).await?;
+    match reply {
+        HandshakeReply::Refused { reason } => Err(refused(&reason)),
+        HandshakeReply::Probed(state) if state.node_id != peer_id => {
+            Err(DialError::WrongNode { found: state.node_id })
+        }
+        HandshakeReply::Probed(state) => Ok(state),
+        HandshakeReply::Accepted { .. } => Err(DialError::UnexpectedReply),
+    }
+}
+
+fn refused(reason: &str) -> DialError {
+    DialError::Refused {
+        reason: reason.chars().take(QUOTED_REASON_CHARS_MAX).collect(),
+    }
+}
+
+/// Connects, sends our handshake and reads the acceptor's reply.
+async fn introduce(
+    shared: &Shared,
+    address: &str,
+    probe: bool,
+) -> Result<(Connection<TcpStream>, HandshakeReply), DialError> {
+    // Resolved on every attempt, so a rescheduled pod's new IP is found.
+    let stream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+        Err(_elapsed) => return Err(DialError::ConnectTimeout),
+        Ok(Err(error)) => return Err(DialError::Connect(error)),
+        Ok(Ok(stream)) => stream,
+    };
+    // Raft's small messages (heartbeats, votes) must not wait for Nagle's algorithm.
+    if let Err(error) = stream.set_nodelay(true) {
+        warn!(%error, "could not disable Nagle's algorithm on a peer connection");
+    }
+    let mut connection = Connection::new(stream);
+    let handshake = Handshake {
+        protocol_version: PROTOCOL_VERSION,
+        cluster_name: shared.cluster_name.clone(),
+        cluster_id: shared.cluster_id(),
+        node_id: shared.own_id,
+        incarnation: shared.incarnation,
+        client_address: shared.advertised_client_address.clone(),
+        probe,
+    };
+    let exchange = async {
+        connection.write_frame(&handshake).await?;
+        connection.read_frame::<HandshakeReply>().await
+    };
+    match timeout(HANDSHAKE_TIMEOUT, exchange).await {
+        Err(_elapsed) => Err(DialError::HandshakeTimeout),
+        Ok(Err(error)) => Err(DialError::Handshake(error)),
+        Ok(Ok(None)) => Err(DialError::ClosedDuringHandshake),
+        Ok(Ok(Some(reply))) => Ok((connection, reply)),
     }
 }

@@ -2,30 +2,55 @@
 //! I/O so it can be tested and fuzzed directly.
 //!
 //! The dialer sends a [`Handshake`]; the acceptor answers [`HandshakeReply::Accepted`] and
-//! then only reads Raft messages, or [`HandshakeReply::Refused`] and closes. Checking the
-//! cluster id stops a node with a wrong peer list (say, a DNS name reused by another
-//! deployment) from joining our elections; checking the node id stops a stranger from
-//! speaking for a peer it is not.
+//! then only reads Raft messages, or [`HandshakeReply::Refused`] and closes. A handshake
+//! with `probe` set asks only for the acceptor's [`PeerState`] (who it is, which
+//! incarnation, which cluster if any), answered with [`HandshakeReply::Probed`] before the
+//! acceptor closes: that is how a node with an empty data dir learns whether a cluster
+//! exists before it does anything (`crate::bootstrap`).
+//!
+//! Checking the cluster name and id stops a node with a wrong peer list (say, a DNS name
+//! reused by another deployment) from joining our elections; checking the node id stops
+//! a stranger from speaking for a peer it is not (until mutual TLS binds ids to
+//! certificates, a peer's claim is trusted); a node that is not a member of the cluster
+//! yet (a wiped data dir) can neither send nor receive Raft messages.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::{ClusterId, ClusterMembership};
+
 /// The peer protocol's version. Bump it on any change to the handshake or to
 /// `raft::Message`'s encoding: postcard is not self-describing, so two versions cannot read
 /// each other's messages. A handshake of another version is refused if it still decodes,
 /// and closed as malformed if it does not; either way nothing of it reaches Raft.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2: cluster name, cluster id, incarnation and probes.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The dialer's introduction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handshake {
     pub protocol_version: u16,
-    pub cluster_id: String,
+    pub cluster_name: String,
+    /// `None` from a node that is not a member of any cluster yet: it may only probe.
+    pub cluster_id: Option<ClusterId>,
     pub node_id: u64,
+    /// The dialer's data dir incarnation (`crate::identity`).
+    pub incarnation: u64,
     /// The dialer's client address, for redirects.
     pub client_address: String,
+    /// Asks for the acceptor's [`PeerState`] only; no Raft message follows.
+    pub probe: bool,
+}
+
+/// Who a node is, as a probe's answer tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerState {
+    pub node_id: u64,
+    pub incarnation: u64,
+    /// The cluster it is a member of, `None` while it has none (an empty data dir).
+    pub membership: Option<ClusterMembership>,
 }
 
 /// The acceptor's answer.
@@ -35,6 +60,15 @@ pub enum HandshakeReply {
     Accepted { node_id: u64, client_address: String },
     /// The acceptor closes the connection after this frame. `reason` is for logs only.
     Refused { reason: String },
+    /// The answer to a probe; the acceptor closes the connection after it.
+    Probed(PeerState),
+}
+
+/// What an accepted handshake asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Accepted {
+    RaftMessages,
+    Probe,
 }
 
 /// Why the acceptor refuses a handshake. The text names both nodes rather than saying
@@ -47,11 +81,23 @@ pub enum Refusal {
         acceptor_id: u64,
         acceptor_version: u16,
     },
-    OtherCluster {
+    OtherClusterName {
         dialer_id: u64,
-        dialer_cluster_id: String,
+        dialer_cluster_name: String,
         acceptor_id: u64,
-        acceptor_cluster_id: String,
+        acceptor_cluster_name: String,
+    },
+    OtherClusterId {
+        dialer_id: u64,
+        dialer_cluster_id: ClusterId,
+        acceptor_id: u64,
+        acceptor_cluster_id: ClusterId,
+    },
+    /// One side is not a member of any cluster yet (an empty or wiped data dir): no Raft
+    /// message may pass until it has been made a member.
+    NotAMember {
+        node_id: u64,
+        incarnation: u64,
     },
     /// The dialer claims to be the acceptor, or a node that is not the acceptor's peer.
     UnknownNode {
@@ -77,15 +123,30 @@ impl fmt::Display for Refusal {
                 "node {dialer_id} speaks peer protocol version {dialer_version} \
                  but node {acceptor_id} speaks version {acceptor_version}"
             ),
-            Self::OtherCluster {
+            Self::OtherClusterName {
+                dialer_id,
+                dialer_cluster_name,
+                acceptor_id,
+                acceptor_cluster_name,
+            } => write!(
+                f,
+                "node {dialer_id} belongs to cluster {dialer_cluster_name:?} \
+                 but node {acceptor_id} belongs to cluster {acceptor_cluster_name:?}"
+            ),
+            Self::OtherClusterId {
                 dialer_id,
                 dialer_cluster_id,
                 acceptor_id,
                 acceptor_cluster_id,
             } => write!(
                 f,
-                "node {dialer_id} belongs to cluster {dialer_cluster_id:?} \
-                 but node {acceptor_id} belongs to cluster {acceptor_cluster_id:?}"
+                "node {dialer_id} belongs to cluster id {dialer_cluster_id} \
+                 but node {acceptor_id} belongs to cluster id {acceptor_cluster_id}"
+            ),
+            Self::NotAMember { node_id, incarnation } => write!(
+                f,
+                "node {node_id} (incarnation {incarnation:016x}) is not a member of any cluster yet \
+                 (a new or wiped data dir): no Raft messages until it is made one"
             ),
             Self::UnknownNode {
                 dialer_id,
@@ -111,20 +172,23 @@ impl std::error::Error for Refusal {}
 /// address is stored and handed to clients, so a peer must not make it arbitrarily big.
 pub(super) const CLIENT_ADDRESS_BYTES_MAX: usize = 253 + 6;
 
-/// Longest cluster id quoted back in a refusal, so a hostile peer cannot fill our logs.
-const QUOTED_CLUSTER_ID_CHARS_MAX: usize = 64;
+/// Longest cluster name quoted back in a refusal, so a hostile peer cannot fill our logs.
+const QUOTED_CLUSTER_NAME_CHARS_MAX: usize = 64;
 
 /// What the acceptor checks a handshake against.
 #[derive(Debug)]
 pub(super) struct Expected<'a> {
     pub(super) own_id: u64,
-    pub(super) cluster_id: &'a str,
+    pub(super) own_incarnation: u64,
+    pub(super) cluster_name: &'a str,
+    /// `None` while this node is not a member of any cluster.
+    pub(super) cluster_id: Option<ClusterId>,
     pub(super) peers: &'a BTreeMap<u64, String>,
 }
 
-/// Decides whether to accept `handshake`. The version is checked first: under another
-/// version the remaining fields may not mean what we think.
-pub(super) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) -> Result<(), Refusal> {
+/// Decides whether to accept `handshake`, and for what. The version is checked first:
+/// under another version the remaining fields may not mean what we think.
+pub(super) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) -> Result<Accepted, Refusal> {
     let dialer_id = handshake.node_id;
     let acceptor_id = expected.own_id;
     if handshake.protocol_version != PROTOCOL_VERSION {
@@ -135,16 +199,16 @@ pub(super) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) ->
             acceptor_version: PROTOCOL_VERSION,
         });
     }
-    if handshake.cluster_id != expected.cluster_id {
-        return Err(Refusal::OtherCluster {
+    if handshake.cluster_name != expected.cluster_name {
+        return Err(Refusal::OtherClusterName {
             dialer_id,
-            dialer_cluster_id: handshake
-                .cluster_id
+            dialer_cluster_name: handshake
+                .cluster_name
                 .chars()
-                .take(QUOTED_CLUSTER_ID_CHARS_MAX)
+                .take(QUOTED_CLUSTER_NAME_CHARS_MAX)
                 .collect(),
             acceptor_id,
-            acceptor_cluster_id: expected.cluster_id.to_string(),
+            acceptor_cluster_name: expected.cluster_name.to_string(),
         });
     }
     if dialer_id == acceptor_id || !expected.peers.contains_key(&dialer_id) {
@@ -159,31 +223,66 @@ pub(super) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) ->
             bytes: handshake.client_address.len(),
         });
     }
-    Ok(())
+    if handshake.probe {
+        return Ok(Accepted::Probe);
+    }
+    match (handshake.cluster_id, expected.cluster_id) {
+        (Some(dialer_cluster_id), Some(acceptor_cluster_id)) if dialer_cluster_id == acceptor_cluster_id => {
+            Ok(Accepted::RaftMessages)
+        }
+        (Some(dialer_cluster_id), Some(acceptor_cluster_id)) => Err(Refusal::OtherClusterId {
+            dialer_id,
+            dialer_cluster_id,
+            acceptor_id,
+            acceptor_cluster_id,
+        }),
+        (_, None) => Err(Refusal::NotAMember {
+            node_id: acceptor_id,
+            incarnation: expected.own_incarnation,
+        }),
+        (None, Some(_)) => Err(Refusal::NotAMember {
+            node_id: dialer_id,
+            incarnation: handshake.incarnation,
+        }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const BLUE: ClusterId = ClusterId(0xb1);
+
     fn handshake(node_id: u64) -> Handshake {
         Handshake {
             protocol_version: PROTOCOL_VERSION,
-            cluster_id: "blue".to_string(),
+            cluster_name: "blue".to_string(),
+            cluster_id: Some(BLUE),
             node_id,
+            incarnation: 7,
             client_address: "10.0.0.2:7000".to_string(),
+            probe: false,
+        }
+    }
+
+    fn expected(peers: &BTreeMap<u64, String>, cluster_id: Option<ClusterId>) -> Expected<'_> {
+        Expected {
+            own_id: 1,
+            own_incarnation: 5,
+            cluster_name: "blue",
+            cluster_id,
+            peers,
         }
     }
 
     #[test]
     fn accepts_a_configured_peer_and_refuses_everything_else() {
         let peers = BTreeMap::from([(1, "a:1".to_string()), (2, "b:1".to_string())]);
-        let expected = Expected {
-            own_id: 1,
-            cluster_id: "blue",
-            peers: &peers,
-        };
-        assert_eq!(check_handshake(&handshake(2), &expected), Ok(()));
+        let expected = expected(&peers, Some(BLUE));
+        assert_eq!(
+            check_handshake(&handshake(2), &expected),
+            Ok(Accepted::RaftMessages)
+        );
 
         let mut old = handshake(2);
         old.protocol_version = PROTOCOL_VERSION + 1;
@@ -193,11 +292,21 @@ mod tests {
         ));
 
         let mut green = handshake(2);
-        green.cluster_id = "green".to_string();
+        green.cluster_name = "green".to_string();
         let refusal = check_handshake(&green, &expected).expect_err("other cluster");
         assert_eq!(
             refusal.to_string(),
             "node 2 belongs to cluster \"green\" but node 1 belongs to cluster \"blue\""
+        );
+
+        let mut other_id = handshake(2);
+        other_id.cluster_id = Some(ClusterId(0xc2));
+        let text = check_handshake(&other_id, &expected)
+            .expect_err("other id")
+            .to_string();
+        assert!(
+            text.contains("00000000000000c2") && text.contains("00000000000000b1"),
+            "{text}"
         );
 
         assert_eq!(
@@ -223,10 +332,44 @@ mod tests {
             Err(Refusal::ClientAddressTooLong { .. })
         ));
         let mut hostile = handshake(2);
-        hostile.cluster_id = "y".repeat(10_000);
+        hostile.cluster_name = "y".repeat(10_000);
         let text = check_handshake(&hostile, &expected)
             .expect_err("other cluster")
             .to_string();
-        assert!(text.len() < 200, "quoted id is truncated: {} bytes", text.len());
+        assert!(text.len() < 200, "quoted name is truncated: {} bytes", text.len());
+    }
+
+    #[test]
+    fn a_node_without_a_cluster_may_probe_but_never_carry_raft_messages() {
+        let peers = BTreeMap::from([(2, "b:1".to_string())]);
+        let mut pending_dialer = handshake(2);
+        pending_dialer.cluster_id = None;
+        assert_eq!(
+            check_handshake(&pending_dialer, &expected(&peers, Some(BLUE))),
+            Err(Refusal::NotAMember {
+                node_id: 2,
+                incarnation: 7
+            })
+        );
+        let refusal = check_handshake(&handshake(2), &expected(&peers, None)).expect_err("pending acceptor");
+        assert_eq!(
+            refusal,
+            Refusal::NotAMember {
+                node_id: 1,
+                incarnation: 5
+            }
+        );
+        assert!(refusal.to_string().contains("not a member"), "{refusal}");
+        pending_dialer.probe = true;
+        assert_eq!(
+            check_handshake(&pending_dialer, &expected(&peers, None)),
+            Ok(Accepted::Probe)
+        );
+        let mut stranger_probe = pending_dialer.clone();
+        stranger_probe.node_id = 9;
+        assert!(matches!(
+            check_handshake(&stranger_probe, &expected(&peers, None)),
+            Err(Refusal::UnknownNode { .. })
+        ));
     }
 }

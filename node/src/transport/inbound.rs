@@ -19,7 +19,7 @@ use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
 use super::dial::HANDSHAKE_TIMEOUT;
-use super::handshake::{check_handshake, Handshake, HandshakeReply};
+use super::handshake::{check_handshake, Accepted, Handshake, HandshakeReply};
 use super::lifecycle::{Shutdown, TaskGuard};
 use super::peer_frame::check_routing;
 use super::shared::Shared;
@@ -84,20 +84,27 @@ impl InboundSession {
             Ok(Ok(Some(handshake))) => handshake,
         };
         let peer_id = handshake.node_id;
-        if let Err(refusal) = check_handshake(&handshake, &self.shared.expected_handshake()) {
-            bump(&self.shared.counters.connections_refused);
-            warn!("refused a peer connection from {}: {refusal}", self.remote);
-            let reply = HandshakeReply::Refused {
-                reason: refusal.to_string(),
-            };
-            // Best effort: the dialer learns why, but we close either way.
+        let accepted = check_handshake(&handshake, &self.shared.expected_handshake());
+        let (reply, accepted) = match accepted {
+            Err(refusal) => {
+                bump(&self.shared.counters.connections_refused);
+                warn!("refused a peer connection from {}: {refusal}", self.remote);
+                let reply = HandshakeReply::Refused {
+                    reason: refusal.to_string(),
+                };
+                (reply, false)
+            }
+            Ok(Accepted::Probe) => {
+                debug!(peer_id, incarnation = handshake.incarnation, "answering a probe");
+                (HandshakeReply::Probed(self.shared.peer_state()), false)
+            }
+            Ok(Accepted::RaftMessages) => (self.accepted_reply(), true),
+        };
+        if !accepted {
+            // Best effort: the dialer learns why (or who we are), but we close either way.
             let _ = timeout(HANDSHAKE_TIMEOUT, connection.write_frame(&reply)).await;
             return None;
         }
-        let reply = HandshakeReply::Accepted {
-            node_id: self.shared.own_id,
-            client_address: self.shared.advertised_client_address.clone(),
-        };
         match timeout(HANDSHAKE_TIMEOUT, connection.write_frame(&reply)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -117,6 +124,13 @@ impl InboundSession {
         bump(&self.shared.counters.connections_accepted);
         info!(peer_id, "accepted a peer connection");
         Some(peer_id)
+    }
+
+    fn accepted_reply(&self) -> HandshakeReply {
+        HandshakeReply::Accepted {
+            node_id: self.shared.own_id,
+            client_address: self.shared.advertised_client_address.clone(),
+        }
     }
 
     /// Forwards the peer's messages to the driver until the connection ends.

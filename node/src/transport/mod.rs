@@ -52,7 +52,7 @@ use tokio::sync::{mpsc, watch, Mutex};
 use tracing::{debug, info, info_span, Instrument};
 
 pub use self::config::TransportConfig;
-pub use self::handshake::{Handshake, HandshakeReply, Refusal, PROTOCOL_VERSION};
+pub use self::handshake::{Handshake, HandshakeReply, PeerState, Refusal, PROTOCOL_VERSION};
 pub use self::stats::TransportStats;
 
 use self::backoff::Backoff;
@@ -61,6 +61,26 @@ use self::listener::PeerListener;
 use self::outbound::OutboundPeer;
 use self::shared::Shared;
 use self::stats::bump;
+use crate::identity::ClusterMembership;
+
+/// Why a probe of a peer got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeError {
+    UnknownPeer(u64),
+    /// The peer could not be reached or refused (the text says which).
+    Dial(String),
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownPeer(id) => write!(f, "node {id} is not a configured peer"),
+            Self::Dial(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for ProbeError {}
 
 /// A handle to the running transport. Clones share it; when the last clone is dropped the
 /// tasks stop as if [`Transport::shutdown`] had been called.
@@ -107,13 +127,7 @@ impl Transport {
             .remote_peers()
             .map(|(id, address)| (id, address.clone()))
             .collect();
-        let shared = Arc::new(Shared::new(
-            config.own_id,
-            config.cluster_id.clone(),
-            config.advertised_client_address.clone(),
-            peers,
-            inbound,
-        ));
+        let shared = Arc::new(Shared::new(&config, peers, inbound));
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let (tasks, task) = TaskTracker::new();
         let shutdown_receiver = Shutdown::new(shutdown_receiver);
@@ -170,6 +184,32 @@ impl Transport {
             // Closed only after shutdown: the message is dropped all the same.
             Err(TrySendError::Full(_) | TrySendError::Closed(_)) => bump(&counters.messages_dropped),
         }
+    }
+
+    /// Makes this node a member of `membership`'s cluster: Raft messages may flow from
+    /// now on, in both directions (until then every Raft connection is refused).
+    pub fn join(&self, membership: ClusterMembership) {
+        info!(
+            own_id = self.inner.shared.own_id,
+            cluster_id = %membership.cluster_id,
+            "peer transport joined the cluster"
+        );
+        self.inner.shared.set_membership(membership);
+    }
+
+    /// Asks peer `peer_id` who it is (its incarnation, and its cluster if any), without
+    /// joining anything: how an empty data dir learns whether a cluster exists.
+    pub async fn probe(&self, peer_id: u64) -> Result<PeerState, ProbeError> {
+        let address = self
+            .inner
+            .shared
+            .peers
+            .get(&peer_id)
+            .ok_or(ProbeError::UnknownPeer(peer_id))?
+            .clone();
+        dial::probe(&self.inner.shared, peer_id, &address)
+            .await
+            .map_err(|error| ProbeError::Dial(error.to_string()))
     }
 
     /// The client address a peer announced in its handshake, if known (for client

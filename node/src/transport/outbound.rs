@@ -75,6 +75,12 @@ impl OutboundPeer {
     /// Runs until shutdown. Dials at once: the handshake also teaches us the peer's client
     /// address, which client redirects need even before any Raft traffic.
     pub(super) async fn run(mut self, mut shutdown: Shutdown, _task: TaskGuard) {
+        // A node that is not a member yet has no Raft messages to carry, and every peer
+        // would refuse them: wait until it joins (probes use their own connections).
+        tokio::select! {
+            () = shutdown.requested() => return,
+            () = self.shared.membership_known() => {}
+        }
         loop {
             let end = tokio::select! {
                 () = shutdown.requested() => return,

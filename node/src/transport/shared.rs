@@ -6,16 +6,20 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
-use super::handshake::Expected;
+use super::handshake::{Expected, PeerState};
 use super::stats::Counters;
+use crate::identity::{ClusterId, ClusterMembership};
 
 /// Everything the tasks need; the handle keeps only what `send` and `shutdown` need on top.
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) own_id: u64,
-    pub(super) cluster_id: String,
+    pub(super) cluster_name: String,
+    pub(super) incarnation: u64,
+    /// `None` until this node is a member of a cluster; set once by `Transport::join`.
+    membership: watch::Sender<Option<ClusterMembership>>,
     pub(super) advertised_client_address: String,
     /// Remote peers only (the configuration's entry for this node is left out).
     pub(super) peers: BTreeMap<u64, String>,
@@ -29,17 +33,18 @@ pub(super) struct Shared {
 
 impl Shared {
     pub(super) fn new(
-        own_id: u64,
-        cluster_id: String,
-        advertised_client_address: String,
+        config: &super::TransportConfig,
         peers: BTreeMap<u64, String>,
         inbound: mpsc::Sender<raft::Message>,
     ) -> Self {
+        let own_id = config.own_id;
         assert!(!peers.contains_key(&own_id), "a node is not its own peer");
         Self {
             own_id,
-            cluster_id,
-            advertised_client_address,
+            cluster_name: config.cluster_name.clone(),
+            incarnation: config.incarnation,
+            membership: watch::Sender::new(config.membership.clone()),
+            advertised_client_address: config.advertised_client_address.clone(),
             peers,
             counters: Counters::default(),
             inbound,
@@ -52,9 +57,43 @@ impl Shared {
     pub(super) fn expected_handshake(&self) -> Expected<'_> {
         Expected {
             own_id: self.own_id,
-            cluster_id: &self.cluster_id,
+            own_incarnation: self.incarnation,
+            cluster_name: &self.cluster_name,
+            cluster_id: self.cluster_id(),
             peers: &self.peers,
         }
+    }
+
+    pub(super) fn cluster_id(&self) -> Option<ClusterId> {
+        self.membership
+            .borrow()
+            .as_ref()
+            .map(|membership| membership.cluster_id)
+    }
+
+    /// This node as a probe's answer shows it.
+    pub(super) fn peer_state(&self) -> PeerState {
+        PeerState {
+            node_id: self.own_id,
+            incarnation: self.incarnation,
+            membership: self.membership.borrow().clone(),
+        }
+    }
+
+    /// Makes this node a member: from now on it sends and accepts Raft messages.
+    pub(super) fn set_membership(&self, membership: ClusterMembership) {
+        let previous = self.membership.send_replace(Some(membership.clone()));
+        assert!(
+            previous.is_none_or(|previous| previous == membership),
+            "a node joins one cluster, once"
+        );
+    }
+
+    /// Resolves once this node is a member of a cluster.
+    pub(super) async fn membership_known(&self) {
+        let mut membership = self.membership.subscribe();
+        // Fails only if the sender is gone, which it is not while `self` lives.
+        let _ = membership.wait_for(Option::is_some).await;
     }
 
     pub(super) fn record_client_address(&self, peer_id: u64, client_address: &str) {

@@ -22,15 +22,26 @@ use super::*;
 const PATIENCE: Duration = Duration::from_secs(10);
 const INBOX_CAPACITY: usize = 64;
 
+/// The cluster named `name` in these tests (its id derives from the name).
+fn membership(name: &str) -> crate::identity::ClusterMembership {
+    let founder = crate::identity::Founder {
+        node_id: 1,
+        incarnation: 1,
+    };
+    crate::identity::ClusterMembership::found(name, vec![founder])
+}
+
 fn config(
     own_id: u64,
-    cluster_id: &str,
+    cluster_name: &str,
     peers: &BTreeMap<u64, String>,
     listen: SocketAddr,
 ) -> TransportConfig {
     TransportConfig {
         own_id,
-        cluster_id: cluster_id.to_string(),
+        cluster_name: cluster_name.to_string(),
+        incarnation: 100 + own_id,
+        membership: Some(membership(cluster_name)),
         listen_address: listen.to_string(),
         peers: peers.clone(),
         advertised_client_address: format!("client-{own_id}:7000"),
@@ -129,9 +140,12 @@ async fn raw_peer(address: SocketAddr, node_id: u64) -> Connection<TcpStream> {
     let mut connection = Connection::new(TcpStream::connect(address).await.expect("connects"));
     let handshake = Handshake {
         protocol_version: PROTOCOL_VERSION,
-        cluster_id: "blue".to_string(),
+        cluster_name: "blue".to_string(),
+        cluster_id: Some(membership("blue").cluster_id),
         node_id,
+        incarnation: 9,
         client_address: "raw:1".to_string(),
+        probe: false,
     };
     connection.write_frame(&handshake).await.expect("writes");
     let reply = connection.read_frame::<HandshakeReply>().await.expect("reads");
@@ -222,6 +236,51 @@ async fn a_node_of_another_cluster_is_refused_with_a_clear_log_line() {
         refusal.is_some(),
         "no warning naming both cluster ids in {lines:#?}"
     );
+}
+
+/// A node without a cluster (an empty data dir) answers probes with who it is, refuses
+/// Raft connections both ways, and carries messages once it joins.
+#[tokio::test]
+async fn a_node_without_a_cluster_only_probes_until_it_joins() {
+    let (listener_one, listener_two) = (bind_loopback().await, bind_loopback().await);
+    let (address_one, address_two) = (
+        listener_one.local_addr().expect("bound"),
+        listener_two.local_addr().expect("bound"),
+    );
+    let peers = BTreeMap::from([(1, address_one.to_string()), (2, address_two.to_string())]);
+    let one = Node::start(config(1, "blue", &peers, address_one), listener_one);
+    let pending_config = TransportConfig {
+        membership: None,
+        ..config(2, "blue", &peers, address_two)
+    };
+    let mut two = Node::start(pending_config, listener_two);
+
+    let answer = two.transport.probe(1).await.expect("a member answers a probe");
+    assert_eq!(answer.node_id, 1);
+    assert_eq!(answer.incarnation, 101);
+    assert_eq!(answer.membership, Some(membership("blue")));
+    let answer = one
+        .transport
+        .probe(2)
+        .await
+        .expect("a pending node answers a probe");
+    assert_eq!((answer.incarnation, answer.membership), (102, None));
+    assert!(matches!(
+        two.transport.probe(3).await,
+        Err(ProbeError::UnknownPeer(3))
+    ));
+
+    eventually("the member's Raft connection was refused", || {
+        two.transport.stats().connections_refused >= 1
+    })
+    .await;
+    one.transport.send(message(1, 2, 3));
+    two.assert_inbox_stays_empty(Duration::from_millis(300)).await;
+
+    two.transport.join(membership("blue"));
+    let mut one = one;
+    one.deliver(&mut two, message(1, 2, 4)).await;
+    two.deliver(&mut one, message(2, 1, 5)).await;
 }
 
 #[tokio::test]

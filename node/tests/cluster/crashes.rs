@@ -68,10 +68,7 @@ async fn the_validation_scenario() {
             converged.kv()
         )
     });
-    let bootstraps = count_lines(
-        &test.cluster.log_of(leader.id),
-        "bootstrapping a new cluster member",
-    );
+    let bootstraps = count_lines(&test.cluster.log_of(leader.id), "bootstrapping as a founder");
     test.check(bootstraps == 1, || {
         format!(
             "node {} bootstrapped {bootstraps} times: it did not recover from its disk",

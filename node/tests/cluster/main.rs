@@ -1,12 +1,13 @@
 //! Integration tests with real `raftkv-node` processes on 127.0.0.1: crash recovery,
 //! acknowledged writes surviving kill -9, catch-up by snapshot, graceful SIGTERM
-//! hand-over, and refusal of foreign peers and garbage input. Each test starts its own
+//! hand-over, refusal of foreign peers and garbage input, and data dir identities. Each test starts its own
 //! cluster (ticks of 20 ms) in a temporary directory; every wait is bounded and fails
 //! with the tail of each node's log.
 
 #![cfg(not(madsim))]
 
 mod crashes;
+mod identity;
 mod refusals;
 mod support;
 mod writers;

@@ -54,7 +54,7 @@ async fn a_peer_from_another_cluster_is_refused() {
     let log = File::create(&intruder_log_path).expect("create the intruder's log");
     let log_err = log.try_clone().expect("clone a file handle");
     let spawned = Command::new(node_binary())
-        .args(["--id", "2", "--cluster-id", "other"])
+        .args(["--id", "2", "--cluster-name", "other"])
         .args([
             "--peers",
             &format!("1={},2={intruder_peer}", test.cluster.node(1).peer_address),
@@ -184,9 +184,12 @@ async fn garbage_on_peer_and_client_ports_is_refused_without_harm() {
         .expect("three nodes");
     let handshake = encode_frame(&Handshake {
         protocol_version: PROTOCOL_VERSION,
-        cluster_id: "garbage".into(),
+        cluster_name: "garbage".into(),
+        cluster_id: None,
         node_id: other_member,
+        incarnation: 1,
         client_address: test.cluster.node(other_member).client_address.clone(),
+        probe: false,
     })
     .expect("a handshake encodes");
     let handshake_then_oversized = [handshake.as_slice(), &oversized].concat();

@@ -74,7 +74,7 @@ impl TestCluster {
                 node_binary: node_binary(),
                 base_dir: directory.path().join(format!("attempt-{attempt}")),
                 size,
-                cluster_id: name.to_string(),
+                cluster_name: name.to_string(),
                 tick_ms: TICK_MS,
                 snapshot_every,
                 extra_args: Vec::new(),
@@ -141,6 +141,11 @@ impl TestCluster {
 
     pub fn endpoint(&self, id: u64) -> &Endpoint {
         &self.endpoints[(id - 1) as usize]
+    }
+
+    /// The test's name, which is also the cluster's (`--cluster-name`).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn directory(&self) -> &std::path::Path {

@@ -301,7 +301,7 @@ async fn run(mut plan: Plan) -> Result<Report, Failure> {
         node_binary: local.node_binary,
         base_dir: base_dir.clone(),
         size: 3,
-        cluster_id: "raftkv-bench".into(),
+        cluster_name: "raftkv-bench".into(),
         tick_ms: local.tick_ms,
         snapshot_every: local.snapshot_every,
         extra_args: Vec::new(),

@@ -47,7 +47,7 @@ pub async fn demo(args: DemoArgs) -> Result<(), Failure> {
         node_binary,
         base_dir,
         size: 3,
-        cluster_id: "raftkv-demo".into(),
+        cluster_name: "raftkv-demo".into(),
         tick_ms: args.tick_ms,
         snapshot_every: 1_000,
         extra_args: Vec::new(),
