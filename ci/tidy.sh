@@ -12,7 +12,7 @@ banned_patterns=(
   'std::process' 'std::env' '\btokio\b' '\bmio\b' '\basync\b' '\.await\b'
   'thread_rng' 'rand::' 'getrandom' 'OsRng' 'RandomState' '\bHashMap\b' '\bHashSet\b'
 )
-# Dependencies the raft crate may have (DESIGN.md): serde, optional, for the wire;
+# Dependencies the raft crate may have (ARCHITECTURE.md): serde, optional, for the wire;
 # tracing for logs (it performs no I/O itself).
 allowed_dependencies='^(serde|tracing)$'
 

@@ -18,7 +18,7 @@ impl Raft {
         let purged = self.log.purged_index();
         let committed = self.log.committed();
         let last = self.log.last_index();
-        // purged <= snapshot <= applied <= committed <= last index (DESIGN.md).
+        // purged <= snapshot <= applied <= committed <= last index (ARCHITECTURE.md).
         if purged > 0 {
             let snapshot_index = self.snapshot.as_ref().map_or(0, |s| s.meta.index);
             assert!(

@@ -1,6 +1,6 @@
 //! The peer transport: carries Raft messages between nodes over TCP.
 //!
-//! Shape (DESIGN.md, "Peer transport"):
+//! Shape (ARCHITECTURE.md, "Peer transport"):
 //! - Every node dials every peer for its own outbound traffic, and accepts the peers'
 //!   connections for its inbound traffic, so each connection carries one direction only:
 //!   a reply travels over the other node's outbound connection. No tie-breaking between
