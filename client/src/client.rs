@@ -27,8 +27,8 @@ use self::pool::ConnectionPool;
 use self::router::Router;
 use self::validate::{check_command, check_key};
 use crate::wire::{
-    Command, ErrorKind, NodeDump, NodeStatus, ReadConsistency, Request, RequestEnvelope, Response, Session,
-    WriteResult, CLIENT_PROTOCOL_VERSION, LIST_LIMIT_MAX,
+    Command, ErrorKind, MemberChange, MemberList, NodeDump, NodeStatus, ReadConsistency, Request,
+    RequestEnvelope, Response, Session, WriteResult, CLIENT_PROTOCOL_VERSION, LIST_LIMIT_MAX,
 };
 use crate::{parse_endpoints, Endpoint};
 
@@ -243,6 +243,29 @@ impl Client {
         {
             Response::Dump(dump) => Ok(dump),
             other => Err(ClientError::unexpected_response(address, other)),
+        }
+    }
+
+    /// The cluster's members as the leader sees them.
+    pub async fn members(&mut self) -> Result<MemberList, ClientError> {
+        match self.call(Request::Members).await? {
+            (_, Response::Members(list)) => Ok(list),
+            (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
+        }
+    }
+
+    /// Asks the leader for one membership change and waits until it is committed and
+    /// applied; answers the members after it. Changes are idempotent (see
+    /// [`MemberChange`]), so the retries of `call` are safe.
+    pub async fn change_members(&mut self, change: MemberChange) -> Result<MemberList, ClientError> {
+        if change.id() == 0 {
+            return Err(ClientError::InvalidRequest {
+                message: "member ids start at 1".to_string(),
+            });
+        }
+        match self.call(Request::ChangeMembers(change)).await? {
+            (_, Response::Members(list)) => Ok(list),
+            (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
         }
     }
 

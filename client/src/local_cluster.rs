@@ -94,6 +94,24 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// Lays out one more node (id: the next one) with fresh ports, not started. It is
+    /// not an initial member: its `--peers` lists the first `size` nodes only, so it
+    /// joins the running cluster (as a scale-up pod does).
+    pub fn add_node(&mut self) -> Result<u64, LocalClusterError> {
+        let id = self.nodes.len() as u64 + 1;
+        let ports = free_ports(3)?;
+        self.nodes.push(LocalNode {
+            id,
+            peer_address: format!("127.0.0.1:{}", ports[0]),
+            client_address: format!("127.0.0.1:{}", ports[1]),
+            http_address: format!("127.0.0.1:{}", ports[2]),
+            data_dir: self.options.base_dir.join(format!("node-{id}")),
+            log_path: self.options.base_dir.join(format!("node-{id}.log")),
+        });
+        self.processes.push(None);
+        Ok(id)
+    }
+
     pub fn nodes(&self) -> &[LocalNode] {
         &self.nodes
     }
@@ -115,9 +133,11 @@ impl LocalCluster {
             .collect()
     }
 
+    /// `--peers` of every node: the initial members only.
     pub fn peers_flag(&self) -> String {
         self.nodes
             .iter()
+            .take(self.options.size as usize)
             .map(|node| format!("{}={}", node.id, node.peer_address))
             .collect::<Vec<_>>()
             .join(",")

@@ -61,6 +61,90 @@ pub enum Request {
     Status,
     /// The node's whole Raft log and KV map, for tests and debugging.
     Dump,
+    /// The cluster's members as the leader sees them (answered by the leader only).
+    Members,
+    /// One membership change, proposed by the leader (thesis §4.1: one server at a time).
+    /// Answered with the members once the change is committed and applied.
+    ChangeMembers(MemberChange),
+}
+
+/// A membership change a client (an operator, or a node joining by itself) asks for.
+/// Each is idempotent, so a retry after an unknown outcome is safe: adding a member
+/// that is already there with the same incarnation, removing one that is gone, or
+/// promoting a voter answers with the members as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// Add `id` as a learner (thesis §4.2.1): it receives the log but does not vote
+    /// until promoted. `incarnation` binds the member to one data dir (a node started on
+    /// an empty one presents another incarnation and is refused); `None` lets the first
+    /// node that connects with this id be the member.
+    AddLearner {
+        id: u64,
+        peer_address: String,
+        client_address: String,
+        incarnation: Option<u64>,
+    },
+    /// Make learner `id` a voter; refused until it has caught up with the commit index.
+    Promote { id: u64 },
+    /// Remove `id`. With `incarnation`, only if the member is still that incarnation (a
+    /// node replacing its own old incarnation must not remove a newer one).
+    Remove { id: u64, incarnation: Option<u64> },
+}
+
+impl MemberChange {
+    /// The member this change is about.
+    pub fn id(&self) -> u64 {
+        match self {
+            Self::AddLearner { id, .. } | Self::Promote { id } | Self::Remove { id, .. } => *id,
+        }
+    }
+}
+
+/// Whether a member votes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberRole {
+    Voter,
+    Learner,
+}
+
+impl MemberRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Voter => "voter",
+            Self::Learner => "learner",
+        }
+    }
+}
+
+/// One member of the configuration, as the leader knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub id: u64,
+    pub role: MemberRole,
+    /// Where peers reach it; `None` if the leader knows no address for it.
+    pub peer_address: Option<String>,
+    pub client_address: Option<String>,
+    /// The data dir incarnation that is the member; `None` if not bound yet.
+    pub incarnation: Option<u64>,
+    /// The highest log index known to be on its disk (the leader's own last index for
+    /// the leader itself).
+    pub match_index: u64,
+}
+
+/// The configuration in the leader's log, with what it knows of each member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberList {
+    pub cluster_id: u64,
+    pub leader: u64,
+    pub term: u64,
+    pub commit: u64,
+    pub members: Vec<MemberInfo>,
+}
+
+impl MemberList {
+    pub fn member(&self, id: u64) -> Option<&MemberInfo> {
+        self.members.iter().find(|member| member.id == id)
+    }
 }
 
 /// A write, replicated through the Raft log.
@@ -97,6 +181,7 @@ pub enum Response {
     Listing(Vec<(Vec<u8>, Vec<u8>)>),
     Status(NodeStatus),
     Dump(NodeDump),
+    Members(MemberList),
     /// This node cannot serve the request; try the leader.
     NotLeader {
         leader: Option<LeaderHint>,

@@ -1,5 +1,5 @@
 //! From a data dir to a Raft node, safely: the identity check, and for a data dir that is
-//! not a member of any cluster yet, the decision to found one or to stay out.
+//! not a member of any cluster yet, the decision to found one or to join one.
 //!
 //! A new cluster is founded only when every initial member (`--peers`) answers a probe and
 //! none is a member of a cluster yet (the first deploy, all pods started in parallel); the
@@ -9,11 +9,13 @@
 //! same configuration.
 //!
 //! A node with an empty data dir that finds a member of an existing cluster among its
-//! peers is a new incarnation (a wiped or replaced disk). It never bootstraps, never votes
-//! and never acknowledges: its transport refuses every Raft connection, and it waits.
-//! Today it waits for an operator (automatic re-join as a learner is not built yet; see
-//! the README, "Identity and bootstrap"). This is what keeps an acknowledged write from
-//! being lost when a majority's disks include a wiped one.
+//! peers is a new incarnation (a wiped or replaced disk, or a new pod of a scale-up). It
+//! never bootstraps: it starts an empty Raft node that is nobody's voter, and asks the
+//! cluster to make it a member (`crate::join`): the old incarnation removed, the new one
+//! added as a learner, promoted once caught up. Until the cluster has recorded its
+//! incarnation, every member refuses its Raft connections (`transport::handshake`), so it
+//! never votes and never acknowledges: this is what keeps an acknowledged write when a
+//! majority's disks include a wiped one.
 //!
 //! Known limit: if a founder's data dir is wiped during the first seconds of a first
 //! deploy, between two other founders' probes, those two may derive different cluster ids
@@ -26,7 +28,7 @@ use std::time::Duration;
 use raft::{ConfState, NodeId, Raft};
 use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::identity::{
     check_data_dir, ClusterId, ClusterMembership, Founder, Identity, IdentityError, StartPlan,
@@ -126,8 +128,11 @@ pub enum Decision {
     /// Found (or, for a slow founder, join) this cluster.
     Found(ClusterMembership),
     /// `member` belongs to an existing cluster of which this incarnation is not a
-    /// founder: stay out.
-    ExistingCluster { cluster_id: ClusterId, member: NodeId },
+    /// founder: join it as a new incarnation.
+    ExistingCluster {
+        membership: ClusterMembership,
+        member: NodeId,
+    },
     /// Probe again: these members did not answer.
     Wait { unreachable: Vec<NodeId> },
 }
@@ -140,10 +145,6 @@ pub fn decide(
     members: &[NodeId],
     answers: &BTreeMap<NodeId, PeerState>,
 ) -> Decision {
-    assert!(
-        members.contains(&own.node_id),
-        "a node is one of its initial members"
-    );
     let memberships = answers
         .iter()
         .filter_map(|(&id, state)| state.membership.as_ref().map(|membership| (id, membership)));
@@ -153,7 +154,7 @@ pub fn decide(
             return Decision::Found(membership.clone());
         }
         existing.get_or_insert(Decision::ExistingCluster {
-            cluster_id: membership.cluster_id,
+            membership: membership.clone(),
             member: id,
         });
     }
@@ -165,7 +166,9 @@ pub fn decide(
         .copied()
         .filter(|&id| id != own.node_id && !answers.contains_key(&id))
         .collect();
-    if !unreachable.is_empty() {
+    if !unreachable.is_empty() || !members.contains(&own.node_id) {
+        // A node that is not an initial member (a scale-up) never founds: it waits for
+        // a member of the cluster it is to join.
         return Decision::Wait { unreachable };
     }
     let mut founders = vec![own];
@@ -176,16 +179,26 @@ pub fn decide(
     Decision::Found(ClusterMembership::found(cluster_name, founders))
 }
 
+/// How a node without a cluster becomes a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// A member: it founded the cluster (or is a slow founder, and bootstraps the
+    /// founders' configuration), or it has Raft state of it.
+    Founded(ClusterMembership),
+    /// It joins an existing cluster as a new incarnation (`crate::join`).
+    Joining(ClusterMembership),
+}
+
 /// Probes the initial members until this node may found (or join as a founder) a
-/// cluster, and returns that membership, saved in the data dir. Returns `None` on
-/// shutdown, which is the only way out for a new incarnation of an existing cluster.
+/// cluster or finds one to join, and returns which, saved in the data dir. Returns
+/// `None` on shutdown.
 pub async fn await_membership<S: Storage>(
     storage: &mut S,
     transport: &Transport,
     identity: &Identity,
     settings: &IdentitySettings,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<Option<ClusterMembership>, StartupError> {
+) -> Result<Option<Joined>, StartupError> {
     assert!(identity.cluster.is_none(), "only a node without a cluster probes");
     let own = Founder {
         node_id: identity.node_id,
@@ -215,31 +228,60 @@ pub async fn await_membership<S: Storage>(
                     founders = ?membership.founder_ids(),
                     "founding a new cluster: every initial member answered and none had a cluster"
                 );
-                return Ok(Some(membership));
+                return Ok(Some(Joined::Founded(membership)));
             }
-            Decision::ExistingCluster { cluster_id, member } => {
-                error!(
+            Decision::ExistingCluster { membership, member } => {
+                let cluster_id = membership.cluster_id;
+                if membership.cluster_name != settings.cluster_name {
+                    return Err(StartupError::Identity(IdentityError::OtherClusterName {
+                        data_dir_name: membership.cluster_name,
+                        cluster_id,
+                        flag_name: settings.cluster_name.clone(),
+                    }));
+                }
+                if let Some(expected) = settings
+                    .expected_cluster_id
+                    .filter(|&expected| expected != cluster_id)
+                {
+                    return Err(StartupError::Identity(IdentityError::OtherClusterId {
+                        data_dir_cluster: cluster_id,
+                        expected,
+                    }));
+                }
+                // Recorded before any Raft state, so a restart knows which cluster this
+                // incarnation was joining (`identity::check_data_dir`).
+                let identity = Identity {
+                    cluster: Some(membership.clone()),
+                    ..identity.clone()
+                };
+                storage.save_identity(&identity)?;
+                warn!(
                     id = own.node_id,
                     incarnation = format_args!("{:016x}", own.incarnation),
                     %cluster_id,
                     member,
-                    "this data dir is empty but node {member} is a member of cluster {cluster_id}: this node \
-                     is a new incarnation and stays out (it never votes, never acknowledges, serves no \
-                     client) until it is made a member again; to recover the old one, stop this node and \
-                     restore its previous data dir"
+                    "this data dir is empty and node {member} is a member of cluster {cluster_id}: joining it \
+                     as a new incarnation (it votes and acknowledges nothing until the cluster has made it a \
+                     member: old incarnation removed, this one added as a learner, promoted once caught up)"
                 );
-                // Nothing will change that; keep answering probes until shutdown.
-                let _ = shutdown.wait_for(|stop| *stop).await;
-                return Ok(None);
+                return Ok(Some(Joined::Joining(membership)));
             }
             Decision::Wait { unreachable } => {
                 if last_logged.is_none_or(|at| at.elapsed() >= WAITING_LOG_INTERVAL) {
                     last_logged = Some(Instant::now());
-                    info!(
-                        id = own.node_id,
-                        ?unreachable,
-                        "empty data dir: waiting for every initial member to answer before founding a cluster"
-                    );
+                    if settings.members.contains(&own.node_id) {
+                        info!(
+                            id = own.node_id,
+                            ?unreachable,
+                            "empty data dir: waiting for every initial member to answer before founding a cluster"
+                        );
+                    } else {
+                        info!(
+                            id = own.node_id,
+                            seeds = ?settings.members,
+                            "empty data dir and not an initial member: waiting for a member of a cluster to join"
+                        );
+                    }
                 }
             }
         }
@@ -250,25 +292,85 @@ pub async fn await_membership<S: Storage>(
     }
 }
 
-/// The Raft node and state machine of a member: recovered, or bootstrapped with the
-/// founders' configuration by a founder that has no Raft state yet.
+impl Joined {
+    pub fn membership(&self) -> &ClusterMembership {
+        match self {
+            Self::Founded(membership) | Self::Joining(membership) => membership,
+        }
+    }
+}
+
+/// The cluster this node is a member of, or is joining: from its data dir, or else by
+/// probing the initial members (`await_membership`); the transport joins it. `None` on
+/// shutdown.
+pub async fn establish_membership<S: Storage>(
+    storage: &mut S,
+    identity: &Identity,
+    transport: &Transport,
+    settings: &IdentitySettings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Option<Joined>, StartupError> {
+    let joined = match &identity.cluster {
+        Some(membership) => Joined::Founded(membership.clone()),
+        None => match await_membership(storage, transport, identity, settings, shutdown).await? {
+            Some(joined) => joined,
+            None => return Ok(None),
+        },
+    };
+    transport.join(joined.membership().clone());
+    Ok(Some(joined))
+}
+
+/// A member's Raft node and state machine, ready for the driver.
+#[derive(Debug)]
+pub struct MemberStart {
+    pub raft: Raft,
+    pub machine: StateMachine,
+    /// Whether this node must still be made a (voting) member (`crate::join`): a new
+    /// incarnation joining, or a learner of an earlier join that was not promoted yet.
+    pub joining: bool,
+}
+
+/// The Raft node and state machine of a member: recovered; bootstrapped with the
+/// founders' configuration by a founder that has no Raft state yet; or, for a node
+/// joining an existing cluster, empty (it learns everything from the leader).
 pub fn member_raft(
     raft_config: raft::Config,
-    membership: &ClusterMembership,
+    joined: &Joined,
     recovered: Option<Recovered>,
     sessions_max: usize,
-) -> Result<(Raft, StateMachine), StartupError> {
-    match recovered {
-        Some(recovered) => {
+) -> Result<MemberStart, StartupError> {
+    let own_id = raft_config.id;
+    match (recovered, joined) {
+        (Some(recovered), _) => {
             let raft = Raft::restart(raft_config, recovered.raft).map_err(StartupError::Raft)?;
-            Ok((raft, StateMachine::new(recovered.sessions, sessions_max)))
+            // A learner is a join that was not finished (raftkv keeps no learners for long).
+            let joining = raft.conf_state().learners.contains(&own_id);
+            Ok(MemberStart {
+                raft,
+                machine: StateMachine::new(recovered.sessions, sessions_max),
+                joining,
+            })
         }
-        None => {
+        (None, Joined::Founded(membership)) => {
             let voters = membership.founder_ids();
-            info!(id = raft_config.id, ?voters, cluster_id = %membership.cluster_id, "bootstrapping as a founder");
+            info!(id = own_id, ?voters, cluster_id = %membership.cluster_id, "bootstrapping as a founder");
             let raft =
                 Raft::bootstrap(raft_config, ConfState::with_voters(voters)).map_err(StartupError::Raft)?;
-            Ok((raft, StateMachine::new([], sessions_max)))
+            Ok(MemberStart {
+                raft,
+                machine: StateMachine::new([], sessions_max),
+                joining: false,
+            })
+        }
+        (None, Joined::Joining(membership)) => {
+            info!(id = own_id, cluster_id = %membership.cluster_id, "starting empty, to be made a member");
+            let raft = Raft::join(raft_config).map_err(StartupError::Raft)?;
+            Ok(MemberStart {
+                raft,
+                machine: StateMachine::new([], sessions_max),
+                joining: true,
+            })
         }
     }
 }

@@ -27,7 +27,10 @@ pub struct NodeArgs {
     /// A StatefulSet pod name such as `raftkv-2`: the id is its ordinal + 1.
     #[arg(long, env = "RAFTKV_POD_NAME")]
     pub pod_name: Option<String>,
-    /// Every member, this node included: `1=host:port,2=host:port,...` (peer ports).
+    /// The initial members: `1=host:port,2=host:port,...` (peer ports). A first start of
+    /// all of them founds a cluster; a node whose id is not listed (a scale-up) never
+    /// founds, and joins the cluster these members run. After the first start the
+    /// configuration in the log is the truth; these only seed the first connections.
     /// Host names are resolved on each connection attempt (stable DNS names work).
     #[arg(long, env = "RAFTKV_PEERS")]
     pub peers: String,
@@ -54,6 +57,10 @@ pub struct NodeArgs {
     /// Defaults to --listen-client when that names a concrete host.
     #[arg(long, env = "RAFTKV_ADVERTISE_CLIENT")]
     pub advertise_client: Option<String>,
+    /// The peer address recorded for this node in the cluster's configuration. Defaults
+    /// to this node's entry in --peers, else --listen-peer when that names a concrete host.
+    #[arg(long, env = "RAFTKV_ADVERTISE_PEER")]
+    pub advertise_peer: Option<String>,
     #[arg(long, env = "RAFTKV_DATA_DIR")]
     pub data_dir: PathBuf,
     /// Length of one Raft tick.
@@ -76,8 +83,9 @@ pub struct NodeArgs {
 #[derive(Debug, Clone)]
 pub struct NodeSettings {
     pub id: NodeId,
-    /// Peer addresses of the other members.
+    /// Peer addresses of the other initial members (`--peers` without this node).
     pub peers: BTreeMap<NodeId, String>,
+    /// Every initial member's id (`--peers`); this node's only if it is listed.
     pub voters: Vec<NodeId>,
     pub cluster_name: String,
     pub expected_cluster_id: Option<ClusterId>,
@@ -85,6 +93,7 @@ pub struct NodeSettings {
     pub listen_client: String,
     pub listen_http: String,
     pub advertise_client: String,
+    pub advertise_peer: String,
     pub data_dir: PathBuf,
     pub tick_interval: Duration,
     pub raft: raft::Config,
@@ -115,18 +124,31 @@ impl NodeArgs {
             return Err("--id must be at least 1".into());
         }
         let members = parse_peers(&self.peers)?;
-        if !members.contains_key(&id) {
-            return Err(format!("--peers/RAFTKV_PEERS does not list this node's id {id}"));
-        }
         let advertise_client = match &self.advertise_client {
             Some(address) => address.clone(),
-            None if self.listen_client.starts_with("0.0.0.0:") || self.listen_client.starts_with("[::]:") => {
+            None if is_wildcard(&self.listen_client) => {
                 return Err(format!(
                     "--listen-client {} is a wildcard: set --advertise-client/RAFTKV_ADVERTISE_CLIENT",
                     self.listen_client
                 ));
             }
             None => self.listen_client.clone(),
+        };
+        let advertise_peer = match (&self.advertise_peer, members.get(&id)) {
+            (Some(address), Some(listed)) if address != listed => {
+                return Err(format!(
+                    "--advertise-peer {address} contradicts this node's entry in --peers ({listed})"
+                ));
+            }
+            (Some(address), _) | (None, Some(address)) => address.clone(),
+            (None, None) if is_wildcard(&self.listen_peer) => {
+                return Err(format!(
+                    "--peers does not list node {id} and --listen-peer {} is a wildcard: set \
+                     --advertise-peer/RAFTKV_ADVERTISE_PEER (where the other members reach this node)",
+                    self.listen_peer
+                ));
+            }
+            (None, None) => self.listen_peer.clone(),
         };
         if self.tick_ms == 0 {
             return Err("--tick-ms must be at least 1".into());
@@ -167,6 +189,7 @@ impl NodeArgs {
             listen_client: self.listen_client.clone(),
             listen_http: self.listen_http.clone(),
             advertise_client,
+            advertise_peer,
             data_dir: self.data_dir.clone(),
             tick_interval: Duration::from_millis(self.tick_ms),
             raft,
@@ -174,6 +197,10 @@ impl NodeArgs {
             log_format: self.log_format,
         })
     }
+}
+
+fn is_wildcard(address: &str) -> bool {
+    address.starts_with("0.0.0.0:") || address.starts_with("[::]:")
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -247,8 +274,29 @@ mod tests {
     #[test]
     fn bad_settings_name_themselves() {
         assert!(args(&["--id", "9", "--advertise-client", "x:1"])
-            .expect_err("absent")
-            .contains("--peers"));
+            .expect_err("not listed, wildcard peer address")
+            .contains("--advertise-peer"));
+        let joiner = args(&[
+            "--id",
+            "9",
+            "--advertise-client",
+            "x:1",
+            "--advertise-peer",
+            "x:2",
+        ])
+        .expect("a joiner");
+        assert_eq!(joiner.advertise_peer, "x:2");
+        assert_eq!(joiner.peers.len(), 3, "every listed member is a seed");
+        assert!(args(&[
+            "--id",
+            "1",
+            "--advertise-client",
+            "x:1",
+            "--advertise-peer",
+            "x:2"
+        ])
+        .expect_err("contradiction")
+        .contains("contradicts"));
         assert!(args(&["--id", "1"])
             .expect_err("wildcard")
             .contains("--advertise-client"));

@@ -120,9 +120,6 @@ pub enum IdentityError {
     /// An identity that is not yet a member, with Raft state: cannot happen unless the
     /// files were mixed by hand.
     StateWithoutCluster { incarnation: u64 },
-    /// A member that is not a founder but holds no Raft state: its log was lost while
-    /// its identity survived.
-    MemberWithoutState { cluster_id: ClusterId },
 }
 
 impl fmt::Display for IdentityError {
@@ -167,11 +164,6 @@ impl fmt::Display for IdentityError {
                 f,
                 "refusing the data dir: incarnation {incarnation:016x} holds Raft state but never \
                  became a cluster member"
-            ),
-            Self::MemberWithoutState { cluster_id } => write!(
-                f,
-                "refusing the data dir: it is a member of cluster {cluster_id} but its Raft state \
-                 is gone; move it aside so the node rejoins as a new incarnation"
             ),
         }
     }
@@ -254,8 +246,17 @@ pub fn check_data_dir(
     } else if cluster.is_founder(identity.node_id, identity.incarnation) {
         Ok(StartPlan::Refound(identity))
     } else {
-        Err(IdentityError::MemberWithoutState {
-            cluster_id: cluster.cluster_id,
+        // A join that crashed before its first Raft state (or Raft state lost while the
+        // identity survived). This incarnation may already be a member, so it must not
+        // come back blank under the same incarnation: it starts over as a new one, which
+        // the cluster cannot mistake for the member (the join removes the old one).
+        Ok(StartPlan::Probe {
+            identity: Identity {
+                node_id: own_id,
+                incarnation: new_incarnation,
+                cluster: None,
+            },
+            is_new: true,
         })
     }
 }

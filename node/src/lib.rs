@@ -9,12 +9,15 @@
 compile_error!("the `canaries` feature injects known bugs: it is for the madsim simulation only");
 
 pub mod accept_loop;
+pub mod assembly;
 pub mod bootstrap;
 pub mod client_listener;
 pub mod config;
 pub mod driver;
 pub mod identity;
+pub mod join;
 pub mod kv;
+pub mod membership;
 pub mod metrics;
 #[cfg(not(madsim))]
 pub mod ops_http;

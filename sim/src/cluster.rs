@@ -1,7 +1,7 @@
 //! A cluster of real raftkv nodes inside one madsim runtime: the node crate's driver,
-//! peer transport, client listener and KV state machine, assembled as
-//! `node::server::run_node` does, with a [`SimStore`] instead of fjall and without ops HTTP
-//! (which does not run under madsim).
+//! peer transport, client listener, KV state machine and joiner, assembled by the
+//! server's own `node::assembly::run_member`, with a [`SimStore`] instead of fjall and
+//! without ops HTTP (which does not run under madsim).
 //!
 //! Each node is a madsim node at `10.0.0.<id>` whose `init` closure captures the node's
 //! [`SimDisk`], so the disk outlives the node: [`SimCluster::kill`] kills the madsim node
@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use client::Endpoint;
 use madsim::runtime::{Handle, NodeHandle};
-use node::bootstrap::{await_membership, member_raft, open_data_dir, IdentitySettings};
-use node::client_listener::serve_clients;
-use node::driver::{Driver, DriverConfig, PeerNetwork};
+use node::assembly::{run_member, MemberSettings, DRIVER_QUEUE_MAX};
+use node::bootstrap::{open_data_dir, IdentitySettings};
+use node::driver::{DriverConfig, PeerNetwork};
+use node::membership::PeerEntry;
 use node::transport::{Transport, TransportConfig};
 use raft::{Message, NodeId};
 use tokio::net::TcpListener;
@@ -33,10 +34,6 @@ pub const PEER_PORT: u16 = 7001;
 const CLUSTER_NAME: &str = "raftkv-sim";
 /// Port every node listens on for clients.
 pub const CLIENT_PORT: u16 = 7101;
-/// Client sessions kept per node, as `node::server::SESSIONS_MAX`.
-const SESSIONS_MAX: usize = 100_000;
-/// Inbound peer messages and client calls queued for the driver, as in `node::server`.
-const DRIVER_QUEUE_MAX: usize = 8192;
 
 /// The simulated address of node `id` (ids start at 1).
 pub fn node_ip(id: NodeId) -> IpAddr {
@@ -74,6 +71,10 @@ impl PeerNetwork for SimNetwork {
 
     fn peer_client_address(&self, id: NodeId) -> Option<String> {
         self.transport.peer_client_address(id)
+    }
+
+    fn set_peers(&self, peers: BTreeMap<NodeId, PeerEntry>) {
+        self.transport.set_peers(peers);
     }
 }
 
@@ -242,8 +243,8 @@ impl SimCluster {
     }
 }
 
-/// Runs node `id` until its storage fails (or forever): recover or bootstrap, then the
-/// transport, the client listener and the driver, as `node::server::run_node`.
+/// Runs node `id` until its storage fails (or forever), through the server's own
+/// assembly (`node::assembly::run_member`) with a [`SimStore`] and a [`SimNetwork`].
 async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Result<(), String> {
     let raft_config = raft::Config {
         election_timeout_ticks_min: config.election_timeout_ticks_min,
@@ -266,9 +267,9 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
     };
     let incarnation = madsim::rand::random::<u64>();
     let opened = open_data_dir(&mut storage, &identity_settings, incarnation).map_err(|e| e.to_string())?;
-    let identity = opened.identity;
     let own_client_address = format!("{}:{CLIENT_PORT}", node_ip(id));
-    let peers = (1..=config.size)
+    let own_peer_address = format!("{}:{PEER_PORT}", node_ip(id));
+    let peers: BTreeMap<NodeId, String> = (1..=config.size)
         .filter(|&peer| peer != id)
         .map(|peer| (peer, format!("{}:{PEER_PORT}", node_ip(peer))))
         .collect();
@@ -277,10 +278,10 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         TransportConfig {
             own_id: id,
             cluster_name: CLUSTER_NAME.to_string(),
-            incarnation: identity.incarnation,
-            membership: identity.cluster.clone(),
+            incarnation: opened.identity.incarnation,
+            membership: opened.identity.cluster.clone(),
             listen_address: format!("0.0.0.0:{PEER_PORT}"),
-            peers,
+            peers: peers.clone(),
             advertised_client_address: own_client_address.clone(),
             queue_messages_max: 4096,
             reconnect_backoff_min: Duration::from_millis(20),
@@ -290,50 +291,45 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
     )
     .await
     .map_err(|e| format!("cannot listen for peers: {e}"))?;
-    // Never sent: a simulated node stops by being killed. Kept alive for the whole run,
-    // since a dropped sender reads as a shutdown request.
-    let (_shutdown_sender, shutdown) = watch::channel(false);
-    let membership = match identity.cluster.clone() {
-        Some(membership) => membership,
-        None => {
-            let found = await_membership(
-                &mut storage,
-                &transport,
-                &identity,
-                &identity_settings,
-                shutdown.clone(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let membership = found.ok_or("stayed out of an existing cluster")?;
-            transport.join(membership.clone());
-            membership
-        }
-    };
-    let (raft, machine) =
-        member_raft(raft_config, &membership, opened.recovered, SESSIONS_MAX).map_err(|e| e.to_string())?;
     let client_listener = TcpListener::bind(format!("0.0.0.0:{CLIENT_PORT}"))
         .await
         .map_err(|e| format!("cannot listen for clients: {e}"))?;
-    let driver_config = DriverConfig {
-        tick_interval: config.tick_interval,
-        snapshot_every_entries: config.snapshot_every_entries,
-        own_client_address,
-        shutdown_transfer_ticks_max: config.election_timeout_ticks_max.saturating_mul(2),
-        inputs_per_turn_max: 4096,
-        #[cfg(feature = "canaries")]
-        canary: config.canary,
+    // Never sent: a simulated node stops by being killed. Kept alive for the whole run,
+    // since a dropped sender reads as a shutdown request.
+    let (_shutdown_sender, shutdown) = watch::channel(false);
+    let settings = MemberSettings {
+        identity: identity_settings,
+        raft: raft_config,
+        seeds: peers,
+        driver: DriverConfig {
+            tick_interval: config.tick_interval,
+            snapshot_every_entries: config.snapshot_every_entries,
+            own_client_address,
+            own_peer_address,
+            cluster_id: 0,
+            shutdown_transfer_ticks_max: config.election_timeout_ticks_max.saturating_mul(2),
+            inputs_per_turn_max: 4096,
+            #[cfg(feature = "canaries")]
+            canary: config.canary,
+        },
     };
-    let network = SimNetwork {
-        transport: transport.clone(),
+    let monitor = config.monitor.clone();
+    let network = move |transport: Transport| SimNetwork {
+        transport,
         id,
         disk,
-        monitor: config.monitor.clone(),
+        monitor,
     };
-    let (driver, _handles) = Driver::new(raft, storage, network, machine, driver_config);
-    let (calls_sender, calls) = mpsc::channel(DRIVER_QUEUE_MAX);
-    tokio::spawn(serve_clients(client_listener, calls_sender, shutdown.clone()));
-    let result = driver.run(inbound, calls, shutdown).await;
-    transport.shutdown();
-    result.map_err(|e| e.to_string())
+    run_member(
+        storage,
+        opened,
+        transport,
+        network,
+        settings,
+        client_listener,
+        inbound,
+        shutdown,
+        |_| {},
+    )
+    .await
 }

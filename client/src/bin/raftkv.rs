@@ -13,6 +13,8 @@ mod bench;
 mod demo;
 #[path = "raftkv/idle.rs"]
 mod idle;
+#[path = "raftkv/member.rs"]
+mod member;
 #[path = "raftkv/output.rs"]
 mod output;
 #[path = "raftkv/smoke.rs"]
@@ -92,6 +94,8 @@ enum Command {
     Status(StatusArgs),
     /// Print the Raft log and KV map of one node.
     Dump(DumpArgs),
+    /// List the cluster's members, or add, remove or promote one (through the leader).
+    Member(member::MemberArgs),
     /// Start a local three-node cluster and walk through the validation: writes, reads,
     /// kill -9 of the leader, failover, restart and catch-up from disk.
     Demo(demo::DemoArgs),
@@ -232,6 +236,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::List(args) => list(global, args).await,
         Command::Status(args) => status::status(global, args).await,
         Command::Dump(args) => dump(global, args).await,
+        Command::Member(args) => member::member(global, args).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Bench(args) => bench::bench(global, args).await,
         Command::Smoke(args) => smoke::smoke(global, args).await,

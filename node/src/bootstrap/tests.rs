@@ -9,6 +9,7 @@ fn empty(node_id: NodeId, incarnation: u64) -> PeerState {
         node_id,
         incarnation,
         membership: None,
+        client_address: format!("n{node_id}:7101"),
     }
 }
 
@@ -17,6 +18,7 @@ fn member(node_id: NodeId, incarnation: u64, membership: &ClusterMembership) -> 
         node_id,
         incarnation,
         membership: Some(membership.clone()),
+        client_address: format!("n{node_id}:7101"),
     }
 }
 
@@ -53,14 +55,14 @@ fn a_slow_founder_joins_the_cluster_that_names_it() {
 }
 
 #[test]
-fn a_new_incarnation_stays_out_of_an_existing_cluster() {
+fn a_new_incarnation_joins_an_existing_cluster_and_never_founds() {
     let cluster = ClusterMembership::found("raftkv", vec![own(1, 10), own(2, 20), own(3, 30)]);
     // Node 2's disk was wiped: incarnation 21. Node 1 is down, node 3 is a member.
     let answers = BTreeMap::from([(3, member(3, 30, &cluster))]);
     assert_eq!(
         decide(own(2, 21), "raftkv", &[1, 2, 3], &answers),
         Decision::ExistingCluster {
-            cluster_id: cluster.cluster_id,
+            membership: cluster.clone(),
             member: 3
         }
     );
@@ -78,4 +80,20 @@ fn a_single_member_founds_alone() {
         panic!("a one-node cluster has nobody to wait for");
     };
     assert_eq!(cluster.founder_ids(), [1]);
+}
+
+#[test]
+fn a_node_that_is_not_an_initial_member_never_founds() {
+    // A scale-up pod (id 4) with --peers 1,2,3, all still empty: it waits for a cluster.
+    let answers = BTreeMap::from([(1, empty(1, 10)), (2, empty(2, 20)), (3, empty(3, 30))]);
+    assert!(matches!(
+        decide(own(4, 40), "raftkv", &[1, 2, 3], &answers),
+        Decision::Wait { .. }
+    ));
+    let cluster = ClusterMembership::found("raftkv", vec![own(1, 10), own(2, 20), own(3, 30)]);
+    let answers = BTreeMap::from([(2, member(2, 20, &cluster))]);
+    assert!(matches!(
+        decide(own(4, 40), "raftkv", &[1, 2, 3], &answers),
+        Decision::ExistingCluster { member: 2, .. }
+    ));
 }

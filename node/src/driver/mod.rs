@@ -8,6 +8,7 @@
 //! simulation runs this very loop.
 
 mod describe;
+mod membership;
 mod requests;
 #[cfg(test)]
 mod tests;
@@ -18,11 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use client::wire::{ErrorKind, ErrorReply, NodeStatus, Request, Response};
-use raft::{Index, Message, NodeId, Raft, Role, Term};
+use raft::{ConfState, Index, Message, NodeId, Raft, Role, Term};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::kv::state_machine::StateMachine;
+use crate::membership::{is_system_key, PeerDirectory, PeerEntry};
 use crate::metrics::Metrics;
 use crate::storage::{Storage, StorageError};
 
@@ -32,6 +34,8 @@ pub trait PeerNetwork: Send + Sync + 'static {
     fn send(&self, message: Message);
     /// The client address a peer announced, for redirects.
     fn peer_client_address(&self, id: NodeId) -> Option<String>;
+    /// Replaces the peers with the configuration's members (`crate::membership`).
+    fn set_peers(&self, peers: BTreeMap<NodeId, PeerEntry>);
 }
 
 /// A client request and where its answer goes.
@@ -48,6 +52,10 @@ pub struct DriverConfig {
     pub snapshot_every_entries: u64,
     /// This node's client address, for redirects pointing at itself.
     pub own_client_address: String,
+    /// This node's peer address, recorded in the configuration.
+    pub own_peer_address: String,
+    /// The cluster's id, shown with the members.
+    pub cluster_id: u64,
     /// On shutdown, how many ticks a leader waits for its transfer to complete.
     pub shutdown_transfer_ticks_max: u32,
     /// Upper bound of inputs taken per loop turn before handling the `Ready`.
@@ -109,6 +117,14 @@ pub struct Driver<S: Storage, N: PeerNetwork> {
     next_read_context: u64,
     snapshot_index: Index,
     was_leader: bool,
+    /// How to reach the members (seeds, founders, records).
+    directory: PeerDirectory,
+    /// Membership changes this leader proposed, answered once applied, by log index.
+    pending_member_changes: BTreeMap<Index, PendingWrite>,
+    /// The term in which this leader recorded every member without a record.
+    members_recorded_term: Term,
+    /// The configuration the transport's peers were last set from.
+    peers_conf: ConfState,
 }
 
 /// The handles other tasks use to talk to a running driver.
@@ -119,13 +135,16 @@ pub struct DriverHandles {
 }
 
 impl<S: Storage, N: PeerNetwork> Driver<S, N> {
+    /// A driver for `raft`; `directory` holds the seeds and founders, and its records are
+    /// loaded here from the applied state.
     pub fn new(
         raft: Raft,
         storage: S,
         network: N,
         machine: StateMachine,
         config: DriverConfig,
-    ) -> (Self, DriverHandles) {
+        directory: PeerDirectory,
+    ) -> Result<(Self, DriverHandles), StorageError> {
         assert!(config.snapshot_every_entries > 0 && config.inputs_per_turn_max > 0);
         #[cfg(feature = "canaries")]
         let machine = {
@@ -139,7 +158,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         let snapshot_index = raft.snapshot().map_or(0, |snapshot| snapshot.meta.index);
         let initial_status = describe::node_status(&raft);
         let (status, status_receiver) = watch::channel(initial_status);
-        let driver = Self {
+        let mut driver = Self {
             raft,
             storage,
             network,
@@ -152,12 +171,26 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             next_read_context: 1,
             snapshot_index,
             was_leader: false,
+            directory,
+            pending_member_changes: BTreeMap::new(),
+            members_recorded_term: 0,
+            peers_conf: ConfState::default(),
         };
+        driver.reload_records()?;
+        for (id, flag, log) in driver.directory.seed_disagreements() {
+            warn!(
+                id,
+                flag = %flag,
+                log = %log,
+                "--peers disagrees with the configuration in the log about node {id}'s address; using the log's"
+            );
+        }
+        driver.peers_conf = driver.raft.conf_state().clone();
         let handles = DriverHandles {
             status: status_receiver,
             metrics,
         };
-        (driver, handles)
+        Ok((driver, handles))
     }
 
     /// Runs until `shutdown` turns true (then a leader first hands its leadership to
@@ -267,11 +300,26 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 self.machine.restore_sessions(image.sessions);
                 self.snapshot_index = snapshot.meta.index;
                 info!(index = snapshot.meta.index, "installed snapshot from the leader");
+                self.reload_records()?;
             }
             if let Some(last) = ready.committed_entries.last() {
                 let last_index = last.index;
                 let (batch, outcomes) = self.machine.apply(&self.storage, &ready.committed_entries)?;
+                let records_written = batch.kv_writes.iter().any(|(key, _)| is_system_key(key));
                 self.storage.apply(batch)?;
+                if records_written {
+                    self.reload_records()?;
+                }
+                for entry in &ready.committed_entries {
+                    if let Some(pending) = self.pending_member_changes.remove(&entry.index) {
+                        let response = if pending.term == entry.term {
+                            Response::Members(self.member_list())
+                        } else {
+                            lost_write()
+                        };
+                        let _ = pending.reply.send(response);
+                    }
+                }
                 for outcome in outcomes {
                     if let Some(pending) = self.pending_writes.remove(&outcome.index) {
                         let response = if pending.term == outcome.term {
@@ -320,15 +368,28 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     /// is compacted into a snapshot.
     fn after_ready(&mut self) -> Result<(), StorageError> {
         let is_leader = self.raft.role() == Role::Leader;
-        if self.was_leader && !is_leader && !self.pending_writes.is_empty() {
-            info!(
-                pending = self.pending_writes.len(),
-                "lost leadership; failing pending writes"
-            );
+        if self.was_leader && !is_leader {
+            if !self.pending_writes.is_empty() || !self.pending_member_changes.is_empty() {
+                info!(
+                    pending = self.pending_writes.len() + self.pending_member_changes.len(),
+                    "lost leadership; failing pending writes"
+                );
+            }
             for (_, pending) in std::mem::take(&mut self.pending_writes) {
                 let _ = pending.reply.send(lost_write());
             }
+            for (_, pending) in std::mem::take(&mut self.pending_member_changes) {
+                let _ = pending.reply.send(lost_write());
+            }
+            // Records this leader proposed may never commit: back to the applied ones.
+            self.reload_records()?;
         }
+        if *self.raft.conf_state() != self.peers_conf {
+            self.peers_conf = self.raft.conf_state().clone();
+            self.refresh_peers();
+            self.publish_status();
+        }
+        self.record_unrecorded_members();
         if self.was_leader != is_leader {
             self.publish_status();
         }
@@ -378,6 +439,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             let _ = pending.reply.send(reply());
         }
         for (_, pending) in std::mem::take(&mut self.pending_reads) {
+            let _ = pending.reply.send(reply());
+        }
+        for (_, pending) in std::mem::take(&mut self.pending_member_changes) {
             let _ = pending.reply.send(reply());
         }
     }

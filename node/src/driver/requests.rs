@@ -12,15 +12,28 @@ use raft::ProposalError;
 
 use super::{describe, lost_write, unavailable, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite};
 use crate::kv::command::{validate_command, KvCommand};
+use crate::membership::{is_system_key, SYSTEM_KEY_PREFIX, SYSTEM_SESSION};
 use crate::storage::Storage;
 
 impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     pub(super) fn handle_call(&mut self, call: ClientCall) {
         let ClientCall { request, reply } = call;
         let response = match request {
+            Request::Members => {
+                self.list_members(reply);
+                return;
+            }
+            Request::ChangeMembers(change) => {
+                self.change_members(change, reply);
+                return;
+            }
             Request::Write { session, command } => {
                 if let Err(why) = validate_command(&command) {
                     Some(invalid(why))
+                } else if session.client_id == SYSTEM_SESSION.client_id {
+                    Some(invalid("client id 0 is reserved".to_string()))
+                } else if is_system_key(command.key()) {
+                    Some(invalid(reserved_key_message()))
                 } else if let Some(result) = self.machine.cached_result(session) {
                     // Already applied (Raft thesis §6.3): answer without a new entry.
                     Some(Response::Written(result.clone()))
@@ -72,13 +85,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 }
             }
             Request::Status => Some(Response::Status(describe::node_status(&self.raft))),
-            Request::Dump => Some(match self.storage.list(b"", usize::MAX, RESPONSE_BYTES_MAX) {
-                Ok(kv) if kv.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() >= RESPONSE_BYTES_MAX => {
-                    invalid("the KV map is too large to dump in one response".into())
-                }
-                Ok(kv) => Response::Dump(describe::node_dump(&self.raft, kv)),
-                Err(error) => internal(error.to_string()),
-            }),
+            Request::Dump => Some(self.dump()),
         };
         if let Some(response) = response {
             let _ = reply.send(response);
@@ -90,13 +97,46 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         self.metrics.reads_total.fetch_add(1, Ordering::Relaxed);
         let result = match request {
             Request::Get { key, .. } => self.storage.get(key).map(Response::Value),
-            Request::List { prefix, limit, .. } => self
-                .storage
-                .list(prefix, *limit as usize, RESPONSE_BYTES_MAX)
-                .map(Response::Listing),
+            Request::List { prefix, limit, .. } => self.list_client_pairs(prefix, *limit as usize),
             _ => unreachable!("only reads are served here"),
         };
         result.unwrap_or_else(|error| internal(error.to_string()))
+    }
+
+    /// The node's log and its client KV map (raftkv's own records left out, as `List`
+    /// leaves them out).
+    fn dump(&self) -> Response {
+        match self.storage.list(b"", usize::MAX, RESPONSE_BYTES_MAX) {
+            Ok(kv) if kv.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() >= RESPONSE_BYTES_MAX => {
+                invalid("the KV map is too large to dump in one response".into())
+            }
+            Ok(mut kv) => {
+                kv.retain(|(key, _)| !is_system_key(key));
+                Response::Dump(describe::node_dump(&self.raft, kv))
+            }
+            Err(error) => internal(error.to_string()),
+        }
+    }
+
+    /// Up to `limit` client pairs under `prefix`: raftkv's own records are not listed (a
+    /// prefix that could reach them asks for as many more as there are records).
+    fn list_client_pairs(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Response, crate::storage::StorageError> {
+        let may_reach_records = SYSTEM_KEY_PREFIX.starts_with(prefix);
+        let extra = if may_reach_records {
+            self.directory.records.len() + 1
+        } else {
+            0
+        };
+        let mut pairs = self.storage.list(prefix, limit + extra, RESPONSE_BYTES_MAX)?;
+        if may_reach_records {
+            pairs.retain(|(key, _)| !is_system_key(key));
+            pairs.truncate(limit);
+        }
+        Ok(Response::Listing(pairs))
     }
 
     /// The `StaleLeaderReads` canary: a node that believes it leads skips ReadIndex.
@@ -108,7 +148,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         false
     }
 
-    fn refusal(&self, error: ProposalError) -> Response {
+    pub(super) fn refusal(&self, error: ProposalError) -> Response {
         match error {
             ProposalError::NotLeader { leader } => Response::NotLeader {
                 leader: leader.map(|id| self.leader_hint(id)),
@@ -154,7 +194,14 @@ fn validate_read(request: &Request) -> Result<(), String> {
     if key.len() > KEY_BYTES_MAX {
         return Err(format!("{what} of {} bytes exceeds {KEY_BYTES_MAX}", key.len()));
     }
+    if matches!(request, Request::Get { .. }) && is_system_key(key) {
+        return Err(reserved_key_message());
+    }
     Ok(())
+}
+
+fn reserved_key_message() -> String {
+    "keys starting with \\0raftkv/ are reserved for raftkv's own records".to_string()
 }
 
 fn invalid(message: String) -> Response {

@@ -19,6 +19,8 @@ impl PeerNetwork for NoPeers {
     fn peer_client_address(&self, _id: NodeId) -> Option<String> {
         None
     }
+
+    fn set_peers(&self, _peers: std::collections::BTreeMap<NodeId, crate::membership::PeerEntry>) {}
 }
 
 fn put(client_id: u64, sequence: u64, key: &str, value: &str) -> Request {
@@ -47,6 +49,8 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         tick_interval: Duration::from_millis(5),
         snapshot_every_entries: 1_000,
         own_client_address: "127.0.0.1:1".into(),
+        own_peer_address: "127.0.0.1:2".into(),
+        cluster_id: 1,
         shutdown_transfer_ticks_max: 10,
         inputs_per_turn_max: 4096,
     };
@@ -56,7 +60,9 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         NoPeers,
         StateMachine::new([], 1024),
         config,
-    );
+        crate::membership::PeerDirectory::default(),
+    )
+    .expect("driver starts");
     let (_inbound_sender, inbound) = mpsc::channel(16);
     let (calls_sender, calls) = mpsc::channel(1024);
     let (shutdown_sender, shutdown) = watch::channel(false);

@@ -18,6 +18,7 @@ use raft::{Entry, EntryPayload, Index, Term};
 use tracing::warn;
 
 use crate::kv::command::KvCommand;
+use crate::membership::SYSTEM_SESSION;
 use crate::storage::{ApplyBatch, SessionRecord, Storage, StorageError};
 
 /// The outcome of one applied write, to answer the client that proposed it.
@@ -155,6 +156,17 @@ impl StateMachine {
         index: Index,
         KvCommand { session, command }: KvCommand,
     ) -> Result<Result<WriteResult, ErrorReply>, StorageError> {
+        if session == SYSTEM_SESSION {
+            // raftkv's own records (`crate::membership`), proposed only by a leader's
+            // driver: applied as they are, with no session to deduplicate them.
+            let key = command.key().to_vec();
+            let value = match command {
+                Command::Put { value, .. } => Some(value),
+                Command::Delete { .. } | Command::CompareAndSwap { .. } => None,
+            };
+            overlay.insert(key, value);
+            return Ok(Ok(WriteResult::Done { previous: None }));
+        }
         if let Some(record) = self.sessions.get(&session.client_id).filter(|_| self.dedups()) {
             if session.sequence == record.sequence {
                 return Ok(Ok(record.result.clone()));

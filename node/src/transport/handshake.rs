@@ -20,13 +20,16 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{ClusterId, ClusterMembership};
+use crate::membership::PeerEntry;
 
 /// The peer protocol's version. Bump it on any change to the handshake or to
 /// `raft::Message`'s encoding: postcard is not self-describing, so two versions cannot read
 /// each other's messages. A handshake of another version is refused if it still decodes,
 /// and closed as malformed if it does not; either way nothing of it reaches Raft.
-/// Version 2: cluster name, cluster id, incarnation and probes.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 2: cluster name, cluster id, incarnation and probes. Version 3: probes from
+/// any node id (a node joining an existing cluster is nobody's peer yet), the prober's
+/// client address in the answer, and member incarnations checked.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The dialer's introduction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +54,8 @@ pub struct PeerState {
     pub incarnation: u64,
     /// The cluster it is a member of, `None` while it has none (an empty data dir).
     pub membership: Option<ClusterMembership>,
+    /// Where it serves clients: where a joining node asks the cluster to add it.
+    pub client_address: String,
 }
 
 /// The acceptor's answer.
@@ -98,6 +103,14 @@ pub enum Refusal {
     NotAMember {
         node_id: u64,
         incarnation: u64,
+    },
+    /// The dialer is a member's id but not the member's data dir: a wiped or replaced
+    /// disk (a new incarnation) that has not been made a member again, or the old
+    /// incarnation of a member that was replaced.
+    OtherIncarnation {
+        dialer_id: u64,
+        dialer_incarnation: u64,
+        member_incarnation: u64,
     },
     /// The dialer claims to be the acceptor, or a node that is not the acceptor's peer.
     UnknownNode {
@@ -148,6 +161,16 @@ impl fmt::Display for Refusal {
                 "node {node_id} (incarnation {incarnation:016x}) is not a member of any cluster yet \
                  (a new or wiped data dir): no Raft messages until it is made one"
             ),
+            Self::OtherIncarnation {
+                dialer_id,
+                dialer_incarnation,
+                member_incarnation,
+            } => write!(
+                f,
+                "node {dialer_id} presents incarnation {dialer_incarnation:016x} but the member {dialer_id} \
+                 is incarnation {member_incarnation:016x} (a wiped or replaced data dir joins as a new \
+                 incarnation once the cluster has made it a member)"
+            ),
             Self::UnknownNode {
                 dialer_id,
                 acceptor_id,
@@ -183,7 +206,7 @@ pub(super) struct Expected<'a> {
     pub(super) cluster_name: &'a str,
     /// `None` while this node is not a member of any cluster.
     pub(super) cluster_id: Option<ClusterId>,
-    pub(super) peers: &'a BTreeMap<u64, String>,
+    pub(super) peers: BTreeMap<u64, PeerEntry>,
 }
 
 /// Decides whether to accept `handshake`, and for what. The version is checked first:
@@ -211,20 +234,32 @@ pub(super) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) ->
             acceptor_cluster_name: expected.cluster_name.to_string(),
         });
     }
-    if dialer_id == acceptor_id || !expected.peers.contains_key(&dialer_id) {
-        return Err(Refusal::UnknownNode {
-            dialer_id,
-            acceptor_id,
-        });
-    }
     if handshake.client_address.len() > CLIENT_ADDRESS_BYTES_MAX {
         return Err(Refusal::ClientAddressTooLong {
             dialer_id,
             bytes: handshake.client_address.len(),
         });
     }
-    if handshake.probe {
+    // A probe learns only who we are; a node about to join is nobody's peer yet.
+    if handshake.probe && dialer_id != acceptor_id {
         return Ok(Accepted::Probe);
+    }
+    let Some(peer) = expected
+        .peers
+        .get(&dialer_id)
+        .filter(|_| dialer_id != acceptor_id)
+    else {
+        return Err(Refusal::UnknownNode {
+            dialer_id,
+            acceptor_id,
+        });
+    };
+    if let Some(member_incarnation) = peer.incarnation.filter(|&member| member != handshake.incarnation) {
+        return Err(Refusal::OtherIncarnation {
+            dialer_id,
+            dialer_incarnation: handshake.incarnation,
+            member_incarnation,
+        });
     }
     match (handshake.cluster_id, expected.cluster_id) {
         (Some(dialer_cluster_id), Some(acceptor_cluster_id)) if dialer_cluster_id == acceptor_cluster_id => {
@@ -265,7 +300,17 @@ mod tests {
         }
     }
 
-    fn expected(peers: &BTreeMap<u64, String>, cluster_id: Option<ClusterId>) -> Expected<'_> {
+    fn expected(peers: &[u64], cluster_id: Option<ClusterId>) -> Expected<'static> {
+        let peers = peers
+            .iter()
+            .map(|&id| {
+                let entry = PeerEntry {
+                    address: Some(format!("n{id}:1")),
+                    incarnation: None,
+                };
+                (id, entry)
+            })
+            .collect();
         Expected {
             own_id: 1,
             own_incarnation: 5,
@@ -277,8 +322,7 @@ mod tests {
 
     #[test]
     fn accepts_a_configured_peer_and_refuses_everything_else() {
-        let peers = BTreeMap::from([(1, "a:1".to_string()), (2, "b:1".to_string())]);
-        let expected = expected(&peers, Some(BLUE));
+        let expected = expected(&[1, 2], Some(BLUE));
         assert_eq!(
             check_handshake(&handshake(2), &expected),
             Ok(Accepted::RaftMessages)
@@ -341,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_node_without_a_cluster_may_probe_but_never_carry_raft_messages() {
-        let peers = BTreeMap::from([(2, "b:1".to_string())]);
+        let peers = [2];
         let mut pending_dialer = handshake(2);
         pending_dialer.cluster_id = None;
         assert_eq!(
@@ -365,11 +409,48 @@ mod tests {
             check_handshake(&pending_dialer, &expected(&peers, None)),
             Ok(Accepted::Probe)
         );
+        // A node that is nobody's peer yet (a scale-up joining) may probe, but not speak.
         let mut stranger_probe = pending_dialer.clone();
         stranger_probe.node_id = 9;
-        assert!(matches!(
+        assert_eq!(
             check_handshake(&stranger_probe, &expected(&peers, None)),
+            Ok(Accepted::Probe)
+        );
+        stranger_probe.probe = false;
+        stranger_probe.cluster_id = Some(BLUE);
+        assert!(matches!(
+            check_handshake(&stranger_probe, &expected(&peers, Some(BLUE))),
             Err(Refusal::UnknownNode { .. })
         ));
+    }
+
+    #[test]
+    fn a_member_id_under_another_incarnation_is_refused() {
+        // Node 2's data dir was wiped: it comes back as a new incarnation, which must not
+        // speak for the member until the cluster made it one again.
+        let mut expected = expected(&[2], Some(BLUE));
+        expected.peers.get_mut(&2).expect("peer").incarnation = Some(7);
+        assert_eq!(
+            check_handshake(&handshake(2), &expected),
+            Ok(Accepted::RaftMessages)
+        );
+        let mut wiped = handshake(2);
+        wiped.incarnation = 8;
+        let refusal = check_handshake(&wiped, &expected).expect_err("other incarnation");
+        assert_eq!(
+            refusal,
+            Refusal::OtherIncarnation {
+                dialer_id: 2,
+                dialer_incarnation: 8,
+                member_incarnation: 7
+            }
+        );
+        assert!(refusal.to_string().contains("0000000000000008"), "{refusal}");
+        wiped.probe = true;
+        assert_eq!(
+            check_handshake(&wiped, &expected),
+            Ok(Accepted::Probe),
+            "probes still answer"
+        );
     }
 }

@@ -54,20 +54,21 @@ impl InboundSession {
     }
 
     async fn serve(&self, connection: &mut Connection<TcpStream>) {
-        let Some(peer_id) = self.handshake(connection).await else {
+        let Some((peer_id, incarnation)) = self.handshake(connection).await else {
             return;
         };
-        let registration = Registration::claim(&self.shared, peer_id);
+        let registration = Registration::claim(&self.shared, peer_id, incarnation);
         tokio::select! {
             () = registration.close.notified() => {
-                info!(peer_id, "peer dialed again; closing its previous connection");
+                info!(peer_id, "peer dialed again, or is no longer a member under this incarnation; closing its connection");
             }
             () = self.forward(connection, peer_id) => {}
         }
     }
 
-    /// Reads and checks the handshake and answers it. `Some(peer id)` when accepted.
-    async fn handshake(&self, connection: &mut Connection<TcpStream>) -> Option<u64> {
+    /// Reads and checks the handshake and answers it. `Some((peer id, its incarnation))`
+    /// when accepted.
+    async fn handshake(&self, connection: &mut Connection<TcpStream>) -> Option<(u64, u64)> {
         let handshake = match timeout(HANDSHAKE_TIMEOUT, connection.read_frame::<Handshake>()).await {
             Err(_elapsed) => {
                 info!("no handshake within {HANDSHAKE_TIMEOUT:?}; closing the connection");
@@ -123,7 +124,7 @@ impl InboundSession {
             .record_client_address(peer_id, &handshake.client_address);
         bump(&self.shared.counters.connections_accepted);
         info!(peer_id, "accepted a peer connection");
-        Some(peer_id)
+        Some((peer_id, handshake.incarnation))
     }
 
     fn accepted_reply(&self) -> HandshakeReply {
@@ -188,8 +189,8 @@ struct Registration<'a> {
 }
 
 impl<'a> Registration<'a> {
-    fn claim(shared: &'a Shared, peer_id: u64) -> Self {
-        let close = shared.claim_inbound_session(peer_id);
+    fn claim(shared: &'a Shared, peer_id: u64, incarnation: u64) -> Self {
+        let close = shared.claim_inbound_session(peer_id, incarnation);
         Self {
             shared,
             peer_id,

@@ -34,6 +34,29 @@ pub(super) struct TaskGuard {
     _alive: mpsc::Sender<()>,
 }
 
+impl TaskGuard {
+    /// A handle that can make new guards while some task still runs, without keeping
+    /// the tracker waiting itself (the transport spawns a task per peer added later).
+    pub(super) fn downgrade(&self) -> WeakTaskGuard {
+        WeakTaskGuard {
+            alive: self._alive.downgrade(),
+        }
+    }
+}
+
+/// See [`TaskGuard::downgrade`].
+#[derive(Debug, Clone)]
+pub(super) struct WeakTaskGuard {
+    alive: mpsc::WeakSender<()>,
+}
+
+impl WeakTaskGuard {
+    /// A new guard, or `None` once every task has stopped (the transport is shut down).
+    pub(super) fn upgrade(&self) -> Option<TaskGuard> {
+        self.alive.upgrade().map(|alive| TaskGuard { _alive: alive })
+    }
+}
+
 /// Waits for every [`TaskGuard`] to be dropped.
 #[derive(Debug)]
 pub(super) struct TaskTracker {

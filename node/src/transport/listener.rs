@@ -29,7 +29,8 @@ pub(super) struct PeerListener {
 
 impl PeerListener {
     pub(super) fn new(listener: TcpListener, shared: Arc<Shared>) -> Self {
-        let connections_max = 2 * shared.peers.len() + 8;
+        // Peers come and go with the configuration: room for a cluster of 8 at least.
+        let connections_max = 2 * shared.peers().len().max(8) + 8;
         Self {
             listener,
             shared,

@@ -44,11 +44,11 @@ mod tests;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tracing::{debug, info, info_span, Instrument};
 
 pub use self::config::TransportConfig;
@@ -56,12 +56,13 @@ pub use self::handshake::{Handshake, HandshakeReply, PeerState, Refusal, PROTOCO
 pub use self::stats::TransportStats;
 
 use self::backoff::Backoff;
-use self::lifecycle::{Shutdown, TaskGuard, TaskTracker};
+use self::lifecycle::{Shutdown, TaskGuard, TaskTracker, WeakTaskGuard};
 use self::listener::PeerListener;
 use self::outbound::OutboundPeer;
 use self::shared::Shared;
 use self::stats::bump;
 use crate::identity::ClusterMembership;
+use crate::membership::PeerEntry;
 
 /// Why a probe of a peer got no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,13 +93,28 @@ pub struct Transport {
 #[derive(Debug)]
 struct Inner {
     shared: Arc<Shared>,
-    /// Each peer's outbound queue. Fixed at start: a node added by a membership change is
-    /// reachable only once it is in the configuration of a (re)started transport.
-    queues: BTreeMap<u64, mpsc::Sender<raft::Message>>,
+    /// Each reachable peer's outbound queue and task, replaced with the configuration
+    /// (`set_peers`). A read lock per message: writers are rare (membership changes).
+    queues: RwLock<BTreeMap<u64, OutboundQueue>>,
     local_address: SocketAddr,
     /// Dropping it (with the last handle) stops the tasks too.
     shutdown: watch::Sender<bool>,
+    /// What a task spawned later watches and holds.
+    shutdown_receiver: Shutdown,
+    task_guard: WeakTaskGuard,
+    /// Outbound settings, for peers added later.
+    queue_messages_max: usize,
+    reconnect_backoff_min: std::time::Duration,
+    reconnect_backoff_max: std::time::Duration,
     tasks: Mutex<TaskTracker>,
+}
+
+/// One peer's outbound queue. Dropping it (with `retire`) stops that peer's task.
+#[derive(Debug)]
+struct OutboundQueue {
+    sender: mpsc::Sender<raft::Message>,
+    address: String,
+    _retire: oneshot::Sender<()>,
 }
 
 impl Transport {
@@ -123,47 +139,124 @@ impl Transport {
     ) -> io::Result<Transport> {
         config.validate()?;
         let local_address = listener.local_addr()?;
-        let peers: BTreeMap<u64, String> = config
-            .remote_peers()
-            .map(|(id, address)| (id, address.clone()))
+        let founders: BTreeMap<u64, u64> = config
+            .membership
+            .iter()
+            .flat_map(|membership| membership.founders.iter())
+            .map(|founder| (founder.node_id, founder.incarnation))
             .collect();
-        let shared = Arc::new(Shared::new(&config, peers, inbound));
+        let peers: BTreeMap<u64, PeerEntry> = config
+            .remote_peers()
+            .map(|(id, address)| {
+                let entry = PeerEntry {
+                    address: Some(address.clone()),
+                    incarnation: founders.get(&id).copied(),
+                };
+                (id, entry)
+            })
+            .collect();
+        let shared = Arc::new(Shared::new(&config, peers.clone(), inbound));
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let (tasks, task) = TaskTracker::new();
         let shutdown_receiver = Shutdown::new(shutdown_receiver);
-
-        let mut queues = BTreeMap::new();
-        for (&peer_id, address) in &shared.peers {
-            let (queue, queue_receiver) = mpsc::channel(config.queue_messages_max);
-            queues.insert(peer_id, queue);
-            let backoff = Backoff::new(
-                config.reconnect_backoff_min,
-                config.reconnect_backoff_max,
-                config.own_id,
-                peer_id,
-            );
-            let peer = OutboundPeer::new(shared.clone(), peer_id, address.clone(), queue_receiver, backoff);
-            let span = info_span!("peer_outbound", own_id = config.own_id, peer_id, %address);
-            tokio::task::spawn(peer.run(shutdown_receiver.clone(), task.clone()).instrument(span));
-        }
         let span = info_span!("peer_listener", own_id = config.own_id, %local_address);
         let listener = PeerListener::new(listener, shared.clone());
-        spawn_listener(listener, shutdown_receiver, task, span);
+        spawn_listener(listener, shutdown_receiver.clone(), task.clone(), span);
+        let transport = Transport {
+            inner: Arc::new(Inner {
+                shared,
+                queues: RwLock::new(BTreeMap::new()),
+                local_address,
+                shutdown,
+                shutdown_receiver,
+                task_guard: task.downgrade(),
+                queue_messages_max: config.queue_messages_max,
+                reconnect_backoff_min: config.reconnect_backoff_min,
+                reconnect_backoff_max: config.reconnect_backoff_max,
+                tasks: Mutex::new(tasks),
+            }),
+        };
+        transport.reconcile_outbound(&peers);
         info!(
             own_id = config.own_id,
             %local_address,
-            peers = queues.len(),
+            peers = peers.len(),
             "peer transport started"
         );
-        Ok(Transport {
-            inner: Arc::new(Inner {
-                shared,
-                queues,
-                local_address,
-                shutdown,
-                tasks: Mutex::new(tasks),
-            }),
-        })
+        // `task` (the first guard) is dropped here: the listener and outbound tasks hold
+        // their own clones.
+        drop(task);
+        Ok(transport)
+    }
+
+    /// Replaces the peer set with the members of the current configuration (called by
+    /// the driver when the configuration or a member record changes): starts a task for
+    /// each new peer with an address, stops the tasks of removed peers and restarts those
+    /// whose address changed, and closes inbound connections that no longer belong to a
+    /// member (`Shared::replace_peers`).
+    pub fn set_peers(&self, peers: BTreeMap<u64, PeerEntry>) {
+        let own_id = self.inner.shared.own_id;
+        let peers: BTreeMap<u64, PeerEntry> = peers.into_iter().filter(|(id, _)| *id != own_id).collect();
+        if peers == self.inner.shared.peers() {
+            return;
+        }
+        info!(own_id, peers = ?peers, "peer set changed");
+        self.inner.shared.replace_peers(peers.clone());
+        self.reconcile_outbound(&peers);
+    }
+
+    /// Makes the outbound tasks match `peers`.
+    fn reconcile_outbound(&self, peers: &BTreeMap<u64, PeerEntry>) {
+        let inner = &self.inner;
+        let mut queues = inner.queues.write().unwrap_or_else(PoisonError::into_inner);
+        queues.retain(|id, queue| {
+            peers
+                .get(id)
+                .and_then(|entry| entry.address.as_deref())
+                .is_some_and(|address| address == queue.address)
+        });
+        for (&peer_id, entry) in peers {
+            let Some(address) = &entry.address else { continue };
+            if queues.contains_key(&peer_id) {
+                continue;
+            }
+            let Some(task) = inner.task_guard.upgrade() else {
+                return; // shut down: no new tasks
+            };
+            let (sender, queue_receiver) = mpsc::channel(inner.queue_messages_max);
+            let (retire, retired) = oneshot::channel();
+            let backoff = Backoff::new(
+                inner.reconnect_backoff_min,
+                inner.reconnect_backoff_max,
+                inner.shared.own_id,
+                peer_id,
+            );
+            let peer = OutboundPeer::new(
+                inner.shared.clone(),
+                peer_id,
+                address.clone(),
+                queue_receiver,
+                backoff,
+            );
+            let span = info_span!("peer_outbound", own_id = inner.shared.own_id, peer_id, %address);
+            let shutdown = inner.shutdown_receiver.clone();
+            let run = async move {
+                tokio::select! {
+                    () = peer.run(shutdown, task) => {}
+                    // The queue was dropped: the peer left the configuration or moved.
+                    _ = retired => debug!("peer retired; its outbound task stops"),
+                }
+            };
+            tokio::task::spawn(run.instrument(span));
+            queues.insert(
+                peer_id,
+                OutboundQueue {
+                    sender,
+                    address: address.clone(),
+                    _retire: retire,
+                },
+            );
+        }
     }
 
     /// Queues a message for its `to` peer without waiting. If that peer's queue is full
@@ -171,7 +264,8 @@ impl Transport {
     /// block on a slow or dead peer.
     pub fn send(&self, message: raft::Message) {
         let counters = &self.inner.shared.counters;
-        let Some(queue) = self.inner.queues.get(&message.to) else {
+        let queues = self.inner.queues.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(queue) = queues.get(&message.to).map(|queue| &queue.sender) else {
             bump(&counters.messages_unroutable);
             debug!(
                 to = message.to,
@@ -203,10 +297,8 @@ impl Transport {
         let address = self
             .inner
             .shared
-            .peers
-            .get(&peer_id)
-            .ok_or(ProbeError::UnknownPeer(peer_id))?
-            .clone();
+            .peer_address(peer_id)
+            .ok_or(ProbeError::UnknownPeer(peer_id))?;
         dial::probe(&self.inner.shared, peer_id, &address)
             .await
             .map_err(|error| ProbeError::Dial(error.to_string()))
@@ -241,7 +333,7 @@ impl Transport {
     }
 }
 
-/// Spawns the accept loop (a function of its own so `start_with_listener` stays short).
+/// Spawns the accept loop.
 fn spawn_listener(listener: PeerListener, shutdown: Shutdown, task: TaskGuard, span: tracing::Span) {
     tokio::task::spawn(listener.run(shutdown, task).instrument(span));
 }

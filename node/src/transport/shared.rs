@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::handshake::{Expected, PeerState};
 use super::stats::Counters;
 use crate::identity::{ClusterId, ClusterMembership};
+use crate::membership::PeerEntry;
 
 /// Everything the tasks need; the handle keeps only what `send` and `shutdown` need on top.
 #[derive(Debug)]
@@ -21,20 +22,25 @@ pub(super) struct Shared {
     /// `None` until this node is a member of a cluster; set once by `Transport::join`.
     membership: watch::Sender<Option<ClusterMembership>>,
     pub(super) advertised_client_address: String,
-    /// Remote peers only (the configuration's entry for this node is left out).
-    pub(super) peers: BTreeMap<u64, String>,
+    /// Remote peers only (the configuration's entry for this node is left out). Replaced
+    /// whenever the configuration or its member records change (`Transport::set_peers`).
+    peers: Mutex<BTreeMap<u64, PeerEntry>>,
+    /// The configured peers at start (`--peers`): still probed when the configuration
+    /// no longer names them (a joining node asks them for the cluster's leader).
+    seeds: BTreeMap<u64, String>,
     pub(super) counters: Counters,
     /// Where received Raft messages go: the driver's bounded inbox.
     pub(super) inbound: mpsc::Sender<raft::Message>,
     peer_client_addresses: Mutex<BTreeMap<u64, String>>,
-    /// The live inbound connection of each peer, by the signal that closes it.
-    inbound_sessions: Mutex<BTreeMap<u64, Arc<Notify>>>,
+    /// The live inbound connection of each peer: the signal that closes it, and the
+    /// incarnation its handshake carried.
+    inbound_sessions: Mutex<BTreeMap<u64, (Arc<Notify>, u64)>>,
 }
 
 impl Shared {
     pub(super) fn new(
         config: &super::TransportConfig,
-        peers: BTreeMap<u64, String>,
+        peers: BTreeMap<u64, PeerEntry>,
         inbound: mpsc::Sender<raft::Message>,
     ) -> Self {
         let own_id = config.own_id;
@@ -45,7 +51,11 @@ impl Shared {
             incarnation: config.incarnation,
             membership: watch::Sender::new(config.membership.clone()),
             advertised_client_address: config.advertised_client_address.clone(),
-            peers,
+            seeds: peers
+                .iter()
+                .filter_map(|(&id, entry)| Some((id, entry.address.clone()?)))
+                .collect(),
+            peers: Mutex::new(peers),
             counters: Counters::default(),
             inbound,
             peer_client_addresses: Mutex::new(BTreeMap::new()),
@@ -60,8 +70,39 @@ impl Shared {
             own_incarnation: self.incarnation,
             cluster_name: &self.cluster_name,
             cluster_id: self.cluster_id(),
-            peers: &self.peers,
+            peers: self.peers(),
         }
+    }
+
+    /// The current peers (a copy: a handful of entries).
+    pub(super) fn peers(&self) -> BTreeMap<u64, PeerEntry> {
+        lock(&self.peers).clone()
+    }
+
+    /// The address of peer `peer_id`: the configuration's, else the seed's.
+    pub(super) fn peer_address(&self, peer_id: u64) -> Option<String> {
+        lock(&self.peers)
+            .get(&peer_id)
+            .and_then(|entry| entry.address.clone())
+            .or_else(|| self.seeds.get(&peer_id).cloned())
+    }
+
+    /// Replaces the peer set, and closes every inbound connection that no longer belongs
+    /// to a member: of a removed peer, or of another incarnation than the member's (a
+    /// node replaced by a new incarnation must stop speaking for it at once).
+    pub(super) fn replace_peers(&self, peers: BTreeMap<u64, PeerEntry>) {
+        assert!(!peers.contains_key(&self.own_id), "a node is not its own peer");
+        let mut sessions = lock(&self.inbound_sessions);
+        sessions.retain(|peer_id, (close, incarnation)| {
+            let still_member = peers
+                .get(peer_id)
+                .is_some_and(|entry| entry.incarnation.is_none_or(|member| member == *incarnation));
+            if !still_member {
+                close.notify_one();
+            }
+            still_member
+        });
+        *lock(&self.peers) = peers;
     }
 
     pub(super) fn cluster_id(&self) -> Option<ClusterId> {
@@ -77,6 +118,7 @@ impl Shared {
             node_id: self.own_id,
             incarnation: self.incarnation,
             membership: self.membership.borrow().clone(),
+            client_address: self.advertised_client_address.clone(),
         }
     }
 
@@ -97,10 +139,6 @@ impl Shared {
     }
 
     pub(super) fn record_client_address(&self, peer_id: u64, client_address: &str) {
-        debug_assert!(
-            self.peers.contains_key(&peer_id),
-            "handshakes name configured peers"
-        );
         let mut addresses = lock(&self.peer_client_addresses);
         if addresses.get(&peer_id).map(String::as_str) != Some(client_address) {
             addresses.insert(peer_id, client_address.to_string());
@@ -115,9 +153,11 @@ impl Shared {
     /// dials again only when it believes its old connection dead (it restarted, or a
     /// write failed); without this, a connection left half-open by a crashed peer would
     /// hold a task and a slot forever, since nothing is ever written back on it.
-    pub(super) fn claim_inbound_session(&self, peer_id: u64) -> Arc<Notify> {
+    pub(super) fn claim_inbound_session(&self, peer_id: u64, incarnation: u64) -> Arc<Notify> {
         let close = Arc::new(Notify::new());
-        if let Some(previous) = lock(&self.inbound_sessions).insert(peer_id, close.clone()) {
+        if let Some((previous, _)) =
+            lock(&self.inbound_sessions).insert(peer_id, (close.clone(), incarnation))
+        {
             // `notify_one` stores a permit if the old session is not waiting right now.
             previous.notify_one();
         }
@@ -129,7 +169,7 @@ impl Shared {
         let mut sessions = lock(&self.inbound_sessions);
         if sessions
             .get(&peer_id)
-            .is_some_and(|current| Arc::ptr_eq(current, close))
+            .is_some_and(|(current, _)| Arc::ptr_eq(current, close))
         {
             sessions.remove(&peer_id);
         }

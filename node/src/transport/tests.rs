@@ -24,9 +24,11 @@ const INBOX_CAPACITY: usize = 64;
 
 /// The cluster named `name` in these tests (its id derives from the name).
 fn membership(name: &str) -> crate::identity::ClusterMembership {
+    // Node 1 of `config` (incarnation 100 + id): a founder's handshakes must carry the
+    // founder's incarnation.
     let founder = crate::identity::Founder {
         node_id: 1,
-        incarnation: 1,
+        incarnation: 101,
     };
     crate::identity::ClusterMembership::found(name, vec![founder])
 }

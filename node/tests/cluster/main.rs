@@ -8,6 +8,7 @@
 
 mod crashes;
 mod identity;
+mod membership;
 mod refusals;
 mod support;
 mod writers;

@@ -139,6 +139,95 @@ impl TestCluster {
         self.cluster.nodes().iter().map(|node| node.id).collect()
     }
 
+    /// Lays out and starts one more node (not an initial member: it joins by itself);
+    /// returns its id once it answers a status request.
+    pub async fn add_node(&mut self) -> u64 {
+        let id = self
+            .cluster
+            .add_node()
+            .unwrap_or_else(|error| self.fail(&format!("cannot add a node: {error}")));
+        let endpoint = parse_endpoints(&self.cluster.node(id).client_address)
+            .expect("LocalCluster endpoints parse")
+            .remove(0);
+        self.endpoints.push(endpoint);
+        if let Err(error) = self.cluster.start_node(id) {
+            self.fail(&format!("cannot start node {id}: {error}"));
+        }
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        while self.status(id).await.is_none() {
+            if Instant::now() > deadline || !self.cluster.is_running(id) {
+                self.fail(&format!("the added node {id} does not answer"));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        id
+    }
+
+    /// Stops node `id` (SIGTERM), deletes its data dir and starts it again: a lost
+    /// volume. Returns the length of its log before the restart.
+    pub fn wipe_and_restart(&mut self, id: u64) -> usize {
+        if let Err(error) = self.cluster.terminate(id) {
+            self.fail(&format!("cannot stop node {id}: {error}"));
+        }
+        let data_dir = self.cluster.node(id).data_dir.clone();
+        std::fs::remove_dir_all(&data_dir)
+            .unwrap_or_else(|error| self.fail(&format!("cannot wipe node {id}: {error}")));
+        let log_length = self.cluster.log_of(id).len();
+        if let Err(error) = self.cluster.start_node(id) {
+            self.fail(&format!("cannot restart node {id}: {error}"));
+        }
+        log_length
+    }
+
+    /// The leader's member list, polled until `accept` holds.
+    pub async fn wait_for_members(
+        &self,
+        what: &str,
+        accept: impl Fn(&client::wire::MemberList) -> bool,
+    ) -> client::wire::MemberList {
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        let mut last = None;
+        loop {
+            let mut client = self.client(quick_options());
+            if let Ok(list) = client.members().await {
+                if accept(&list) {
+                    return list;
+                }
+                last = Some(list);
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!("members never became {what}; last list: {last:?}"));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Polls node `id`'s log, from byte `since` on, until it has a line containing `text`.
+    pub async fn wait_for_log(&self, id: u64, since: usize, text: &str) {
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        loop {
+            let log = self.cluster.log_of(id);
+            if log
+                .get(since..)
+                .unwrap_or_default()
+                .lines()
+                .any(|line| line.contains(text))
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!("node {id} never logged {text:?}"));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// The incarnation the leader's configuration binds to member `id`.
+    pub async fn members_incarnation(&self, id: u64) -> Option<u64> {
+        let list = self.wait_for_members("readable", |_| true).await;
+        list.member(id).and_then(|member| member.incarnation)
+    }
+
     pub fn endpoint(&self, id: u64) -> &Endpoint {
         &self.endpoints[(id - 1) as usize]
     }

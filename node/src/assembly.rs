@@ -1,0 +1,117 @@
+//! One assembly of a member from its parts, used by `raftkv-node` (`crate::server`, with
+//! fjall and TCP) and by the simulation (with its own storage and a network that shows
+//! every message to the invariant checker) alike, so the simulation runs the server's own
+//! wiring: membership (found, recover or join), Raft, driver, client listener, joiner.
+
+use std::collections::BTreeMap;
+
+use raft::{Message, NodeId};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::bootstrap::{establish_membership, member_raft, IdentitySettings, OpenedDataDir};
+use crate::client_listener::serve_clients;
+use crate::driver::{ClientCall, Driver, DriverConfig, DriverHandles, PeerNetwork};
+use crate::join::{join_cluster, JoinSettings};
+use crate::membership::PeerDirectory;
+use crate::storage::Storage;
+use crate::transport::Transport;
+
+/// Client sessions kept for exactly-once writes (thesis §6.3).
+pub const SESSIONS_MAX: usize = 100_000;
+/// Inbound peer messages and client calls queued for the driver.
+pub const DRIVER_QUEUE_MAX: usize = 8192;
+
+/// What a member is assembled with, beyond its storage and sockets.
+#[derive(Debug, Clone)]
+pub struct MemberSettings {
+    pub identity: IdentitySettings,
+    pub raft: raft::Config,
+    /// `--peers` without this node: reaching the founders before they have records, and
+    /// whom a joining node asks.
+    pub seeds: BTreeMap<NodeId, String>,
+    /// The driver's settings; `cluster_id` is filled in here.
+    pub driver: DriverConfig,
+}
+
+/// Runs a member until `shutdown` (or a storage failure). `network` wraps the started
+/// transport for the driver; `on_start` sees the driver's handles before it runs (the
+/// server starts ops HTTP there). Returns `Ok` without running a driver if shutdown
+/// comes while the node is still probing its peers.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of a node; a struct would only rename them"
+)]
+pub async fn run_member<S: Storage, N: PeerNetwork>(
+    mut storage: S,
+    opened: OpenedDataDir,
+    transport: Transport,
+    network: impl FnOnce(Transport) -> N,
+    settings: MemberSettings,
+    client_listener: TcpListener,
+    inbound: mpsc::Receiver<Message>,
+    shutdown: watch::Receiver<bool>,
+    on_start: impl FnOnce(&DriverHandles),
+) -> Result<(), String> {
+    let identity = opened.identity;
+    let own_id = identity.node_id;
+    let joined = establish_membership(
+        &mut storage,
+        &identity,
+        &transport,
+        &settings.identity,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let Some(joined) = joined else {
+        transport.shutdown();
+        return Ok(());
+    };
+    let membership = joined.membership().clone();
+    info!(
+        id = own_id,
+        cluster_id = %membership.cluster_id,
+        incarnation = format_args!("{:016x}", identity.incarnation),
+        "member of cluster {}", membership.cluster_id
+    );
+    let start = member_raft(settings.raft.clone(), &joined, opened.recovered, SESSIONS_MAX)
+        .map_err(|e| e.to_string())?;
+    let directory = PeerDirectory::new(settings.seeds.clone(), Some(&membership));
+    let driver_config = DriverConfig {
+        cluster_id: membership.cluster_id.0,
+        ..settings.driver.clone()
+    };
+    let (driver, handles) = Driver::new(
+        start.raft,
+        storage,
+        network(transport.clone()),
+        start.machine,
+        driver_config.clone(),
+        directory,
+    )
+    .map_err(|e| e.to_string())?;
+    let (calls_sender, calls) = mpsc::channel::<ClientCall>(DRIVER_QUEUE_MAX);
+    tokio::spawn(serve_clients(client_listener, calls_sender, shutdown.clone()));
+    if start.joining {
+        let join = JoinSettings {
+            own_id,
+            incarnation: identity.incarnation,
+            cluster_id: membership.cluster_id,
+            own_peer_address: driver_config.own_peer_address.clone(),
+            own_client_address: driver_config.own_client_address.clone(),
+            seeds: settings.seeds.keys().copied().collect(),
+        };
+        tokio::spawn(join_cluster(
+            join,
+            transport.clone(),
+            handles.status.clone(),
+            shutdown.clone(),
+        ));
+    }
+    on_start(&handles);
+    let result = driver.run(inbound, calls, shutdown).await;
+    transport.shutdown();
+    result.map_err(|e| e.to_string())
+}

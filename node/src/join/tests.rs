@@ -1,0 +1,67 @@
+use client::wire::MemberInfo;
+
+use super::*;
+
+fn list(members: &[(NodeId, MemberRole, Option<u64>)]) -> MemberList {
+    MemberList {
+        cluster_id: 7,
+        leader: 1,
+        term: 3,
+        commit: 10,
+        members: members
+            .iter()
+            .map(|&(id, role, incarnation)| MemberInfo {
+                id,
+                role,
+                peer_address: Some(format!("n{id}:7001")),
+                client_address: Some(format!("n{id}:7101")),
+                incarnation,
+                match_index: 10,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_wiped_node_removes_its_old_incarnation_then_is_added_then_promoted() {
+    use MemberRole::{Learner, Voter};
+    let own = 2;
+    let new = 0x22;
+    let before = list(&[
+        (1, Voter, Some(0x11)),
+        (2, Voter, Some(0x20)),
+        (3, Voter, Some(0x33)),
+    ]);
+    assert_eq!(
+        next_step(own, new, &before),
+        JoinStep::RemoveOldIncarnation { incarnation: 0x20 }
+    );
+    let removed = list(&[(1, Voter, Some(0x11)), (3, Voter, Some(0x33))]);
+    assert_eq!(next_step(own, new, &removed), JoinStep::AddLearner);
+    let added = list(&[
+        (1, Voter, Some(0x11)),
+        (2, Learner, Some(new)),
+        (3, Voter, Some(0x33)),
+    ]);
+    assert_eq!(next_step(own, new, &added), JoinStep::Promote);
+    let promoted = list(&[
+        (1, Voter, Some(0x11)),
+        (2, Voter, Some(new)),
+        (3, Voter, Some(0x33)),
+    ]);
+    assert_eq!(next_step(own, new, &promoted), JoinStep::Done);
+}
+
+#[test]
+fn a_member_added_without_an_incarnation_is_bound_by_the_node_that_joins() {
+    let added_by_operator = list(&[(1, MemberRole::Voter, Some(1)), (4, MemberRole::Learner, None)]);
+    assert_eq!(next_step(4, 0x44, &added_by_operator), JoinStep::AddLearner);
+    assert_eq!(
+        peers_from_list(&added_by_operator, 4)
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        [1],
+        "the joining node's peers are the other members"
+    );
+}
