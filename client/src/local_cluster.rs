@@ -152,6 +152,11 @@ impl LocalCluster {
 
     /// Starts (or restarts, on the same data directory) node `id`.
     pub fn start_node(&mut self, id: u64) -> Result<(), LocalClusterError> {
+        self.start_node_with(id, &[])
+    }
+
+    /// Starts node `id` with `extra` flags for this start only.
+    pub fn start_node_with(&mut self, id: u64, extra: &[&str]) -> Result<(), LocalClusterError> {
         if self.is_running(id) {
             return Ok(());
         }
@@ -175,6 +180,7 @@ impl LocalCluster {
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(&self.options.extra_args)
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -13,6 +13,7 @@ use tracing::info;
 use crate::bootstrap::{establish_membership, member_raft, IdentitySettings, OpenedDataDir};
 use crate::client_listener::serve_clients;
 use crate::driver::{ClientCall, Driver, DriverConfig, DriverHandles, PeerNetwork};
+use crate::force_new_cluster::force_new_cluster;
 use crate::join::{join_cluster, JoinSettings};
 use crate::membership::PeerDirectory;
 use crate::storage::Storage;
@@ -33,6 +34,8 @@ pub struct MemberSettings {
     pub seeds: BTreeMap<NodeId, String>,
     /// The driver's settings; `cluster_id` is filled in here.
     pub driver: DriverConfig,
+    /// `--force-new-cluster`: become the only voter (`crate::force_new_cluster`).
+    pub force_new_cluster: bool,
 }
 
 /// Runs a member until `shutdown` (or a storage failure). `network` wraps the started
@@ -56,6 +59,11 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
 ) -> Result<(), String> {
     let identity = opened.identity;
     let own_id = identity.node_id;
+    let recovered = if settings.force_new_cluster {
+        Some(force_new_cluster(&mut storage, own_id, opened.recovered).map_err(|e| e.to_string())?)
+    } else {
+        opened.recovered
+    };
     let joined = establish_membership(
         &mut storage,
         &identity,
@@ -76,8 +84,8 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
         incarnation = format_args!("{:016x}", identity.incarnation),
         "member of cluster {}", membership.cluster_id
     );
-    let start = member_raft(settings.raft.clone(), &joined, opened.recovered, SESSIONS_MAX)
-        .map_err(|e| e.to_string())?;
+    let start =
+        member_raft(settings.raft.clone(), &joined, recovered, SESSIONS_MAX).map_err(|e| e.to_string())?;
     let directory = PeerDirectory::new(settings.seeds.clone(), Some(&membership));
     let driver_config = DriverConfig {
         cluster_id: membership.cluster_id.0,

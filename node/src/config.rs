@@ -77,6 +77,11 @@ pub struct NodeArgs {
     pub snapshot_every: u64,
     #[arg(long, env = "RAFTKV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Disaster recovery from a survivor: make this node the only voter of its cluster,
+    /// with every entry of its log committed. Only when a majority's data is lost for
+    /// good; wipe the other members before they start again (they rejoin by themselves).
+    #[arg(long, env = "RAFTKV_FORCE_NEW_CLUSTER")]
+    pub force_new_cluster: bool,
 }
 
 /// Settings after validation.
@@ -99,6 +104,7 @@ pub struct NodeSettings {
     pub raft: raft::Config,
     pub snapshot_every: u64,
     pub log_format: LogFormat,
+    pub force_new_cluster: bool,
 }
 
 impl NodeArgs {
@@ -195,6 +201,7 @@ impl NodeArgs {
             raft,
             snapshot_every: self.snapshot_every,
             log_format: self.log_format,
+            force_new_cluster: self.force_new_cluster,
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod client_listener;
 pub mod config;
 pub mod driver;
+pub mod force_new_cluster;
 pub mod identity;
 pub mod join;
 pub mod kv;

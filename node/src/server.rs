@@ -89,6 +89,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
             shutdown_transfer_ticks_max: settings.raft.election_timeout_ticks_max.saturating_mul(2),
             inputs_per_turn_max: 4096,
         },
+        force_new_cluster: settings.force_new_cluster,
     };
     let ops_transport = transport.clone();
     let ops_shutdown = shutdown.clone();

@@ -312,6 +312,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
             #[cfg(feature = "canaries")]
             canary: config.canary,
         },
+        force_new_cluster: false,
     };
     let monitor = config.monitor.clone();
     let network = move |transport: Transport| SimNetwork {

@@ -436,3 +436,47 @@ async fn invalid_configuration_is_an_error_not_a_panic() {
         .expect_err("zero capacity");
     assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
 }
+
+/// Peers follow the configuration: a peer added later is dialed, a removed one is no
+/// longer reachable, and a member re-bound to another incarnation loses its connection.
+#[tokio::test]
+async fn the_peer_set_follows_the_configuration() {
+    let (listener_one, listener_three) = (bind_loopback().await, bind_loopback().await);
+    let (address_one, address_three) = (
+        listener_one.local_addr().expect("bound"),
+        listener_three.local_addr().expect("bound"),
+    );
+    // Node 1 starts knowing nobody; node 3 knows node 1.
+    let mut one = Node::start(config(1, "blue", &BTreeMap::new(), address_one), listener_one);
+    let peers_of_three = BTreeMap::from([(1, address_one.to_string())]);
+    let mut three = Node::start(config(3, "blue", &peers_of_three, address_three), listener_three);
+    one.transport.send(message(1, 3, 0));
+    assert_eq!(one.transport.stats().messages_unroutable, 1, "3 is not a peer yet");
+    let entry = |address: SocketAddr, incarnation| crate::membership::PeerEntry {
+        address: Some(address.to_string()),
+        incarnation: Some(incarnation),
+    };
+    one.transport.set_peers(BTreeMap::from([(3, entry(address_three, 103))]));
+    one.deliver(&mut three, message(1, 3, 1)).await;
+    three.deliver(&mut one, message(3, 1, 2)).await;
+    // Node 3 is re-bound to another incarnation: its live connection to 1 is closed and
+    // its new handshakes are refused.
+    let refused_before = one.transport.stats().connections_refused;
+    one.transport.set_peers(BTreeMap::from([(3, entry(address_three, 999))]));
+    eventually("node 3's redial is refused", || {
+        three.transport.send(message(3, 1, 3));
+        one.transport.stats().connections_refused > refused_before
+    })
+    .await;
+    // Copies that were in flight before the close may have arrived; none after it.
+    while one.inbox.try_recv().is_ok() {}
+    for tag in 10..15 {
+        three.transport.send(message(3, 1, tag));
+    }
+    one.assert_inbox_stays_empty(Duration::from_millis(300)).await;
+    // Removed: nothing is routed to it any more.
+    one.transport.set_peers(BTreeMap::new());
+    let unroutable = one.transport.stats().messages_unroutable;
+    one.transport.send(message(1, 3, 4));
+    assert_eq!(one.transport.stats().messages_unroutable, unroutable + 1);
+}
