@@ -185,7 +185,27 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 "--peers disagrees with the configuration in the log about node {id}'s address; using the log's"
             );
         }
-        driver.peers_conf = driver.raft.conf_state().clone();
+        let conf = driver.raft.conf_state().clone();
+        if !conf.voters.is_empty() {
+            let own_id = driver.raft.id();
+            let strangers: Vec<NodeId> = driver
+                .directory
+                .seeds
+                .keys()
+                .copied()
+                .filter(|&id| id != own_id && !conf.contains(id))
+                .collect();
+            if !strangers.is_empty() {
+                warn!(
+                    ?strangers,
+                    voters = ?conf.voters,
+                    learners = ?conf.learners,
+                    "--peers lists nodes that are not members of the configuration in the log; they are \
+                     not contacted (a node joins by starting it, or with raftkv member add)"
+                );
+            }
+        }
+        driver.peers_conf = conf;
         let handles = DriverHandles {
             status: status_receiver,
             metrics,
