@@ -1,50 +1,15 @@
 //! `raftkv smoke` against a real three-node cluster of `raftkv-node` processes: it passes
 //! on a healthy cluster and fails (one error line, exit 1) when a node is down, since
 //! then not every endpoint answers.
-//!
-//! The node binary belongs to another package, so Cargo does not build it for this one:
-//! the test uses the `raftkv-node` beside `raftkv` (`cargo test --workspace` builds both
-//! before it runs any test) or `RAFTKV_NODE_BIN`. Without either it says it skipped; CI sets `RAFTKV_NODE_BIN`,
-//! which must then exist.
+//! The node binary: see `real_cluster`.
 
 // It runs real processes: not in simulation.
 #![cfg(not(madsim))]
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::Duration;
+mod real_cluster;
 
 use client::local_cluster::{LocalCluster, LocalClusterOptions};
-
-/// The node binary; `None` (skip) only when `RAFTKV_NODE_BIN` is unset and none was
-/// built. A set `RAFTKV_NODE_BIN` must exist: `ci/test.sh` sets it, so CI never skips.
-fn node_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("RAFTKV_NODE_BIN") {
-        let path = PathBuf::from(path);
-        assert!(path.exists(), "RAFTKV_NODE_BIN={} does not exist", path.display());
-        return Some(path);
-    }
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_raftkv")).with_file_name("raftkv-node");
-    path.exists().then_some(path)
-}
-
-fn raftkv(endpoints: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_raftkv"))
-        .args(["--endpoints", endpoints])
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run raftkv")
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use real_cluster::{describe, node_binary, raftkv, temporary_dir};
 
 #[test]
 fn smoke_passes_on_a_real_cluster_and_fails_when_a_node_is_down() {
@@ -54,7 +19,7 @@ fn smoke_passes_on_a_real_cluster_and_fails_when_a_node_is_down() {
         );
         return;
     };
-    let directory = tempfile_dir();
+    let directory = temporary_dir("smoke");
     let mut cluster = LocalCluster::start(LocalClusterOptions {
         node_binary,
         base_dir: directory.clone(),
@@ -90,13 +55,4 @@ fn smoke_passes_on_a_real_cluster_and_fails_when_a_node_is_down() {
     );
     drop(cluster);
     let _ = std::fs::remove_dir_all(&directory);
-}
-
-/// A fresh directory under the system's temporary one (this crate has no `tempfile`).
-fn tempfile_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .subsec_nanos();
-    std::env::temp_dir().join(format!("raftkv-smoke-{}-{nanos}", std::process::id()))
 }

@@ -451,18 +451,24 @@ async fn the_peer_set_follows_the_configuration() {
     let peers_of_three = BTreeMap::from([(1, address_one.to_string())]);
     let mut three = Node::start(config(3, "blue", &peers_of_three, address_three), listener_three);
     one.transport.send(message(1, 3, 0));
-    assert_eq!(one.transport.stats().messages_unroutable, 1, "3 is not a peer yet");
+    assert_eq!(
+        one.transport.stats().messages_unroutable,
+        1,
+        "3 is not a peer yet"
+    );
     let entry = |address: SocketAddr, incarnation| crate::membership::PeerEntry {
         address: Some(address.to_string()),
         incarnation: Some(incarnation),
     };
-    one.transport.set_peers(BTreeMap::from([(3, entry(address_three, 103))]));
+    one.transport
+        .set_peers(BTreeMap::from([(3, entry(address_three, 103))]));
     one.deliver(&mut three, message(1, 3, 1)).await;
     three.deliver(&mut one, message(3, 1, 2)).await;
     // Node 3 is re-bound to another incarnation: its live connection to 1 is closed and
     // its new handshakes are refused.
     let refused_before = one.transport.stats().connections_refused;
-    one.transport.set_peers(BTreeMap::from([(3, entry(address_three, 999))]));
+    one.transport
+        .set_peers(BTreeMap::from([(3, entry(address_three, 999))]));
     eventually("node 3's redial is refused", || {
         three.transport.send(message(3, 1, 3));
         one.transport.stats().connections_refused > refused_before
