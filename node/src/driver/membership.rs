@@ -261,6 +261,40 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         Ok(())
     }
 
+    /// Says at start where `--peers` disagrees with the configuration in the log (which
+    /// wins): another address for a member, or a node that is not a member at all.
+    pub(super) fn warn_about_seeds(&self) {
+        for (id, flag, log) in self.directory.seed_disagreements() {
+            warn!(
+                id,
+                flag = %flag,
+                log = %log,
+                "--peers disagrees with the configuration in the log about node {id}'s address; using the log's"
+            );
+        }
+        let conf = self.raft.conf_state();
+        if conf.voters.is_empty() {
+            return; // joining: no configuration yet
+        }
+        let own_id = self.raft.id();
+        let strangers: Vec<NodeId> = self
+            .directory
+            .seeds
+            .keys()
+            .copied()
+            .filter(|&id| id != own_id && !conf.contains(id))
+            .collect();
+        if !strangers.is_empty() {
+            warn!(
+                ?strangers,
+                voters = ?conf.voters,
+                learners = ?conf.learners,
+                "--peers lists nodes that are not members of the configuration in the log; they are \
+                 not contacted (a node joins by starting it, or with raftkv member add)"
+            );
+        }
+    }
+
     /// A new leader records the members that have no record yet (the founders, whose
     /// addresses come from `--peers`), so that the configuration in the log carries every
     /// member's address and incarnation. Once per term, after its first commit.

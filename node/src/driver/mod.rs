@@ -177,35 +177,8 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             peers_conf: ConfState::default(),
         };
         driver.reload_records()?;
-        for (id, flag, log) in driver.directory.seed_disagreements() {
-            warn!(
-                id,
-                flag = %flag,
-                log = %log,
-                "--peers disagrees with the configuration in the log about node {id}'s address; using the log's"
-            );
-        }
-        let conf = driver.raft.conf_state().clone();
-        if !conf.voters.is_empty() {
-            let own_id = driver.raft.id();
-            let strangers: Vec<NodeId> = driver
-                .directory
-                .seeds
-                .keys()
-                .copied()
-                .filter(|&id| id != own_id && !conf.contains(id))
-                .collect();
-            if !strangers.is_empty() {
-                warn!(
-                    ?strangers,
-                    voters = ?conf.voters,
-                    learners = ?conf.learners,
-                    "--peers lists nodes that are not members of the configuration in the log; they are \
-                     not contacted (a node joins by starting it, or with raftkv member add)"
-                );
-            }
-        }
-        driver.peers_conf = conf;
+        driver.warn_about_seeds();
+        driver.peers_conf = driver.raft.conf_state().clone();
         let handles = DriverHandles {
             status: status_receiver,
             metrics,
