@@ -34,6 +34,9 @@ CLIENT_POD = "raftkv-client"
 SMOKE_JOB = "raftkv-smoke"
 SERVER_LABEL = ("app.kubernetes.io/name", "raftkv")
 REPLICAS = 3
+# Pods a scale-up adds (raftkv-3, raftkv-4) run the same template: their environment is
+# checked too, though RAFTKV_PEERS must not name them.
+SCALED_REPLICAS = 5
 RUN_AS = 65532
 PEER_PORT, CLIENT_PORT, HTTP_PORT = 7001, 7101, 7201
 CLUSTER_DOMAIN = "cluster.local"
@@ -368,7 +371,7 @@ def check_node_environment(manifests: Manifests) -> None:
     expected_peers = ",".join(
         f"{ordinal + 1}={replica_host(ordinal, namespace)}:{PEER_PORT}" for ordinal in range(REPLICAS)
     )
-    for ordinal in range(REPLICAS):
+    for ordinal in range(SCALED_REPLICAS):
         pod_name = f"{STATEFULSET}-{ordinal}"
         environment = expand_environment(container, pod_name, namespace)
         expect(
@@ -383,6 +386,14 @@ def check_node_environment(manifests: Manifests) -> None:
         expect(
             environment.get("RAFTKV_ADVERTISE_CLIENT") == advertise,
             f"{pod_name}: RAFTKV_ADVERTISE_CLIENT is {shown(environment.get('RAFTKV_ADVERTISE_CLIENT'))}, expected {shown(advertise)}",
+        )
+        # The address the member records in the configuration: a pod not in RAFTKV_PEERS
+        # (a scale-up) cannot join without it, and for an initial member the node refuses
+        # to start if it differs from its RAFTKV_PEERS entry.
+        advertise_peer = f"{replica_host(ordinal, namespace)}:{PEER_PORT}"
+        expect(
+            environment.get("RAFTKV_ADVERTISE_PEER") == advertise_peer,
+            f"{pod_name}: RAFTKV_ADVERTISE_PEER is {shown(environment.get('RAFTKV_ADVERTISE_PEER'))}, expected {shown(advertise_peer)}",
         )
     environment = expand_environment(container, f"{STATEFULSET}-0", namespace)
     for variable, port_name, number in (
@@ -622,7 +633,7 @@ DEPLOYMENT = [
     ),
     Check(
         "node-env",
-        "id from the pod name, peers and advertised address are the stable DNS names",
+        "id from the pod name; the 3 initial peers and every pod's advertised addresses by DNS name",
         check_node_environment,
     ),
     Check("grace", "terminationGracePeriodSeconds covers the leadership transfer", check_grace_period),
@@ -699,6 +710,17 @@ def set_env(container: dict[str, Any], name: str, value: str) -> None:
             variable.update({"name": name, "value": value})
             return
     container["env"].append({"name": name, "value": value})
+
+
+def remove_env(container: dict[str, Any], name: str) -> None:
+    container["env"] = [variable for variable in container["env"] if variable["name"] != name]
+
+
+def move_env_first(container: dict[str, Any], name: str) -> None:
+    """Moves variable `name` to the front, before the variables its $(...) refer to."""
+    variables = container["env"]
+    moved = [variable for variable in variables if variable["name"] == name]
+    container["env"] = moved + [variable for variable in variables if variable["name"] != name]
 
 
 def anti_affinity(documents: list[dict[str, Any]]) -> dict[str, Any]:
@@ -832,6 +854,46 @@ DEPLOYMENT_MUTATIONS: list[tuple[str, str, Callable[[list[dict[str, Any]]], None
         lambda d: set_env(
             node_container(d), "RAFTKV_ADVERTISE_CLIENT", "raftkv.raftkv.svc.cluster.local:7101"
         ),
+    ),
+    (
+        "node-env",
+        "the scale-up pods listed as initial peers",
+        lambda d: set_env(
+            node_container(d),
+            "RAFTKV_PEERS",
+            ",".join(
+                f"{ordinal + 1}=raftkv-{ordinal}.raftkv-peer.$(POD_NAMESPACE).svc.cluster.local:7001"
+                for ordinal in range(SCALED_REPLICAS)
+            ),
+        ),
+    ),
+    (
+        "node-env",
+        "RAFTKV_ADVERTISE_PEER removed",
+        lambda d: remove_env(node_container(d), "RAFTKV_ADVERTISE_PEER"),
+    ),
+    (
+        "node-env",
+        "advertise peer address without the pod name",
+        lambda d: set_env(
+            node_container(d),
+            "RAFTKV_ADVERTISE_PEER",
+            "raftkv-0.raftkv-peer.$(POD_NAMESPACE).svc.cluster.local:7001",
+        ),
+    ),
+    (
+        "node-env",
+        "advertise peer address on the client port",
+        lambda d: set_env(
+            node_container(d),
+            "RAFTKV_ADVERTISE_PEER",
+            "$(RAFTKV_POD_NAME).raftkv-peer.$(POD_NAMESPACE).svc.cluster.local:7101",
+        ),
+    ),
+    (
+        "node-env",
+        "advertise peer address before the pod name it expands",
+        lambda d: move_env_first(node_container(d), "RAFTKV_ADVERTISE_PEER"),
     ),
     ("node-env", "fixed RAFTKV_ID", lambda d: set_env(node_container(d), "RAFTKV_ID", "1")),
     (

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates a local Kubernetes cluster for raftkv: kind with one control plane and four
+# Creates a local Kubernetes cluster for raftkv: kind with one control plane and five
 # workers (k8s/kind-config.yaml) and a local image registry at localhost:5001, following
 # the kind "local registry" recipe (https://kind.sigs.k8s.io/docs/user/local-registry/).
 # Idempotent: an existing registry or cluster is reused.
@@ -13,11 +13,11 @@ cd "$(dirname "$0")/.."
 source k8s/kind-env.sh
 require docker kind kubectl
 
-# Five kind nodes each run a kubelet and containerd: the host's default inotify limits
+# Six kind nodes each run a kubelet and containerd: the host's default inotify limits
 # are often too low ("too many open files", pods stuck). See kind's known issues.
 instances=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 512)
 if (( instances < 512 )); then
-    echo "warning: fs.inotify.max_user_instances is $instances; kind with 5 nodes wants 512+:"
+    echo "warning: fs.inotify.max_user_instances is $instances; kind with 6 nodes wants 512+:"
     echo "  sudo sysctl fs.inotify.max_user_instances=512 fs.inotify.max_user_watches=524288"
 fi
 
@@ -33,7 +33,7 @@ else
     echo "    created from $REGISTRY_IMAGE"
 fi
 
-echo "==> 2. kind cluster $KIND_CLUSTER_NAME (1 control plane, 4 workers)"
+echo "==> 2. kind cluster $KIND_CLUSTER_NAME (1 control plane, 5 workers)"
 if kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER_NAME"; then
     echo "    already exists"
 else
@@ -77,8 +77,8 @@ YAML
 echo "==> 6. all nodes ready"
 kind_kubectl wait --for=condition=Ready nodes --all --timeout=5m
 workers=$(kind_kubectl get nodes --selector '!node-role.kubernetes.io/control-plane' -o name | wc -l)
-if (( workers < 4 )); then
-    echo "cluster-up: expected 4 workers, found $workers (delete the cluster: k8s/teardown.sh)" >&2
+if (( workers < 5 )); then
+    echo "cluster-up: expected 5 workers, found $workers (delete the cluster: k8s/teardown.sh)" >&2
     exit 1
 fi
 kind_kubectl get nodes -o wide

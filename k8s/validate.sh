@@ -21,7 +21,14 @@
 #      again; the replica rejoins and catches up (timed)
 #   6. (docker only) partition the leader off the network; a new leader is elected and
 #      writes continue; heal; the replica catches up (timed)
-#   7. every acknowledged write is in every replica's KV map
+#   7. scale 3 -> 5 -> 3 under a writer (a loop of `raftkv put`, a new key each, from
+#      the client): scale up to 5 (the new pods join by themselves) and wait for 5
+#      voters (each new member timed); scale down with k8s/scale.sh 3 (member remove 5
+#      and 4, then the pods, then their volumes) and wait for 3 voters; then 0 failed
+#      writes, and every acknowledged one on every replica
+#   8. wipe a follower's volume and restart it (a writer running again): it rejoins as a
+#      new incarnation; timed until it is a voter again and until it has caught up
+#   9. every acknowledged write is in every replica's KV map
 # Each step prints what it checked; the first failure ends the script with exit code 1
 # (and the replicas' last log lines). At the end it prints the timings.
 #
@@ -33,7 +40,8 @@
 # Needs bash, python3 (JSON) and docker (kind nodes are containers too); the kubectl driver
 # also kubectl. Environment: KEEP=1 leaves the Docker containers, network and volumes behind for
 # inspection (the next run removes them); IMAGE (docker driver); KUBE_CONTEXT, NAMESPACE
-# (kubectl driver); LEADER_TIMEOUT_S, CONVERGE_TIMEOUT_S, WRITE_TIMEOUT_MS bound waits.
+# (kubectl driver); LEADER_TIMEOUT_S, CONVERGE_TIMEOUT_S, WRITE_TIMEOUT_MS, SCALE_TIMEOUT_S
+# bound waits. The kubectl driver's scale step needs 5 schedulable workers (k8s/cluster-up.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +65,8 @@ command -v python3 >/dev/null || { echo "validate: python3 is needed to read raf
 # The names the manifests give (k8s/base): StatefulSet pods, headless Service, ports.
 NAMESPACE=${NAMESPACE:-raftkv}
 PODS=(raftkv-0 raftkv-1 raftkv-2)
+# Step 7 scales to this many replicas and back.
+SCALED_REPLICAS=5
 PEER_SERVICE=raftkv-peer
 CLUSTER_DOMAIN=${CLUSTER_DOMAIN:-cluster.local}
 PEER_PORT=7001
@@ -104,6 +114,7 @@ WORK=$(mktemp -d)
 STARTED=0
 finish() {
   local status=$?
+  writer_kill
   if ((status != 0 && STARTED)); then
     echo >&2
     driver_logs >&2 || true
@@ -132,6 +143,7 @@ trap 'exit 143' TERM
 # raftkv_json.py converged < status                  -> the applied index all replicas share
 # raftkv_json.py same-kv dump...                     -> the number of keys, if all maps are equal
 # raftkv_json.py holds dump written                  -> checks every "key<TAB>value" is in dump
+# raftkv_json.py members < member list               -> "id role incarnation" per member, by id
 cat >"$WORK/raftkv_json.py" <<'PY'
 import json, sys
 
@@ -180,6 +192,10 @@ elif command == "holds":
     if wrong:
         fail("acknowledged writes missing or changed: " + ", ".join(wrong))
     print(len(written))
+elif command == "members":
+    listing = json.load(sys.stdin)
+    for member in sorted(listing["members"], key=lambda member: member["id"]):
+        print(member["id"], member["role"], member["incarnation"] or "-")
 else:
     fail(f"unknown command {command}")
 PY
@@ -304,6 +320,142 @@ catch_up() {
   ok "$what caught up in $CATCH_UP_MS ms: all replicas applied through index $CONVERGED_APPLIED, equal KV maps ($CONVERGED_KEYS keys)"
 }
 
+# --- membership and the writer (steps 7 and 8) ------------------------------------------
+# Sets MEMBERS ("id role incarnation" a line, in id order) from the leader's member list,
+# and notes in SEEN_AT when each id/incarnation/role was first listed.
+MEMBERS=
+declare -A SEEN_AT=()
+member_list() {
+  local id role incarnation now
+  if ! cli --output json --timeout-ms 2000 member list >"$WORK/members.json" 2>"$WORK/error"; then
+    REASON="raftkv member list: $(cat "$WORK/error")"
+    return 1
+  fi
+  if ! MEMBERS=$(json members <"$WORK/members.json" 2>"$WORK/error"); then
+    REASON=$(cat "$WORK/error")
+    return 1
+  fi
+  now=$(now_ms)
+  while read -r id role incarnation; do
+    [[ -n ${SEEN_AT[$id/$incarnation/$role]:-} ]] || SEEN_AT[$id/$incarnation/$role]=$now
+  done <<<"$MEMBERS"
+}
+
+# first_seen ID ROLE [INCARNATION]: when member list first showed it (ms), or nothing.
+first_seen() {
+  local key at best= id incarnation role
+  for key in "${!SEEN_AT[@]}"; do
+    IFS=/ read -r id incarnation role <<<"$key"
+    [[ $id == "$1" && $role == "$2" && (-z ${3:-} || $incarnation == "$3") ]] || continue
+    at=${SEEN_AT[$key]}
+    if [[ -z $best ]] || ((at < best)); then best=$at; fi
+  done
+  echo "$best"
+}
+
+# "N ms" after START, or why there is no figure: the member list is polled every 0.2 s
+# or so, and only once the pods are started, so a short learner phase can go unseen.
+ms_after() {
+  if [[ -n $2 ]]; then echo "$(($2 - $1)) ms"; else echo "too brief for the poll"; fi
+}
+
+# voters_are ID...: holds once the configuration is exactly these members, all voters.
+voters_are() {
+  local expected listed
+  member_list || return 1
+  expected=$(printf '%s voter\n' "$@")
+  listed=$(cut -d' ' -f1,2 <<<"$MEMBERS")
+  if [[ $listed != "$expected" ]]; then
+    REASON="the members are: $(paste -sd, <<<"$listed"), waiting for voters $*"
+    return 1
+  fi
+}
+
+# The incarnation member ID has in MEMBERS.
+incarnation_of() {
+  awk -v id="$1" '$1 == id { print $3 }' <<<"$MEMBERS"
+}
+
+# rejoined ID OLD: holds once member ID is a voter again under an incarnation other than
+# OLD; sets NEW_INCARNATION.
+NEW_INCARNATION=
+rejoined() {
+  local line role incarnation
+  member_list || return 1
+  line=$(awk -v id="$1" '$1 == id' <<<"$MEMBERS")
+  read -r _ role incarnation <<<"$line"
+  if [[ $role != voter || $incarnation == "$2" || $incarnation == - ]]; then
+    REASON="member $1 is ${line:+a $role, incarnation $incarnation}${line:-not listed}: $(paste -sd, <<<"$MEMBERS")"
+    return 1
+  fi
+  NEW_INCARNATION=$incarnation
+}
+
+# A steady writer in the background: `raftkv put` in a loop, one at a time, each with a
+# new key validate/<run>/<name>-<n>. Every acknowledged write goes to $WORK/<name>.acked
+# ("key<TAB>value"), every failed one to $WORK/<name>.failed (with its error).
+WRITER_PID= WRITER_NAME= WRITER_STARTED=
+writer_start() {
+  WRITER_NAME=$1 WRITER_STARTED=$(now_ms)
+  : >"$WORK/$1.acked"
+  : >"$WORK/$1.failed"
+  rm -f "$WORK/writer.stop"
+  (
+    n=0
+    while [[ ! -e $WORK/writer.stop ]]; do
+      n=$((n + 1))
+      key="validate/$RUN/$1-$n" value="$1-value-$n"
+      if output=$(cli --timeout-ms "$WRITE_TIMEOUT_MS" put "$key" "$value" 2>&1); then
+        printf '%s\t%s\n' "$key" "$value" >>"$WORK/$1.acked"
+      else
+        printf '%s\t%s\n' "$key" "${output//$'\n'/ }" >>"$WORK/$1.failed"
+      fi
+    done
+  ) &
+  WRITER_PID=$!
+  retry_until "$LEADER_TIMEOUT_S" "the writer's first write" writer_wrote
+  ok "writer started: raftkv put validate/$RUN/$1-<n>, one after the other"
+}
+
+writer_wrote() {
+  [[ -s $WORK/$WRITER_NAME.acked || -s $WORK/$WRITER_NAME.failed ]] || { REASON="nothing written yet"; return 1; }
+}
+
+# Stops the writer after its current write and checks that none failed. Sets
+# WRITER_ACKED, WRITER_FAILED and WRITER_MS; adds its writes to $WORK/written.
+WRITER_ACKED= WRITER_FAILED= WRITER_MS=
+writer_stop() {
+  touch "$WORK/writer.stop"
+  wait "$WRITER_PID" || true
+  WRITER_PID=
+  WRITER_MS=$(($(now_ms) - WRITER_STARTED))
+  WRITER_ACKED=$(wc -l <"$WORK/$WRITER_NAME.acked")
+  WRITER_FAILED=$(wc -l <"$WORK/$WRITER_NAME.failed")
+  cat "$WORK/$WRITER_NAME.acked" >>"$WORK/written"
+  if ((WRITER_FAILED > 0)); then
+    fail "the writer: $WRITER_FAILED of $((WRITER_ACKED + WRITER_FAILED)) writes failed: $(head -5 "$WORK/$WRITER_NAME.failed")"
+  fi
+  ok "writer stopped: $WRITER_ACKED writes acknowledged, 0 failed, in $WRITER_MS ms"
+}
+
+# On exit: a writer still running is stopped at once.
+writer_kill() {
+  if [[ -n ${WRITER_PID:-} ]]; then
+    kill "$WRITER_PID" 2>/dev/null || true
+    wait "$WRITER_PID" 2>/dev/null || true
+    WRITER_PID=
+  fi
+}
+
+# holds_everywhere FILE: every "key<TAB>value" of FILE is in each replica's last dump.
+holds_everywhere() {
+  local pod count
+  for pod in "${PODS[@]}"; do
+    count=$(json holds "$WORK/dump-$pod.json" "$1" 2>&1) || fail "$pod: $count"
+    ok "$pod holds all $count $2"
+  done
+}
+
 # --- the scenario ---------------------------------------------------------------------
 driver_check
 step "bring up ($driver driver)"
@@ -396,12 +548,74 @@ else
   step "partition: skipped (the $driver driver cannot partition a pod)"
 fi
 
+step "scale 3 -> $SCALED_REPLICAS under a writer"
+retry_until "$LEADER_TIMEOUT_S" "3 voters" voters_are 1 2 3
+ok "members 1 2 3, all voters"
+writer_start scale
+new_pods=() new_ids=()
+for ((ordinal = ${#PODS[@]}; ordinal < SCALED_REPLICAS; ordinal++)); do
+  new_pods+=("raftkv-$ordinal")
+  new_ids+=("$((ordinal + 1))")
+done
+scale_started=$(now_ms)
+scale_up "$SCALED_REPLICAS"
+ok "scaled to $SCALED_REPLICAS: ${new_pods[*]} started (not in RAFTKV_PEERS: they join by themselves)"
+retry_until "$SCALE_TIMEOUT_S" "$SCALED_REPLICAS voters" voters_are $(seq 1 "$SCALED_REPLICAS")
+declare -A VOTER_MS=()
+for id in "${new_ids[@]}"; do
+  voter=$(first_seen "$id" voter)
+  VOTER_MS[$id]=$((voter - scale_started))
+  ok "node $id ($(pod_of_id "$id")): a voter ${VOTER_MS[$id]} ms after the scale began" \
+    "(listed as a learner: $(ms_after "$scale_started" "$(first_seen "$id" learner)"))"
+done
+cli --timeout-ms 2000 member list 2>&1 | sed 's/^/      /' || true
+write_and_read scaled 2
+
+step "scale $SCALED_REPLICAS -> 3 under the writer: k8s/scale.sh 3 (remove the members, then the pods, then their volumes)"
+started=$(now_ms)
+scale_down 3 || fail "k8s/scale.sh 3 failed"
+SCALE_DOWN_MS=$(($(now_ms) - started))
+for pod in "${new_pods[@]}"; do
+  scaled_away "$pod"
+done
+ok "${new_pods[*]} and their volumes are gone ($SCALE_DOWN_MS ms)"
+retry_until "$SCALE_TIMEOUT_S" "3 voters" voters_are 1 2 3
+ok "members 1 2 3, all voters"
+writer_stop
+SCALE_WRITES=$WRITER_ACKED SCALE_WRITER_MS=$WRITER_MS
+
+step "no write of the scale step is lost"
+retry_until "$CONVERGE_TIMEOUT_S" "convergence" converged
+ok "all replicas applied through index $CONVERGED_APPLIED, equal KV maps ($CONVERGED_KEYS keys)"
+holds_everywhere "$WORK/scale.acked" "writes the writer had acknowledged"
+
+step "wipe a follower's volume and restart it (under a writer)"
+retry_until "$LEADER_TIMEOUT_S" "a leader" find_leader
+for pod in "${PODS[@]}"; do
+  [[ $pod == "$LEADER_POD" ]] || break
+done
+wiped_pod=$pod wiped_id=$((${pod##*-} + 1))
+retry_until "$LEADER_TIMEOUT_S" "3 voters" voters_are 1 2 3
+old_incarnation=$(incarnation_of "$wiped_id")
+info "node $LEADER_ID leads; the follower $wiped_pod is node $wiped_id, incarnation $old_incarnation"
+writer_start wipe
+started=$(now_ms)
+wipe_replica "$wiped_pod"
+restarted=$(now_ms)
+ok "$wiped_pod stopped, its volume deleted; started on an empty volume $((restarted - started)) ms later"
+retry_until "$SCALE_TIMEOUT_S" "$wiped_pod a voter again" rejoined "$wiped_id" "$old_incarnation"
+WIPE_VOTER_MS=$(($(first_seen "$wiped_id" voter "$NEW_INCARNATION") - restarted))
+ok "node $wiped_id is a voter again as incarnation $NEW_INCARNATION (was $old_incarnation)," \
+  "$WIPE_VOTER_MS ms after its restart (listed as a learner: $(ms_after "$restarted" "$(first_seen "$wiped_id" learner "$NEW_INCARNATION")"))"
+cli --timeout-ms 2000 member list 2>&1 | sed 's/^/      /' || true
+writer_stop
+WIPE_WRITES=$WRITER_ACKED WIPE_WRITER_MS=$WRITER_MS
+catch_up "$restarted" "$wiped_pod (empty volume)"
+WIPE_CATCH_UP_MS=$CATCH_UP_MS
+
 step "every acknowledged write is on every replica"
 retry_until "$CONVERGE_TIMEOUT_S" "convergence" converged
-for pod in "${PODS[@]}"; do
-  count=$(json holds "$WORK/dump-$pod.json" "$WORK/written" 2>&1) || fail "$pod: $count"
-  ok "$pod holds all $count acknowledged writes of this run"
-done
+holds_everywhere "$WORK/written" "acknowledged writes of this run"
 show_status
 
 step "timings ($driver driver)"
@@ -415,4 +629,12 @@ if [[ -n $PARTITION_TO_WRITE_MS ]]; then
   timing "leader partitioned -> next acknowledged write" "$PARTITION_TO_WRITE_MS"
   timing "partition healed -> replica caught up" "$PARTITION_CATCH_UP_MS"
 fi
-info "(each includes the exec of the raftkv calls; a catch-up is polled every 0.2 s)"
+for id in "${new_ids[@]}"; do
+  timing "scale up: scale began -> node $id a voter" "${VOTER_MS[$id]}"
+done
+timing "scale down: k8s/scale.sh 3, start to end" "$SCALE_DOWN_MS"
+timing "wiped replica started empty -> a voter again" "$WIPE_VOTER_MS"
+timing "wiped replica started empty -> caught up" "$WIPE_CATCH_UP_MS"
+info "writer during scale 3 -> $SCALED_REPLICAS -> 3: $SCALE_WRITES writes acknowledged, 0 failed, in $SCALE_WRITER_MS ms"
+info "writer during the wipe and rejoin: $WIPE_WRITES writes acknowledged, 0 failed, in $WIPE_WRITER_MS ms"
+info "(each includes the exec of the raftkv calls; a catch-up or a member list is polled every 0.2 s)"

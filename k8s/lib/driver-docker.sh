@@ -13,6 +13,13 @@
 #                       same name, alias and volume by wait_recreated
 #   client pod          container raftkv-client running `raftkv idle`, for `docker exec`
 #   partition           `docker network disconnect` / `connect` (re-adding the alias)
+#   scale up            what the StatefulSet does for `kubectl scale`: containers
+#                       raftkv-3, raftkv-4, ... on new volumes, with the same settings
+#   scale down          k8s/scale.sh itself, with k8s/lib/kubectl-docker.sh as its kubectl
+#                       (member remove through the client container, then the containers
+#                       go, then their volumes)
+#   wipe a replica      `docker stop`, remove the container and its volume, start it again
+#                       on a new, empty volume of the same name
 #
 # Every resource carries the label io.raftkv.validate=docker: driver_up removes leftovers
 # of an earlier run by that label before it starts, driver_down removes this run's.
@@ -23,6 +30,8 @@ DOCKER_NETWORK=${DOCKER_NETWORK:-raftkv-net}
 : "${LEADER_TIMEOUT_S:=30}"
 : "${CONVERGE_TIMEOUT_S:=60}"
 : "${RECREATE_TIMEOUT_S:=30}"
+# Scale-up members becoming voters, a wiped replica rejoining, k8s/scale.sh's waits.
+: "${SCALE_TIMEOUT_S:=60}"
 : "${WRITE_TIMEOUT_MS:=30000}"
 
 # RAFTKV_PEERS as the StatefulSet gives it: every member's stable DNS name.
@@ -57,6 +66,7 @@ docker_start_replica() {
     --env "RAFTKV_POD_NAME=$pod" \
     --env "RAFTKV_PEERS=$(docker_peers)" \
     --env "RAFTKV_ADVERTISE_CLIENT=$(endpoint_of "$pod")" \
+    --env "RAFTKV_ADVERTISE_PEER=$(fqdn_of "$pod"):$PEER_PORT" \
     --env "RUST_LOG=${RUST_LOG:-info}" --env NO_COLOR=1 \
     "$IMAGE" >/dev/null
 }
@@ -102,9 +112,15 @@ driver_up() {
     "and $CLIENT_POD (raftkv idle)"
 }
 
+# The replicas' containers (raftkv-0, raftkv-1, ..., scale-ups included), in ordinal order.
+docker_replicas() {
+  docker ps --all --filter "label=$DOCKER_LABEL" --format '{{.Names}}' |
+    grep -E '^raftkv-[0-9]+$' | sort -t- -k2 -n || true
+}
+
 driver_logs() {
   local pod
-  for pod in "${PODS[@]}"; do
+  for pod in $(docker_replicas); do
     echo "--- last log lines of $pod"
     docker logs --tail 30 "$pod" 2>&1 || true
   done
@@ -164,4 +180,41 @@ partition() {
 
 heal() {
   docker network connect --alias "$1.$PEER_SERVICE" --alias "$(fqdn_of "$1")" "$DOCKER_NETWORK" "$1"
+}
+
+# `kubectl scale statefulset raftkv --replicas N` upwards: the pods raftkv-<ordinal> for
+# the ordinals up to N, each on a new volume; they join the cluster by themselves.
+scale_up() {
+  local target=$1 ordinal
+  for ((ordinal = ${#PODS[@]}; ordinal < target; ordinal++)); do
+    docker volume create --label "$DOCKER_LABEL" "raftkv-data-$ordinal" >/dev/null
+    docker_start_replica "raftkv-$ordinal"
+  done
+}
+
+# k8s/scale.sh N, the operator's procedure, run as it is: its kubectl calls go to
+# k8s/lib/kubectl-docker.sh, which does them with docker on this driver's containers.
+scale_down() {
+  local shim="$WORK/kubectl-docker"
+  mkdir -p "$shim"
+  ln -sf "$PWD/k8s/lib/kubectl-docker.sh" "$shim/kubectl"
+  PATH="$shim:$PATH" DOCKER_LABEL=$DOCKER_LABEL CLIENT_POD=$CLIENT_POD NAMESPACE=$NAMESPACE \
+    SCALE_TIMEOUT_S=$SCALE_TIMEOUT_S k8s/scale.sh "$1" 2>&1 | sed 's/^/      /'
+}
+
+# Checks that scale_down removed the pod's container and volume.
+scaled_away() {
+  ! docker container inspect "$1" >/dev/null 2>&1 || fail "container $1 is still there"
+  ! docker volume inspect "raftkv-data-${1##*-}" >/dev/null 2>&1 || fail "volume raftkv-data-${1##*-} is still there"
+}
+
+# A lost volume: stop the replica (SIGTERM), remove its container and volume, start it
+# again on a new, empty volume of the same name. Returns once the container runs.
+wipe_replica() {
+  local pod=$1 ordinal=${1##*-}
+  docker stop "$pod" >/dev/null
+  docker rm "$pod" >/dev/null
+  docker volume rm "raftkv-data-$ordinal" >/dev/null
+  docker volume create --label "$DOCKER_LABEL" "raftkv-data-$ordinal" >/dev/null
+  docker_start_replica "$pod"
 }

@@ -10,6 +10,11 @@
 #                       name (raftkv-worker, raftkv-worker2, ...), stopped and started
 #                       with `docker stop` / `docker start`
 #   partition           not available: kind's default CNI does not enforce NetworkPolicy
+#   scale up            `kubectl scale statefulset raftkv --replicas N`: the new pods join
+#                       by themselves (5 replicas need 5 workers: required anti-affinity)
+#   scale down          k8s/scale.sh N (member remove, then scale, then delete the claims)
+#   wipe a replica      delete its PersistentVolumeClaim and its pod: the StatefulSet
+#                       recreates the pod with a new, empty claim
 #
 # Settings: KUBE_CONTEXT (default kind-raftkv), NAMESPACE (raftkv).
 
@@ -20,6 +25,8 @@
 : "${LEADER_TIMEOUT_S:=120}"
 : "${CONVERGE_TIMEOUT_S:=300}"
 : "${RECREATE_TIMEOUT_S:=180}"
+# New pods scheduled, started and made voters; k8s/scale.sh's waits.
+: "${SCALE_TIMEOUT_S:=300}"
 # Through a stopped worker, a write may first wait out connection timeouts to the
 # replica's address, which still resolves.
 : "${WRITE_TIMEOUT_MS:=60000}"
@@ -54,7 +61,7 @@ driver_down() {
 driver_logs() {
   k get pods --output wide || true
   local pod
-  for pod in "${PODS[@]}"; do
+  for pod in $(k get pods --selector app.kubernetes.io/name=raftkv --output name 2>/dev/null | sed 's|^pod/||' | sort -t- -k2 -n); do
     echo "--- last log lines of $pod"
     k logs --tail 30 "$pod" 2>&1 || true
   done
@@ -123,4 +130,47 @@ partition() {
 
 heal() {
   fail "the kubectl driver cannot partition a pod"
+}
+
+scale_up() {
+  k scale statefulset "$STATEFULSET" --replicas "$1" >/dev/null
+}
+
+# The operator's procedure, as it is.
+scale_down() {
+  KUBE_CONTEXT=$KUBE_CONTEXT NAMESPACE=$NAMESPACE SCALE_TIMEOUT_S=$SCALE_TIMEOUT_S \
+    k8s/scale.sh "$1" 2>&1 | sed 's/^/      /'
+}
+
+# Checks that scale_down removed the pod and its claim.
+scaled_away() {
+  ! k get pod "$1" >/dev/null 2>&1 || fail "pod $1 is still there"
+  # A claim deleted while still Terminating is gone as far as the StatefulSet goes.
+  local deleting
+  deleting=$(k get pvc "data-$1" --output jsonpath='{.metadata.deletionTimestamp}' 2>/dev/null) || return 0
+  [[ -n $deleting ]] || fail "the claim data-$1 is still there"
+}
+
+# A lost volume: delete the pod's claim, then the pod; the StatefulSet recreates the pod
+# and, the claim being gone, a new empty one. The claim is protected while a pod uses it,
+# so it goes once the pod has; if the StatefulSet was quicker and its new pod took the
+# old claim, delete that pod again. Returns once the new pod runs.
+wipe_replica() {
+  local pod=$1 claim=data-$1 old_claim attempt deadline
+  old_claim=$(k get pvc "$claim" --output jsonpath='{.metadata.uid}') || fail "no claim $claim"
+  k delete pvc "$claim" --wait=false >/dev/null
+  for attempt in 1 2 3; do
+    DELETED_POD_UID=$(k get pod "$pod" --output jsonpath='{.metadata.uid}' 2>/dev/null || true)
+    k delete pod "$pod" --ignore-not-found --wait=true >/dev/null
+    deadline=$((SECONDS + 60))
+    while ((SECONDS < deadline)); do
+      if [[ $(k get pvc "$claim" --output jsonpath='{.metadata.uid}' 2>/dev/null || true) != "$old_claim" ]]; then
+        wait_recreated "$pod"
+        return 0
+      fi
+      sleep 1
+    done
+    info "the claim $claim is still held (attempt $attempt): deleting $pod again"
+  done
+  fail "the claim $claim of $pod was not deleted"
 }
