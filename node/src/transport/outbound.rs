@@ -13,7 +13,7 @@ use client::connection::Connection;
 use client::frame::encode_frame;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::{sleep, timeout};
+use tokio::time::{sleep, timeout, Instant};
 use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
@@ -51,7 +51,15 @@ pub(super) struct OutboundPeer {
     /// Whether a failure to connect was already logged as a warning since the last
     /// successful handshake (or since start).
     warned_since_connected: bool,
+    /// When a refusal (a misconfiguration, or a node not yet a member being refused while
+    /// it joins) was last logged as a warning: at most one per `REFUSAL_WARNING_INTERVAL`.
+    refusal_warned_at: Option<Instant>,
 }
+
+/// How often a peer that keeps refusing us is worth a warning. A joining node is refused
+/// by every member until the leader has added it, which can take as long as a quorum is
+/// missing; one line per peer every few seconds says so without flooding the log.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 impl OutboundPeer {
     pub(super) fn new(
@@ -69,6 +77,7 @@ impl OutboundPeer {
             queue,
             backoff,
             warned_since_connected: false,
+            refusal_warned_at: None,
         }
     }
 
@@ -106,8 +115,15 @@ impl OutboundPeer {
                 bump(&self.shared.counters.connect_failures);
                 // The first failure since the last connection is news; the following ones,
                 // while the peer stays down, are not.
-                if error.is_misconfiguration() || !self.warned_since_connected {
+                let refusal_due = error.is_misconfiguration()
+                    && self
+                        .refusal_warned_at
+                        .is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_INTERVAL);
+                if refusal_due || !self.warned_since_connected {
                     self.warned_since_connected = true;
+                    if error.is_misconfiguration() {
+                        self.refusal_warned_at = Some(Instant::now());
+                    }
                     warn!(%error, "cannot connect to peer");
                 } else {
                     debug!(%error, "cannot connect to peer");
