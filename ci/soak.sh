@@ -51,9 +51,11 @@ status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 elapsed=$(( $(date +%s) - started ))
 
-# Seeds of the range only.
+# Seeds of the range only. The seed is printed as the text it was read as: awks such as
+# mawk print a number of 12 digits as 7.964e+11, which made every seed one.
 passed=$(grep -h '^seed [0-9]*: passed$' "$logs"/shard-*.log | awk -v base="$base" -v seeds="$seeds" \
-  '{ seed = $2 + 0 } seed >= base && seed < base + seeds { print seed }' | sort -u | wc -l)
+  '{ text = $2; sub(":", "", text); seed = text + 0 } seed >= base && seed < base + seeds { print text }' \
+  | sort -u | wc -l)
 failed=$(grep -h 'FAILED: \[' "$logs"/shard-*.log | grep -o '^seed [0-9]*' | sort -u || true)
 echo "soak: base $base: $passed of $seeds fresh seeds passed in ${elapsed}s"
 if [[ -n $failed ]]; then
