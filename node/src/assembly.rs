@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use raft::{Message, NodeId};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::bootstrap::{establish_membership, member_raft, IdentitySettings, OpenedDataDir};
 use crate::client_listener::serve_clients;
 use crate::driver::{ClientCall, Driver, DriverConfig, DriverHandles, PeerNetwork};
 use crate::force_new_cluster::force_new_cluster;
-use crate::join::{join_cluster, JoinSettings};
-use crate::membership::PeerDirectory;
+use crate::join::{join_cluster, must_join, JoinSettings};
+use crate::membership::{load_records, PeerDirectory};
 use crate::storage::Storage;
 use crate::transport::Transport;
 
@@ -84,8 +84,25 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
         incarnation = format_args!("{:016x}", identity.incarnation),
         "member of cluster {}", membership.cluster_id
     );
-    let start =
+    let had_raft_state = recovered.is_some();
+    let mut start =
         member_raft(settings.raft.clone(), &joined, recovered, SESSIONS_MAX).map_err(|e| e.to_string())?;
+    if had_raft_state {
+        let records = load_records(&storage).map_err(|e| e.to_string())?;
+        start.joining = must_join(
+            start.raft.conf_state(),
+            own_id,
+            identity.incarnation,
+            records.get(&own_id),
+        );
+        if !start.joining && !start.raft.conf_state().contains(own_id) {
+            warn!(
+                id = own_id,
+                "this node is not a member of the configuration it holds (it was removed, or its data dir \
+                 was replaced): it stays idle; wipe its data dir to make it join as a new incarnation"
+            );
+        }
+    }
     let directory = PeerDirectory::new(settings.seeds.clone(), Some(&membership));
     let driver_config = DriverConfig {
         cluster_id: membership.cluster_id.0,

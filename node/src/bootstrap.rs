@@ -327,7 +327,7 @@ pub struct MemberStart {
     pub raft: Raft,
     pub machine: StateMachine,
     /// Whether this node must still be made a (voting) member (`crate::join`): a new
-    /// incarnation joining, or a learner of an earlier join that was not promoted yet.
+    /// incarnation joining, or an earlier join that did not finish (`join::must_join`).
     pub joining: bool,
 }
 

@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use client::client::{Client, ClientOptions};
 use client::wire::{MemberChange, MemberList, MemberRole, NodeStatus};
-use raft::NodeId;
+use raft::{ConfState, NodeId};
 use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
 use tracing::{debug, info, warn};
 
 use crate::identity::ClusterId;
-use crate::membership::PeerEntry;
+use crate::membership::{MemberRecord, PeerEntry};
 use crate::transport::Transport;
 
 /// Pause between two steps, and after a failed one.
@@ -67,6 +67,31 @@ pub fn next_step(own_id: NodeId, incarnation: u64, list: &MemberList) -> JoinSte
             MemberRole::Voter => JoinStep::Done,
         },
     }
+}
+
+/// Whether a node restarting with Raft state must (still) ask to be made a voter, from
+/// the configuration and records it recovered:
+/// - a voter: no;
+/// - a learner: yes, its join was not finished (raftkv keeps no permanent learners);
+/// - in no configuration it holds: a join killed before the snapshot or entry that adds it
+///   reached it (its recovered configuration is empty, or older than its addition), or a
+///   member that was removed. A removed member's record is still there, with this
+///   incarnation; a joiner's is not (its record comes after the entry that adds it);
+/// - a record of another incarnation: this data dir was replaced; it must not remove the
+///   member that replaced it.
+pub fn must_join(
+    conf: &ConfState,
+    own_id: NodeId,
+    incarnation: u64,
+    own_record: Option<&MemberRecord>,
+) -> bool {
+    if own_record.is_some_and(|record| record.incarnation.is_some_and(|member| member != incarnation)) {
+        return false;
+    }
+    if conf.is_voter(own_id) {
+        return false;
+    }
+    conf.learners.contains(&own_id) || own_record.is_none()
 }
 
 /// Asks the cluster, step by step, to make this node a voter; returns when it is one, or
@@ -135,8 +160,11 @@ async fn step_once(
         deadline: REQUEST_DEADLINE,
         ..ClientOptions::default()
     };
+    // The incarnation as client id: unique per data dir (a joiner writes no session), and
+    // it keeps a simulated run replayable (a generated id hashes the process id).
     let mut client = Client::from_list(&endpoints.join(","), options)
-        .map_err(|error| format!("bad member client addresses {endpoints:?}: {error}"))?;
+        .map_err(|error| format!("bad member client addresses {endpoints:?}: {error}"))?
+        .with_client_id(settings.incarnation.max(1));
     let list = client
         .members()
         .await

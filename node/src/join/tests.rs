@@ -65,3 +65,27 @@ fn a_member_added_without_an_incarnation_is_bound_by_the_node_that_joins() {
         "the joining node's peers are the other members"
     );
 }
+
+#[test]
+fn a_restarted_node_joins_again_unless_it_is_a_voter_a_removed_member_or_replaced() {
+    use crate::membership::MemberRecord;
+    let record = |incarnation| MemberRecord {
+        peer_address: "n4:7001".to_string(),
+        client_address: "n4:7101".to_string(),
+        incarnation: Some(incarnation),
+    };
+    let voters = ConfState::with_voters([1, 2, 3]);
+    // Killed before anything added it: an empty or older configuration, no record.
+    assert!(must_join(&ConfState::default(), 4, 0x44, None));
+    assert!(must_join(&voters, 4, 0x44, None));
+    // A learner: the join was not finished.
+    let mut with_learner = voters.clone();
+    with_learner.learners.insert(4);
+    assert!(must_join(&with_learner, 4, 0x44, Some(&record(0x44))));
+    // A voter, a removed member (its record is there), or a replaced data dir: no.
+    let mut with_voter = voters.clone();
+    with_voter.voters.insert(4);
+    assert!(!must_join(&with_voter, 4, 0x44, Some(&record(0x44))));
+    assert!(!must_join(&voters, 4, 0x44, Some(&record(0x44))));
+    assert!(!must_join(&with_learner, 4, 0x44, Some(&record(0x45))));
+}

@@ -73,7 +73,42 @@ pub enum HandshakeReply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Accepted {
     RaftMessages,
+    /// A member id under another incarnation than the one this node's configuration
+    /// names: a wiped or replaced disk that has not been made a member again, or the
+    /// member's new incarnation whose record this node has not applied yet (it lags). Only
+    /// a leader's messages (appends, heartbeats, snapshots, TimeoutNow, read-index
+    /// answers) pass; votes, vote requests and acknowledgements are dropped, so such a node
+    /// is never counted as the member here.
+    ///
+    /// Why that is safe: a leader needs the votes of a majority, and every voter counts
+    /// only the incarnation it knows as the member; a blank disk that no configuration
+    /// names can win no election, so whoever sends a leader's messages under an unknown
+    /// incarnation was elected by voters that know it. Why it is needed: refusing it
+    /// outright left a lagging node unable to hear a leader that replaced its own disk,
+    /// for good (the simulation found it).
+    LeaderMessagesOnly,
     Probe,
+}
+
+/// Whether a message from a peer under an unverified incarnation may pass (see
+/// [`Accepted::LeaderMessagesOnly`]).
+pub(super) fn is_leader_message(body: &raft::MessageBody) -> bool {
+    use raft::MessageBody as Body;
+    match body {
+        Body::Append(_)
+        | Body::Heartbeat(_)
+        | Body::InstallSnapshot(_)
+        | Body::TimeoutNow
+        | Body::ReadIndexResponse(_) => true,
+        Body::PreVote(_)
+        | Body::PreVoteResponse(_)
+        | Body::Vote(_)
+        | Body::VoteResponse(_)
+        | Body::AppendResponse(_)
+        | Body::HeartbeatResponse(_)
+        | Body::InstallSnapshotResponse(_)
+        | Body::ReadIndex(_) => false,
+    }
 }
 
 /// Why the acceptor refuses a handshake. The text names both nodes rather than saying
@@ -103,14 +138,6 @@ pub enum Refusal {
     NotAMember {
         node_id: u64,
         incarnation: u64,
-    },
-    /// The dialer is a member's id but not the member's data dir: a wiped or replaced
-    /// disk (a new incarnation) that has not been made a member again, or the old
-    /// incarnation of a member that was replaced.
-    OtherIncarnation {
-        dialer_id: u64,
-        dialer_incarnation: u64,
-        member_incarnation: u64,
     },
     /// The dialer claims to be the acceptor, or a node that is not the acceptor's peer.
     UnknownNode {
@@ -160,16 +187,6 @@ impl fmt::Display for Refusal {
                 f,
                 "node {node_id} (incarnation {incarnation:016x}) is not a member of any cluster yet \
                  (a new or wiped data dir): no Raft messages until it is made one"
-            ),
-            Self::OtherIncarnation {
-                dialer_id,
-                dialer_incarnation,
-                member_incarnation,
-            } => write!(
-                f,
-                "node {dialer_id} presents incarnation {dialer_incarnation:016x} but the member {dialer_id} \
-                 is incarnation {member_incarnation:016x} (a wiped or replaced data dir joins as a new \
-                 incarnation once the cluster has made it a member)"
             ),
             Self::UnknownNode {
                 dialer_id,
@@ -254,16 +271,16 @@ pub(super) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) ->
             acceptor_id,
         });
     };
-    if let Some(member_incarnation) = peer.incarnation.filter(|&member| member != handshake.incarnation) {
-        return Err(Refusal::OtherIncarnation {
-            dialer_id,
-            dialer_incarnation: handshake.incarnation,
-            member_incarnation,
-        });
-    }
+    let verified = peer
+        .incarnation
+        .is_none_or(|member| member == handshake.incarnation);
     match (handshake.cluster_id, expected.cluster_id) {
         (Some(dialer_cluster_id), Some(acceptor_cluster_id)) if dialer_cluster_id == acceptor_cluster_id => {
-            Ok(Accepted::RaftMessages)
+            Ok(if verified {
+                Accepted::RaftMessages
+            } else {
+                Accepted::LeaderMessagesOnly
+            })
         }
         (Some(dialer_cluster_id), Some(acceptor_cluster_id)) => Err(Refusal::OtherClusterId {
             dialer_id,
@@ -425,9 +442,9 @@ mod tests {
     }
 
     #[test]
-    fn a_member_id_under_another_incarnation_is_refused() {
+    fn a_member_id_under_another_incarnation_may_only_carry_a_leaders_messages() {
         // Node 2's data dir was wiped: it comes back as a new incarnation, which must not
-        // speak for the member until the cluster made it one again.
+        // vote or acknowledge as the member until the cluster made it one again.
         let mut expected = expected(&[2], Some(BLUE));
         expected.peers.get_mut(&2).expect("peer").incarnation = Some(7);
         assert_eq!(
@@ -436,21 +453,22 @@ mod tests {
         );
         let mut wiped = handshake(2);
         wiped.incarnation = 8;
-        let refusal = check_handshake(&wiped, &expected).expect_err("other incarnation");
         assert_eq!(
-            refusal,
-            Refusal::OtherIncarnation {
-                dialer_id: 2,
-                dialer_incarnation: 8,
-                member_incarnation: 7
-            }
+            check_handshake(&wiped, &expected),
+            Ok(Accepted::LeaderMessagesOnly)
         );
-        assert!(refusal.to_string().contains("0000000000000008"), "{refusal}");
         wiped.probe = true;
         assert_eq!(
             check_handshake(&wiped, &expected),
             Ok(Accepted::Probe),
             "probes still answer"
         );
+        let vote = raft::MessageBody::VoteResponse(raft::VoteResponse { granted: true });
+        let heartbeat = raft::MessageBody::Heartbeat(raft::Heartbeat {
+            leader_commit: 0,
+            read_round: 0,
+        });
+        assert!(!is_leader_message(&vote), "a vote never passes");
+        assert!(is_leader_message(&heartbeat));
     }
 }

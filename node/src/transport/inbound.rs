@@ -19,7 +19,7 @@ use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
 use super::dial::HANDSHAKE_TIMEOUT;
-use super::handshake::{check_handshake, Accepted, Handshake, HandshakeReply};
+use super::handshake::{check_handshake, is_leader_message, Accepted, Handshake, HandshakeReply};
 use super::lifecycle::{Shutdown, TaskGuard};
 use super::peer_frame::check_routing;
 use super::shared::Shared;
@@ -54,21 +54,21 @@ impl InboundSession {
     }
 
     async fn serve(&self, connection: &mut Connection<TcpStream>) {
-        let Some((peer_id, incarnation)) = self.handshake(connection).await else {
+        let Some((peer_id, incarnation, verified)) = self.handshake(connection).await else {
             return;
         };
-        let registration = Registration::claim(&self.shared, peer_id, incarnation);
+        let registration = Registration::claim(&self.shared, peer_id, incarnation, verified);
         tokio::select! {
             () = registration.close.notified() => {
                 info!(peer_id, "peer dialed again, or is no longer a member under this incarnation; closing its connection");
             }
-            () = self.forward(connection, peer_id) => {}
+            () = self.forward(connection, peer_id, verified) => {}
         }
     }
 
-    /// Reads and checks the handshake and answers it. `Some((peer id, its incarnation))`
-    /// when accepted.
-    async fn handshake(&self, connection: &mut Connection<TcpStream>) -> Option<(u64, u64)> {
+    /// Reads and checks the handshake and answers it. `Some((peer id, its incarnation,
+    /// whether that incarnation is the member's))` when accepted.
+    async fn handshake(&self, connection: &mut Connection<TcpStream>) -> Option<(u64, u64, bool)> {
         let handshake = match timeout(HANDSHAKE_TIMEOUT, connection.read_frame::<Handshake>()).await {
             Err(_elapsed) => {
                 info!("no handshake within {HANDSHAKE_TIMEOUT:?}; closing the connection");
@@ -86,6 +86,7 @@ impl InboundSession {
         };
         let peer_id = handshake.node_id;
         let accepted = check_handshake(&handshake, &self.shared.expected_handshake());
+        let accepted_kind = accepted.as_ref().ok().copied();
         let (reply, accepted) = match accepted {
             Err(refusal) => {
                 bump(&self.shared.counters.connections_refused);
@@ -100,7 +101,18 @@ impl InboundSession {
                 (HandshakeReply::Probed(self.shared.peer_state()), false)
             }
             Ok(Accepted::RaftMessages) => (self.accepted_reply(), true),
+            Ok(Accepted::LeaderMessagesOnly) => {
+                info!(
+                    peer_id,
+                    incarnation = format_args!("{:016x}", handshake.incarnation),
+                    "node {peer_id} connects under an incarnation that is not the member's in this node's \
+                     configuration (a wiped or replaced disk, or this node lags): only a leader's messages \
+                     pass from it, never a vote or an acknowledgement"
+                );
+                (self.accepted_reply(), true)
+            }
         };
+        let verified = accepted_kind == Some(Accepted::RaftMessages);
         if !accepted {
             // Best effort: the dialer learns why (or who we are), but we close either way.
             let _ = timeout(HANDSHAKE_TIMEOUT, connection.write_frame(&reply)).await;
@@ -123,8 +135,8 @@ impl InboundSession {
         self.shared
             .record_client_address(peer_id, &handshake.client_address);
         bump(&self.shared.counters.connections_accepted);
-        info!(peer_id, "accepted a peer connection");
-        Some((peer_id, handshake.incarnation))
+        info!(peer_id, verified, "accepted a peer connection");
+        Some((peer_id, handshake.incarnation, verified))
     }
 
     fn accepted_reply(&self) -> HandshakeReply {
@@ -134,8 +146,9 @@ impl InboundSession {
         }
     }
 
-    /// Forwards the peer's messages to the driver until the connection ends.
-    async fn forward(&self, connection: &mut Connection<TcpStream>, peer_id: u64) {
+    /// Forwards the peer's messages to the driver until the connection ends; from a peer
+    /// of an unverified incarnation, only a leader's (`Accepted::LeaderMessagesOnly`).
+    async fn forward(&self, connection: &mut Connection<TcpStream>, peer_id: u64, verified: bool) {
         loop {
             let message = match connection.read_frame::<raft::Message>().await {
                 Ok(Some(message)) => message,
@@ -152,6 +165,10 @@ impl InboundSession {
                 bump(&self.shared.counters.malformed_frames);
                 warn!(peer_id, "closing a peer connection: {misrouted}");
                 return;
+            }
+            if !verified && !is_leader_message(&message.body) {
+                bump(&self.shared.counters.messages_unverified_dropped);
+                continue;
             }
             if self.shared.inbound.send(message).await.is_err() {
                 info!(
@@ -189,8 +206,8 @@ struct Registration<'a> {
 }
 
 impl<'a> Registration<'a> {
-    fn claim(shared: &'a Shared, peer_id: u64, incarnation: u64) -> Self {
-        let close = shared.claim_inbound_session(peer_id, incarnation);
+    fn claim(shared: &'a Shared, peer_id: u64, incarnation: u64, verified: bool) -> Self {
+        let close = shared.claim_inbound_session(peer_id, incarnation, verified);
         Self {
             shared,
             peer_id,

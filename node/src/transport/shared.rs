@@ -13,6 +13,18 @@ use super::stats::Counters;
 use crate::identity::{ClusterId, ClusterMembership};
 use crate::membership::PeerEntry;
 
+/// One peer's live inbound connection.
+#[derive(Debug)]
+struct InboundSession {
+    /// Closes it.
+    close: Arc<Notify>,
+    /// The incarnation its handshake carried.
+    incarnation: u64,
+    /// Whether that incarnation was the member's when it was accepted (else only a
+    /// leader's messages pass).
+    verified: bool,
+}
+
 /// Everything the tasks need; the handle keeps only what `send` and `shutdown` need on top.
 #[derive(Debug)]
 pub(super) struct Shared {
@@ -32,9 +44,8 @@ pub(super) struct Shared {
     /// Where received Raft messages go: the driver's bounded inbox.
     pub(super) inbound: mpsc::Sender<raft::Message>,
     peer_client_addresses: Mutex<BTreeMap<u64, String>>,
-    /// The live inbound connection of each peer: the signal that closes it, and the
-    /// incarnation its handshake carried.
-    inbound_sessions: Mutex<BTreeMap<u64, (Arc<Notify>, u64)>>,
+    /// The live inbound connection of each peer.
+    inbound_sessions: Mutex<BTreeMap<u64, InboundSession>>,
 }
 
 impl Shared {
@@ -87,20 +98,24 @@ impl Shared {
             .or_else(|| self.seeds.get(&peer_id).cloned())
     }
 
-    /// Replaces the peer set, and closes every inbound connection that no longer belongs
-    /// to a member: of a removed peer, or of another incarnation than the member's (a
-    /// node replaced by a new incarnation must stop speaking for it at once).
+    /// Replaces the peer set, and closes every inbound connection whose standing changed:
+    /// of a removed peer, of an incarnation that is no longer the member's (a node
+    /// replaced by a new incarnation must stop speaking for it at once), or of one that
+    /// just became the member's (it dials again and is accepted in full).
     pub(super) fn replace_peers(&self, peers: BTreeMap<u64, PeerEntry>) {
         assert!(!peers.contains_key(&self.own_id), "a node is not its own peer");
         let mut sessions = lock(&self.inbound_sessions);
-        sessions.retain(|peer_id, (close, incarnation)| {
-            let still_member = peers
-                .get(peer_id)
-                .is_some_and(|entry| entry.incarnation.is_none_or(|member| member == *incarnation));
-            if !still_member {
-                close.notify_one();
+        sessions.retain(|peer_id, session| {
+            let unchanged = peers.get(peer_id).is_some_and(|entry| {
+                let verified = entry
+                    .incarnation
+                    .is_none_or(|member| member == session.incarnation);
+                verified == session.verified
+            });
+            if !unchanged {
+                session.close.notify_one();
             }
-            still_member
+            unchanged
         });
         *lock(&self.peers) = peers;
     }
@@ -153,13 +168,21 @@ impl Shared {
     /// dials again only when it believes its old connection dead (it restarted, or a
     /// write failed); without this, a connection left half-open by a crashed peer would
     /// hold a task and a slot forever, since nothing is ever written back on it.
-    pub(super) fn claim_inbound_session(&self, peer_id: u64, incarnation: u64) -> Arc<Notify> {
+    pub(super) fn claim_inbound_session(
+        &self,
+        peer_id: u64,
+        incarnation: u64,
+        verified: bool,
+    ) -> Arc<Notify> {
         let close = Arc::new(Notify::new());
-        if let Some((previous, _)) =
-            lock(&self.inbound_sessions).insert(peer_id, (close.clone(), incarnation))
-        {
+        let session = InboundSession {
+            close: close.clone(),
+            incarnation,
+            verified,
+        };
+        if let Some(previous) = lock(&self.inbound_sessions).insert(peer_id, session) {
             // `notify_one` stores a permit if the old session is not waiting right now.
-            previous.notify_one();
+            previous.close.notify_one();
         }
         close
     }
@@ -169,7 +192,7 @@ impl Shared {
         let mut sessions = lock(&self.inbound_sessions);
         if sessions
             .get(&peer_id)
-            .is_some_and(|(current, _)| Arc::ptr_eq(current, close))
+            .is_some_and(|current| Arc::ptr_eq(&current.close, close))
         {
             sessions.remove(&peer_id);
         }

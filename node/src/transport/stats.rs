@@ -34,6 +34,9 @@ pub struct TransportStats {
     /// oversized length, an undecodable payload, or a message whose `from`/`to` do not
     /// match the connection.
     pub malformed_frames: u64,
+    /// Messages dropped from a peer whose incarnation is not the member's in this node's
+    /// configuration: only a leader's messages pass from it (`handshake::Accepted`).
+    pub messages_unverified_dropped: u64,
 }
 
 /// The live counters behind [`TransportStats`].
@@ -49,6 +52,7 @@ pub(super) struct Counters {
     pub(super) connections_accepted: AtomicU64,
     pub(super) connections_refused: AtomicU64,
     pub(super) malformed_frames: AtomicU64,
+    pub(super) messages_unverified_dropped: AtomicU64,
 }
 
 /// Adds one to `counter`.
@@ -75,6 +79,7 @@ impl Counters {
             connections_accepted: read(&self.connections_accepted),
             connections_refused: read(&self.connections_refused),
             malformed_frames: read(&self.malformed_frames),
+            messages_unverified_dropped: read(&self.messages_unverified_dropped),
         }
     }
 }
