@@ -2,9 +2,11 @@
 # Deterministic simulation of whole raftkv clusters (issue 4). The real node code (driver,
 # transport, KV state machine, client listener) runs inside madsim with simulated disks,
 # under a seed-derived schedule of crashes (torn writes), pauses, partitions, one-way
-# cuts, leader isolation, latency spikes and restarts after compaction, while clients
-# record a history. Each seed must keep the Raft invariants, give a linearizable history,
-# elect a leader and let every client progress once healed, and converge. Every run also
+# cuts, leader isolation, latency spikes, restarts after compaction, lost disks and
+# replaced members (the node rejoins by itself), sometimes two faults at once, while
+# clients record a history. Each seed must keep the Raft invariants, give a linearizable
+# history, elect a leader and let every client progress once healed, make every node a
+# voter again, and converge. Every run also
 # replays the fixed regression seeds (REGRESSION_SEEDS in sim/tests/simulation.rs).
 #
 # `--cfg madsim` swaps tokio (madsim-tokio) for madsim's simulated runtime: one thread, a

@@ -90,6 +90,7 @@ pub fn summary(report: &RunReport, wall: Duration) -> String {
     let checks = report.checks;
     format!(
         "{:.1} simulated s in {:.2} wall s; {} ops ({} completed, {} indeterminate); faults {:?}, \
+         {} overlapping, {} disks lost ({} after a removal, {} losses skipped), \
          {} restarts after compaction caught up by snapshot; leader {:?} after heal; converged {:?}; \
          checked {} leaders, {} vote grants, {} acks, {} commit advances, {} entries written, {} decided",
         report.simulated.as_secs_f64(),
@@ -98,6 +99,10 @@ pub fn summary(report: &RunReport, wall: Duration) -> String {
         report.workload.completed,
         report.workload.indeterminate,
         report.faults.counts,
+        report.faults.overlaps,
+        report.faults.disks_lost,
+        report.faults.members_removed,
+        report.faults.skipped,
         report.faults.compactions_passed,
         report.leader_after_heal,
         report.converged,

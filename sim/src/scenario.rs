@@ -17,14 +17,15 @@ use crate::invariants::CheckCounts;
 use crate::linearizability::{check, CheckResult};
 use crate::nemesis::{FaultLog, Nemesis};
 use crate::parameters::RunParameters;
-use crate::probe::{convergence, find_leader, Converged};
+use crate::probe::{convergence, every_node_a_voter, find_leader, members, Converged};
 use crate::workload::{self, WorkloadConfig, WorkloadStats};
 
 /// Liveness: once healed, a leader must be known within this.
 pub const LEADER_BOUND: Duration = Duration::from_secs(10);
 /// Liveness: once healed, every client must complete an operation within this.
 pub const CLIENT_PROGRESS_BOUND: Duration = Duration::from_secs(10);
-/// Liveness: after the clients stop, every replica must converge within this.
+/// Liveness: after the clients stop, every node must be a voter again (a node whose
+/// disk was lost rejoins by itself) and every replica converge, within this.
 pub const CONVERGENCE_BOUND: Duration = Duration::from_secs(30);
 
 /// What one run did and found.
@@ -135,7 +136,13 @@ pub async fn run(parameters: RunParameters) -> RunReport {
     }
     let converge_by = Instant::now() + CONVERGENCE_BOUND;
     let converged = loop {
-        match probe.spawn(convergence(ids.clone())).await.expect("probe task") {
+        let expected: Vec<_> = ids.iter().map(|&id| (id, cluster.incarnation(id))).collect();
+        let voters = probe.spawn(members(ids.clone())).await.expect("probe task");
+        let agreed = match voters.and_then(|list| every_node_a_voter(&list, &expected)) {
+            Ok(()) => probe.spawn(convergence(ids.clone())).await.expect("probe task"),
+            Err(why) => Err(format!("membership: {why}")),
+        };
+        match agreed {
             Ok(converged) => break Some(converged),
             Err(why) if Instant::now() >= converge_by => {
                 findings.push(format!("convergence: not within {CONVERGENCE_BOUND:?}: {why}"));
