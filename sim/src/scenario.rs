@@ -3,6 +3,7 @@
 //! Every finding is collected in the report rather than panicked on, so that the canary
 //! tests can assert that a known bug is found.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -46,6 +47,10 @@ pub struct RunReport {
     /// Every broken property: Raft invariants, linearizability, liveness, convergence.
     /// Empty for a correct run.
     pub findings: Vec<String>,
+    /// A digest of what the run observed: every operation with its simulated times and
+    /// result, every fault, the checks' counts. Two runs of one seed must agree on it
+    /// (the determinism check, `tests/simulation.rs`).
+    pub digest: u64,
 }
 
 /// Runs the scenario inside the current madsim runtime.
@@ -171,7 +176,14 @@ pub async fn run(parameters: RunParameters) -> RunReport {
             linearizability_unknown = Some(String::from_utf8_lossy(&key).into_owned());
         }
     }
+    // `DefaultHasher::new()` has fixed keys: the digest depends on the run alone.
+    let mut digest = DefaultHasher::new();
+    history.operations().hash(&mut digest);
+    faults.lines.hash(&mut digest);
+    monitor.counts().hash(&mut digest);
+    findings.hash(&mut digest);
     RunReport {
+        digest: digest.finish(),
         parameters,
         simulated: origin.elapsed(),
         workload,
