@@ -305,6 +305,14 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
     };
     // Used only if the data dir is empty (or must start over, see `check_data_dir`).
     let incarnation = madsim::rand::random::<u64>();
+    #[cfg(feature = "canaries")]
+    let incarnation = match config.canary {
+        // The injected bug: an empty disk is taken for the member whose disk was lost.
+        Some(raft::canary::Canary::EmptyDiskBootstrapsAsVoter) => {
+            config.incarnations.last_lost(id).unwrap_or(incarnation)
+        }
+        _ => incarnation,
+    };
     let opened = open_data_dir(&mut storage, &identity_settings, incarnation).map_err(|e| e.to_string())?;
     config.incarnations.opened(id, opened.identity.incarnation);
     let own_client_address = format!("{}:{CLIENT_PORT}", node_ip(id));
