@@ -215,6 +215,7 @@ impl<'a> Nemesis<'a> {
             }
         }
         self.heal_all();
+        self.restart_a_leader_refused().await;
     }
 
     /// How long the next fault holds.
