@@ -2,9 +2,11 @@
 # Deterministic simulation of whole raftkv clusters (issue 4). The real node code (driver,
 # transport, KV state machine, client listener) runs inside madsim with simulated disks,
 # under a seed-derived schedule of crashes (torn writes), pauses, partitions, one-way
-# cuts, leader isolation, latency spikes and restarts after compaction, while clients
-# record a history. Each seed must keep the Raft invariants, give a linearizable history,
-# elect a leader and let every client progress once healed, and converge. Every run also
+# cuts, leader isolation, latency spikes, restarts after compaction, lost disks and
+# replaced members (the node rejoins by itself), sometimes two faults at once, while
+# clients record a history. Each seed must keep the Raft invariants, give a linearizable
+# history, elect a leader and let every client progress once healed, make every node a
+# voter again, and converge. Every run also
 # replays the fixed regression seeds (REGRESSION_SEEDS in sim/tests/simulation.rs).
 #
 # `--cfg madsim` swaps tokio (madsim-tokio) for madsim's simulated runtime: one thread, a
@@ -12,6 +14,9 @@
 # crate's build, hence the separate target dir, so normal builds are not invalidated.
 # The `canaries` feature compiles in the known bugs the canary tests switch on (off in
 # every other run; the feature cannot be built without --cfg madsim).
+# `--cfg tokio_unstable` lets each run seed tokio's own random generator, which `select!`
+# and `sync::watch` draw from (sim/src/runner.rs, `with_seeded_tokio_rng`): without it a
+# seed does not replay exactly.
 #
 # Usage: ci/sim.sh [seeds]   (or SEEDS=N; default 20)
 #   MADSIM_TEST_SEED=N      first seed (default: from the clock); a failure prints its seed,
@@ -28,7 +33,7 @@ cd "$(dirname "$0")/.."
 
 seeds="${1:-${SEEDS:-20}}"
 cargo_test=(cargo test --locked -p sim --features canaries --target-dir target/madsim --profile "${SIM_PROFILE:-test}")
-export RUSTFLAGS="--cfg madsim"
+export RUSTFLAGS="--cfg madsim --cfg tokio_unstable"
 
 # The seeds asked for, then the fixed regression seeds (tests/simulation.rs), one at a time.
 MADSIM_TEST_NUM="$seeds" "${cargo_test[@]}" --test simulation -- --nocapture --test-threads 1

@@ -20,10 +20,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Kubernetes manifests: kustomize, strict schema validation, property checks (ci/k8s-manifests.sh)"
 ci/k8s-manifests.sh
 
-step "clippy under madsim (RUSTFLAGS=--cfg madsim, own target dir): the node, client and simulation code paths"
-RUSTFLAGS="--cfg madsim" cargo clippy --locked -p raft -p node -p client --lib --features node/canaries \
+step "clippy under madsim (RUSTFLAGS=--cfg madsim --cfg tokio_unstable as ci/sim.sh, own target dir): the node, client and simulation code paths"
+RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo clippy --locked -p raft -p node -p client --lib --features node/canaries \
   --target-dir target/madsim -- -D warnings
-RUSTFLAGS="--cfg madsim" cargo clippy --locked -p sim --all-targets --features canaries \
+RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo clippy --locked -p sim --all-targets --features canaries \
   --target-dir target/madsim -- -D warnings
 
 step "tests (CASES=${CASES:-2000} random schedules)"

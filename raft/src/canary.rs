@@ -4,7 +4,7 @@
 //! `compile_error!` in `lib.rs`).
 
 /// One injected bug. The raft crate implements the first two; the node's driver and
-/// state machine the other two.
+/// state machine the next two; the simulation the last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Canary {
     /// A vote grant leaves before the vote is durable (breaks thesis §3.8: after a crash
@@ -19,4 +19,13 @@ pub enum Canary {
     /// Retried writes are applied again instead of answered from the session's cached
     /// result (thesis §6.3).
     NoWriteDedup,
+    /// A node whose disk was lost comes back as the member it was, with an empty log, no
+    /// term and no vote: raftkv before issue 10, where a wiped founder bootstrapped
+    /// itself again and voted and acknowledged as a blank voter (it can vote twice in a
+    /// term, and with another node elect a leader that lacks acknowledged writes).
+    /// Injected by the simulation alone (`sim/src/cluster.rs`, `run_sim_node`): the new
+    /// data dir of a wiped node gets the incarnation its lost disk had, rather than a
+    /// new random one, so the node takes itself for the founder or member it was and
+    /// the cluster accepts it as such.
+    EmptyDiskBootstrapsAsVoter,
 }

@@ -5,8 +5,10 @@
 //!
 //! Each node is a madsim node at `10.0.0.<id>` whose `init` closure captures the node's
 //! [`SimDisk`], so the disk outlives the node: [`SimCluster::kill`] kills the madsim node
-//! and then crashes its disk (unsynced records lost, possibly a torn tail), and
-//! [`SimCluster::restart`] re-runs `init`, which recovers from what the disk kept.
+//! and then crashes its disk (unsynced records lost, possibly a torn tail),
+//! [`SimCluster::wipe`] empties a killed node's disk (a lost volume), and
+//! [`SimCluster::restart`] re-runs `init`, which recovers from what the disk kept, or on
+//! an empty disk starts a new incarnation that joins the cluster by itself.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -24,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
+use crate::incarnations::Incarnations;
 use crate::invariants::RaftMonitor;
 use crate::parameters::RunParameters;
 use crate::sim_store::{CrashOutcome, SimDisk, SimStore};
@@ -92,6 +95,8 @@ pub struct ClusterConfig {
     pub max_inflight_appends_per_follower: usize,
     /// Sees every message and disk write of every node.
     pub monitor: RaftMonitor,
+    /// Every node's data dir incarnation, kept outside the nodes.
+    pub incarnations: Incarnations,
     /// A known bug injected into every node (canary tests only).
     #[cfg(feature = "canaries")]
     pub canary: Option<raft::canary::Canary>,
@@ -110,6 +115,7 @@ impl ClusterConfig {
             max_append_bytes_per_message: parameters.max_append_bytes_per_message,
             max_inflight_appends_per_follower: parameters.max_inflight_appends_per_follower,
             monitor: RaftMonitor::new(),
+            incarnations: Incarnations::default(),
             #[cfg(feature = "canaries")]
             canary: parameters.canary,
         }
@@ -130,6 +136,8 @@ pub struct SimCluster {
     handle: Handle,
     /// By Raft id.
     members: BTreeMap<NodeId, Member>,
+    monitor: RaftMonitor,
+    incarnations: Incarnations,
 }
 
 impl SimCluster {
@@ -167,7 +175,23 @@ impl SimCluster {
                 },
             );
         }
-        Self { handle, members }
+        Self {
+            handle,
+            members,
+            monitor: config.monitor,
+            incarnations: config.incarnations,
+        }
+    }
+
+    /// How many nodes the cluster has (every one meant to be a voter).
+    pub fn size(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The data dir incarnation node `id` runs under; `None` from the loss of its disk
+    /// until it has opened the new one.
+    pub fn incarnation(&self, id: NodeId) -> Option<u64> {
+        self.incarnations.current(id)
     }
 
     /// Raft ids of every member.
@@ -233,6 +257,20 @@ impl SimCluster {
         outcome
     }
 
+    /// A lost disk: node `id` is killed if it runs, and its disk emptied (synced data,
+    /// vote and identity gone); it stays down until [`SimCluster::restart`], which then
+    /// finds an empty data dir. The invariant monitor is told, so the lost durable state
+    /// is not taken for a violation, and the lost incarnation must stay silent.
+    pub fn wipe(&mut self, id: NodeId) {
+        if self.is_alive(id) {
+            self.kill(id, false, 0);
+        }
+        let lost = self.member(id).disk.wipe();
+        self.incarnations.lost(id, lost.incarnation);
+        info!(id, lost_incarnation = ?lost.incarnation, "wiped node's disk");
+        self.monitor.on_wipe(id, lost);
+    }
+
     /// Starts node `id` again from what its disk kept.
     pub fn restart(&mut self, id: NodeId) {
         let member = self.members.get_mut(&id).expect("known node");
@@ -265,8 +303,18 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         expected_cluster_id: None,
         members: (1..=config.size).collect(),
     };
+    // Used only if the data dir is empty (or must start over, see `check_data_dir`).
     let incarnation = madsim::rand::random::<u64>();
+    #[cfg(feature = "canaries")]
+    let incarnation = match config.canary {
+        // The injected bug: an empty disk is taken for the member whose disk was lost.
+        Some(raft::canary::Canary::EmptyDiskBootstrapsAsVoter) => {
+            config.incarnations.last_lost(id).unwrap_or(incarnation)
+        }
+        _ => incarnation,
+    };
     let opened = open_data_dir(&mut storage, &identity_settings, incarnation).map_err(|e| e.to_string())?;
+    config.incarnations.opened(id, opened.identity.incarnation);
     let own_client_address = format!("{}:{CLIENT_PORT}", node_ip(id));
     let own_peer_address = format!("{}:{PEER_PORT}", node_ip(id));
     let peers: BTreeMap<NodeId, String> = (1..=config.size)

@@ -17,7 +17,18 @@
 //!   any node.
 //! - **Durability before speech** (thesis §3.8): a vote grant leaves only once the vote
 //!   is on the voter's disk; an append acknowledgement only once the entries it
-//!   acknowledges are; a commit index only once its entry is durable on a majority.
+//!   acknowledges are; a commit index only once its entry is durable on a majority of
+//!   the voters of the configuration in force (see `invariants/durability.rs`).
+//! - **No speech from a lost disk**: a node's incarnation whose disk was lost
+//!   ([`RaftMonitor::on_wipe`]) never again grants a vote or acknowledges entries: what
+//!   it promised is gone, so only a new incarnation, made a member again, may.
+//!
+//! Configuration changes and disk loss: no check assumes a fixed cluster. Majorities are
+//! taken over the configuration in the leader's log. A wiped disk is emptied in place: its
+//! new incarnation's log, votes and acknowledgements are checked like any node's (they
+//! must agree with every entry ever written and decided), while what the lost disk held
+//! is kept aside, only as the copies a leader may still count from the acknowledgements
+//! the lost incarnation sent before the loss (see `invariants/durability.rs`).
 //!
 //! Findings are recorded, not panicked on, so the canary tests can assert that a known
 //! bug is caught; the scenario fails a normal run on the first finding.
@@ -41,6 +52,8 @@ pub enum Invariant {
     Durability,
 }
 
+mod durability;
+
 /// One broken invariant, with what showed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -56,7 +69,7 @@ impl fmt::Display for Violation {
 
 /// How many times each check ran, for the run's report (a checker that never runs
 /// proves nothing).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct CheckCounts {
     pub leader_messages: u64,
     pub leaders_seen: u64,
@@ -65,6 +78,8 @@ pub struct CheckCounts {
     pub vote_grants: u64,
     pub append_acks: u64,
     pub commit_advances: u64,
+    /// Disks lost (`RaftMonitor::on_wipe`).
+    pub disks_lost: u64,
 }
 
 /// What one entry looks like to the log matching check.
@@ -103,6 +118,11 @@ struct MonitorState {
     written: BTreeMap<(Index, Term), WrittenEntry>,
     /// The one entry committed (or applied) at each index.
     decided: BTreeMap<Index, Decision>,
+    /// (node, incarnation) whose disk was lost, and whether it was already caught
+    /// speaking (reported once, not on every later message).
+    lost_incarnations: BTreeMap<(NodeId, u64), bool>,
+    /// Per node, the durable state of each of its lost disks, at the loss.
+    lost_disks: BTreeMap<NodeId, Vec<MemoryStore>>,
     violations: Vec<Violation>,
     counts: CheckCounts,
 }
@@ -236,46 +256,10 @@ impl RaftMonitor {
                 self.on_leader_message(id, term, commit, disk);
             }
             MessageBody::VoteResponse(response) if response.granted => {
-                let durable = disk.with_durable(MemoryStore::hard_state);
-                let mut state = self.lock();
-                state.counts.vote_grants += 1;
-                // Durable means the node can never vote otherwise in this term: its disk
-                // holds this vote, or a later term (a grant of term T and a newer term may
-                // leave after one write that holds only the newer term).
-                let voted = durable.is_some_and(|hard| {
-                    hard.term > term || (hard.term == term && hard.vote == Some(message.to))
-                });
-                if !voted {
-                    let detail = format!(
-                        "node {id} granted its term-{term} vote to {} while its disk holds {durable:?}",
-                        message.to
-                    );
-                    state.violation(Invariant::Durability, detail);
-                }
+                self.check_vote_grant(id, message.to, term, disk);
             }
             MessageBody::AppendResponse(raft::AppendResponse::Accepted { match_index }) => {
-                let (durable_last, durable_snapshot, visible_term, durable_term) =
-                    disk.with_both(|visible, durable| {
-                        (
-                            durable.last_index(),
-                            durable.snapshot_index(),
-                            visible.term_at(*match_index),
-                            durable.term_at(*match_index),
-                        )
-                    });
-                let mut state = self.lock();
-                state.counts.append_acks += 1;
-                // The acknowledged entry must be on disk as the node sees it; an index
-                // inside the durable snapshot is durable too.
-                let on_disk = durable_last >= *match_index
-                    && (durable_term == visible_term || durable_snapshot >= *match_index);
-                if !on_disk {
-                    let detail = format!(
-                        "node {id} acknowledged entries through {match_index} in term {term} but its disk ends at \
-                         {durable_last} (term there {durable_term:?}, in memory {visible_term:?})"
-                    );
-                    state.violation(Invariant::Durability, detail);
-                }
+                self.check_append_ack(id, *match_index, term, disk);
             }
             _ => {}
         }
@@ -308,21 +292,15 @@ impl RaftMonitor {
                 .collect()
         });
         let commit_term = disk.with_visible(|log| log.term_at(commit));
-        let durable_on = self.durable_copies(commit, commit_term);
+        let not_durable =
+            commit_term.and_then(|commit_term| self.commit_not_durable(commit, commit_term, disk));
         let mut state = self.lock();
         state.counts.commit_advances += 1;
         let who = format!("leader {id} of term {term}");
         for entry in entries.iter().flatten() {
             state.decide(entry, term, &who);
         }
-        tracing::debug!(
-            leader = id,
-            term,
-            commit,
-            ?commit_term,
-            durable_on,
-            "commit advanced"
-        );
+        tracing::debug!(leader = id, term, commit, ?commit_term, "commit advanced");
         if commit > leadership.commit_at_start && commit_term.is_some_and(|commit_term| commit_term != term) {
             let detail = format!(
                 "leader {id} of term {term} committed index {commit} of term {commit_term:?} by counting \
@@ -331,11 +309,8 @@ impl RaftMonitor {
             );
             state.violation(Invariant::LeaderCompleteness, detail);
         }
-        let voters = state.disks.len();
-        if commit_term.is_some() && durable_on * 2 <= voters {
-            let detail = format!(
-                "leader {id} of term {term} committed index {commit} durable on only {durable_on} of {voters} disks"
-            );
+        if let Some(why) = not_durable {
+            let detail = format!("leader {id} of term {term} committed index {commit} {why}");
             state.violation(Invariant::Durability, detail);
         }
         if let Some(leadership) = state.leaderships.get_mut(&term) {
@@ -380,19 +355,6 @@ impl RaftMonitor {
         }
         state.leaderships.insert(term, leadership);
         leadership
-    }
-
-    /// On how many disks the entry at `index` with `term` is durable.
-    fn durable_copies(&self, index: Index, term: Option<Term>) -> usize {
-        let disks: Vec<SimDisk> = self.lock().disks.values().cloned().collect();
-        disks
-            .iter()
-            .filter(|disk| {
-                disk.with_durable(|durable| {
-                    durable.snapshot_index() >= index || (term.is_some() && durable.term_at(index) == term)
-                })
-            })
-            .count()
     }
 
     /// After the run: every node's durable log agrees with every decided entry it holds.

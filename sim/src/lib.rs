@@ -11,6 +11,7 @@
 #[cfg(madsim)]
 pub mod cluster;
 pub mod history;
+pub mod incarnations;
 pub mod invariants;
 pub mod linearizability;
 #[cfg(madsim)]

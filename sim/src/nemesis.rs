@@ -1,10 +1,17 @@
-//! The fault injector of the safety phase: one fault at a time, chosen by the run's
-//! weights, held for a random time and then healed. Kills crash the disk too (unsynced
-//! writes lost, sometimes a torn prefix kept); network faults clog server-to-server
-//! links only, so clients can still reach a node that its peers cannot (the case that
-//! exposes a deposed leader answering reads).
+//! The fault injector of the safety phase: faults one after another, chosen by the run's
+//! weights, each held for a random time and then healed; sometimes a second fault of
+//! another class (network, pause, node) strikes while the first holds, so a disk is lost
+//! during a partition or while another node is down. Kills crash the disk too (unsynced
+//! writes lost, sometimes a torn prefix kept); a disk loss empties it, and the node must
+//! rejoin by itself. Network faults clog server-to-server links only, so clients can
+//! still reach a node that its peers cannot (the case that exposes a deposed leader
+//! answering reads).
+//!
+//! How one fault starts and ends is in `nemesis/faults.rs`; disk loss and the
+//! operator's replacement of a member, with the rule that keeps a majority of voters
+//! with their data, in `nemesis/data_loss.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -12,11 +19,16 @@ use madsim::net::NetSim;
 use madsim::rand::{thread_rng, Rng};
 use madsim::runtime::NodeHandle;
 use raft::NodeId;
-use tokio::time::{sleep, Instant};
+use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::cluster::SimCluster;
 use crate::parameters::{FaultWeights, RunParameters};
 use crate::probe::find_leader;
+
+mod data_loss;
+mod faults;
+
+use data_loss::DataLoss;
 
 /// The kinds of fault, in the order of [`FaultWeights`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,10 +42,23 @@ pub enum FaultKind {
     IsolateLeader,
     LatencySpike,
     RestartAfterCompaction,
+    DiskLoss,
+    Replace,
+}
+
+/// Which faults may hold at once: two of one class would heal each other (one
+/// unclogging the other's links, one resuming the other's network or latency), except
+/// node faults, which each end by restarting their own nodes (and pick among running
+/// ones), so a disk can be lost while another node is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultClass {
+    Network,
+    Pause,
+    Node,
 }
 
 impl FaultKind {
-    fn weighted(weights: &FaultWeights) -> [(FaultKind, u32); 9] {
+    fn weighted(weights: &FaultWeights) -> [(FaultKind, u32); 11] {
         [
             (FaultKind::KillLeader, weights.kill_leader),
             (FaultKind::KillAny, weights.kill_any),
@@ -47,17 +72,55 @@ impl FaultKind {
                 FaultKind::RestartAfterCompaction,
                 weights.restart_after_compaction,
             ),
+            (FaultKind::DiskLoss, weights.disk_loss),
+            (FaultKind::Replace, weights.replace),
         ]
+    }
+
+    /// Whether `self` may strike while `other` holds.
+    fn may_overlap(self, other: FaultKind) -> bool {
+        match (self.class(), other.class()) {
+            (Some(FaultClass::Node), Some(FaultClass::Node)) => true,
+            (Some(class), Some(other_class)) => class != other_class,
+            _ => false,
+        }
+    }
+
+    /// `None` for a fault that runs alone (it waits on the cluster's progress).
+    fn class(self) -> Option<FaultClass> {
+        match self {
+            FaultKind::Partition | FaultKind::OneWay | FaultKind::IsolateLeader | FaultKind::LatencySpike => {
+                Some(FaultClass::Network)
+            }
+            FaultKind::Pause => Some(FaultClass::Pause),
+            FaultKind::KillLeader
+            | FaultKind::KillAny
+            | FaultKind::KillMany
+            | FaultKind::DiskLoss
+            | FaultKind::Replace => Some(FaultClass::Node),
+            FaultKind::RestartAfterCompaction => None,
+        }
     }
 }
 
 /// What the nemesis did in one run.
 #[derive(Debug, Clone, Default)]
 pub struct FaultLog {
+    /// Faults picked, by kind (a disk loss the majority rule forbade is counted here and
+    /// in `skipped`).
     pub counts: BTreeMap<FaultKind, u32>,
     /// Restarts after compaction in which the leader's snapshot did pass the killed
     /// node's log (the others timed out waiting, which is not a failure).
     pub compactions_passed: u32,
+    /// Disks lost (by disk loss or replacement).
+    pub disks_lost: u32,
+    /// Members an operator removed before their disk was lost.
+    pub members_removed: u32,
+    /// Faults that struck while another one held.
+    pub overlaps: u32,
+    /// Disk losses and replacements not done, to keep a majority of voters with their
+    /// data (or before the cluster had formed).
+    pub skipped: u32,
     /// One line per fault, with its simulated time.
     pub lines: Vec<String>,
 }
@@ -72,6 +135,10 @@ pub struct Nemesis<'a> {
     /// End of the safety phase: no fault starts after it, and waits inside a fault stop
     /// at it (only a fault's own hold may run past it).
     until: Instant,
+    /// Nodes paused now (resumed by their fault's end, or by `heal_all`).
+    paused: BTreeSet<NodeId>,
+    /// Which nodes are without their data.
+    data_loss: DataLoss,
     pub log: FaultLog,
 }
 
@@ -96,6 +163,8 @@ impl<'a> Nemesis<'a> {
             probe,
             origin,
             until: origin,
+            paused: BTreeSet::new(),
+            data_loss: DataLoss::default(),
             log: FaultLog::default(),
         }
     }
@@ -106,11 +175,14 @@ impl<'a> Nemesis<'a> {
         self.log.lines.push(text);
     }
 
-    /// Faults, one after another, until `until`; everything is healed on return.
+    /// Faults, one after another (sometimes two at once), until `until`; everything is
+    /// healed on return.
     pub async fn run_until(&mut self, until: Instant) {
         let weighted = FaultKind::weighted(&self.parameters.faults);
-        let total: u32 = weighted.iter().map(|(_, weight)| weight).sum();
-        assert!(total > 0, "a run needs at least one kind of fault");
+        assert!(
+            weighted.iter().any(|(_, weight)| *weight > 0),
+            "a run needs at least one kind of fault"
+        );
         self.until = until;
         loop {
             let gap_ms = thread_rng().gen_range(0..=2 * self.parameters.fault_gap_mean.as_millis() as u64);
@@ -119,23 +191,62 @@ impl<'a> Nemesis<'a> {
             if Instant::now() >= until {
                 break;
             }
-            let mut pick = thread_rng().gen_range(0..total);
-            let kind = weighted
-                .iter()
-                .find(|(_, weight)| {
-                    let found = pick < *weight;
-                    pick = pick.saturating_sub(*weight);
-                    found
-                })
-                .map(|(kind, _)| *kind)
-                .expect("the pick is below the total");
-            let max_ms = self.parameters.fault_duration_max.as_millis() as u64;
-            let hold = Duration::from_millis(thread_rng().gen_range(200..=max_ms));
+            let kind = pick(&weighted, |_| true).expect("some fault has a weight");
+            let hold = self.hold();
             // A fault never outlasts the safety phase by more than its own hold.
             *self.log.counts.entry(kind).or_default() += 1;
-            self.inject(kind, hold).await;
+            let strikes = thread_rng().gen_range(0..100) < self.parameters.concurrent_percent;
+            let overlap = strikes
+                .then(|| pick(&weighted, |other| other.may_overlap(kind)))
+                .flatten();
+            match overlap {
+                Some(second) => {
+                    *self.log.counts.entry(second).or_default() += 1;
+                    self.inject_overlapping(kind, hold, second).await;
+                }
+                None if kind == FaultKind::RestartAfterCompaction => {
+                    self.restart_after_compaction(hold).await
+                }
+                None => {
+                    let held = self.start(kind, &BTreeSet::new()).await;
+                    sleep(hold).await;
+                    self.end(held).await;
+                }
+            }
         }
         self.heal_all();
+        self.restart_a_leader_refused().await;
+    }
+
+    /// How long the next fault holds.
+    fn hold(&self) -> Duration {
+        let max_ms = self.parameters.fault_duration_max.as_millis() as u64;
+        Duration::from_millis(thread_rng().gen_range(200..=max_ms))
+    }
+
+    /// `first` starts and holds for `hold`; `second` starts at a random moment of that
+    /// hold, on running nodes `first` did not pause, and holds for its own time. Each ends when
+    /// its hold is over, whichever comes first.
+    async fn inject_overlapping(&mut self, first: FaultKind, hold: Duration, second: FaultKind) {
+        let started = Instant::now();
+        let first_held = self.start(first, &BTreeSet::new()).await;
+        let first_end = started + hold;
+        let offset_ms = thread_rng().gen_range(0..hold.as_millis() as u64);
+        sleep_until(started + Duration::from_millis(offset_ms)).await;
+        self.log.overlaps += 1;
+        self.note(format!("while {first:?} holds, {second:?} strikes too"));
+        let second_hold = self.hold();
+        let second_held = self.start(second, &first_held.paused()).await;
+        let second_end = Instant::now() + second_hold;
+        let ends = if first_end <= second_end {
+            [(first_end, first_held), (second_end, second_held)]
+        } else {
+            [(second_end, second_held), (first_end, first_held)]
+        };
+        for (end, held) in ends {
+            sleep_until(end).await;
+            self.end(held).await;
+        }
     }
 
     async fn leader(&self) -> Option<NodeId> {
@@ -143,9 +254,25 @@ impl<'a> Nemesis<'a> {
         self.probe.spawn(find_leader(ids)).await.expect("probe task")
     }
 
-    fn random_alive(&self) -> Option<NodeId> {
-        let alive = self.cluster.alive_ids();
+    /// A random running node, none of `excluded`.
+    fn random_alive(&self, excluded: &BTreeSet<NodeId>) -> Option<NodeId> {
+        let alive: Vec<NodeId> = self
+            .cluster
+            .alive_ids()
+            .into_iter()
+            .filter(|id| !excluded.contains(id))
+            .collect();
         (!alive.is_empty()).then(|| alive[thread_rng().gen_range(0..alive.len())])
+    }
+
+    /// The leader half the time (if it runs and is not excluded), else a random node.
+    async fn leader_or_random(&self, excluded: &BTreeSet<NodeId>) -> Option<NodeId> {
+        let leader = if thread_rng().gen_bool(0.5) {
+            self.leader().await.filter(|id| !excluded.contains(id))
+        } else {
+            None
+        };
+        leader.or_else(|| self.random_alive(excluded))
     }
 
     fn tear(&self) -> bool {
@@ -166,135 +293,16 @@ impl<'a> Nemesis<'a> {
         self.note(format!("restarted {id}"));
     }
 
-    async fn inject(&mut self, kind: FaultKind, hold: Duration) {
-        match kind {
-            FaultKind::KillLeader | FaultKind::KillAny => {
-                let target = match kind {
-                    FaultKind::KillLeader => self.leader().await,
-                    _ => None,
-                };
-                let Some(id) = target.or_else(|| self.random_alive()) else {
-                    return;
-                };
-                self.kill(id);
-                sleep(hold).await;
-                self.restart(id);
-            }
-            FaultKind::KillMany => {
-                let mut ids = self.cluster.alive_ids();
-                shuffle(&mut ids);
-                let count = thread_rng().gen_range(2..=ids.len().max(2)).min(ids.len());
-                let victims: Vec<NodeId> = ids.into_iter().take(count).collect();
-                for &id in &victims {
-                    self.kill(id);
-                }
-                sleep(hold).await;
-                for &id in &victims {
-                    self.restart(id);
-                }
-            }
-            FaultKind::Pause => {
-                let target = if thread_rng().gen_bool(0.5) {
-                    self.leader().await
-                } else {
-                    None
-                };
-                let Some(id) = target.or_else(|| self.random_alive()) else {
-                    return;
-                };
-                self.cluster.pause(id);
-                self.note(format!("paused {id} for {} ms", hold.as_millis()));
-                sleep(hold).await;
-                self.cluster.resume(id);
-            }
-            FaultKind::Partition if thread_rng().gen_bool(0.25) => {
-                // One node cut off from everything, clients included (a dead switch port).
-                let ids = self.cluster.ids();
-                let id = ids[thread_rng().gen_range(0..ids.len())];
-                let node = self.cluster.sim_node_id(id);
-                self.note(format!("cut {id} off the network for {} ms", hold.as_millis()));
-                NetSim::current().clog_node(node);
-                sleep(hold).await;
-                NetSim::current().unclog_node(node);
-            }
-            FaultKind::Partition => {
-                let mut ids = self.cluster.ids();
-                shuffle(&mut ids);
-                let split = thread_rng().gen_range(1..ids.len());
-                let (left, right) = ids.split_at(split);
-                let links: Vec<(NodeId, NodeId)> = left
-                    .iter()
-                    .flat_map(|&a| right.iter().flat_map(move |&b| [(a, b), (b, a)]))
-                    .collect();
-                self.note(format!(
-                    "partition {left:?} | {right:?} for {} ms",
-                    hold.as_millis()
-                ));
-                self.clog_for(&links, hold).await;
-            }
-            FaultKind::OneWay => {
-                let ids = self.cluster.ids();
-                let links: Vec<(NodeId, NodeId)> = match self.leader().await {
-                    // A leader that hears everyone but reaches no one, or the reverse.
-                    Some(leader) if thread_rng().gen_bool(0.5) => {
-                        let outbound = thread_rng().gen_bool(0.5);
-                        ids.iter()
-                            .filter(|&&id| id != leader)
-                            .map(|&id| if outbound { (leader, id) } else { (id, leader) })
-                            .collect()
-                    }
-                    _ => {
-                        let mut pairs: Vec<(NodeId, NodeId)> = ids
-                            .iter()
-                            .flat_map(|&a| ids.iter().filter(move |&&b| b != a).map(move |&b| (a, b)))
-                            .collect();
-                        shuffle(&mut pairs);
-                        let count = thread_rng().gen_range(1..=pairs.len() / 2);
-                        pairs.truncate(count);
-                        pairs
-                    }
-                };
-                self.note(format!("one-way cuts {links:?} for {} ms", hold.as_millis()));
-                self.clog_for(&links, hold).await;
-            }
-            FaultKind::IsolateLeader => {
-                let Some(leader) = self.leader().await else { return };
-                let links: Vec<(NodeId, NodeId)> = self
-                    .cluster
-                    .ids()
-                    .into_iter()
-                    .filter(|&id| id != leader)
-                    .flat_map(|id| [(leader, id), (id, leader)])
-                    .collect();
-                self.note(format!(
-                    "isolated leader {leader} from its peers for {} ms",
-                    hold.as_millis()
-                ));
-                self.clog_for(&links, hold).await;
-            }
-            FaultKind::LatencySpike => {
-                let net = NetSim::current();
-                let high_ms = thread_rng().gen_range(50..=800);
-                net.update_config(|config| {
-                    config.send_latency = Duration::from_millis(high_ms / 4)..Duration::from_millis(high_ms);
-                });
-                self.note(format!("latency up to {high_ms} ms for {} ms", hold.as_millis()));
-                sleep(hold).await;
-                net.update_config(|config| config.send_latency = normal_latency());
-            }
-            FaultKind::RestartAfterCompaction => self.restart_after_compaction(hold).await,
-        }
-    }
-
     /// Kills a follower and keeps it down until the leader's snapshot is past the end of
     /// its log (or a bound passes), so its restart must catch up by snapshot.
     async fn restart_after_compaction(&mut self, hold: Duration) {
         let leader = self.leader().await;
+        let spared = self.spare_joining(&BTreeSet::new()).await;
         let followers: Vec<NodeId> = self
             .cluster
             .alive_ids()
             .into_iter()
-            .filter(|&id| Some(id) != leader)
+            .filter(|&id| Some(id) != leader && !spared.contains(&id))
             .collect();
         let (Some(leader), false) = (leader, followers.is_empty()) else {
             return;
@@ -320,17 +328,6 @@ impl<'a> Nemesis<'a> {
         self.restart(id);
     }
 
-    async fn clog_for(&mut self, links: &[(NodeId, NodeId)], hold: Duration) {
-        let net = NetSim::current();
-        for &(from, to) in links {
-            net.clog_link(self.cluster.sim_node_id(from), self.cluster.sim_node_id(to));
-        }
-        sleep(hold).await;
-        for &(from, to) in links {
-            net.unclog_link(self.cluster.sim_node_id(from), self.cluster.sim_node_id(to));
-        }
-    }
-
     /// Ends every fault: links unclogged, nodes resumed and restarted, latency normal.
     pub fn heal_all(&mut self) {
         let net = NetSim::current();
@@ -345,6 +342,9 @@ impl<'a> Nemesis<'a> {
                 }
             }
         }
+        for id in std::mem::take(&mut self.paused) {
+            self.cluster.resume(id);
+        }
         for id in ids {
             if !self.cluster.is_alive(id) {
                 self.restart(id);
@@ -355,8 +355,30 @@ impl<'a> Nemesis<'a> {
     }
 }
 
-/// The network's latency outside a spike: madsim's default (faults come one at a
-/// time, so nothing else changes it).
+/// A kind of `weighted` that `allowed` admits, drawn by weight; `None` if none has one.
+fn pick(weighted: &[(FaultKind, u32)], allowed: impl Fn(FaultKind) -> bool) -> Option<FaultKind> {
+    let candidates: Vec<(FaultKind, u32)> = weighted
+        .iter()
+        .copied()
+        .filter(|&(kind, weight)| weight > 0 && allowed(kind))
+        .collect();
+    let total: u32 = candidates.iter().map(|(_, weight)| weight).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut draw = thread_rng().gen_range(0..total);
+    candidates.into_iter().find_map(|(kind, weight)| {
+        if draw < weight {
+            Some(kind)
+        } else {
+            draw -= weight;
+            None
+        }
+    })
+}
+
+/// The network's latency outside a spike: madsim's default (network faults never
+/// overlap each other, so nothing else changes it).
 fn normal_latency() -> std::ops::Range<Duration> {
     madsim::net::Config::default().send_latency
 }

@@ -40,6 +40,12 @@ pub struct FaultWeights {
     pub latency_spike: u32,
     /// A follower killed until the leader compacted past its log, then restarted.
     pub restart_after_compaction: u32,
+    /// A node's disk lost (sometimes while other nodes go down and come back one by
+    /// one); it restarts empty and must rejoin by itself.
+    pub disk_loss: u32,
+    /// An operator removes a member (`raftkv member remove`), then its disk is lost and
+    /// it restarts, rejoining by itself.
+    pub replace: u32,
 }
 
 impl FaultWeights {
@@ -53,6 +59,8 @@ impl FaultWeights {
             + self.isolate_leader
             + self.latency_spike
             + self.restart_after_compaction
+            + self.disk_loss
+            + self.replace
     }
 }
 
@@ -84,6 +92,9 @@ pub struct RunParameters {
     pub fault_gap_mean: Duration,
     /// Upper bound of how long a fault lasts before it is healed.
     pub fault_duration_max: Duration,
+    /// Chance, in percent, that a fault is joined while it holds by a second one of
+    /// another class (network, pause, node), on other nodes.
+    pub concurrent_percent: u32,
     /// Chance, in percent, that a killed node's disk keeps a torn prefix of its
     /// unsynced writes rather than losing all of them.
     pub torn_write_percent: u32,
@@ -102,7 +113,7 @@ impl RunParameters {
         // stream is independent of madsim's, which decides scheduling.
         let mut rng = Prng::new(seed ^ 0x5eed_5eed_5eed_5eed);
         let mut weight = |max: u64| rng.below(max + 1) as u32;
-        let faults = FaultWeights {
+        let mut faults = FaultWeights {
             kill_leader: 1 + weight(3),
             kill_any: weight(3),
             kill_many: weight(2),
@@ -112,6 +123,8 @@ impl RunParameters {
             isolate_leader: 1 + weight(3),
             latency_spike: weight(2),
             restart_after_compaction: 1 + weight(2),
+            disk_loss: 0,
+            replace: 0,
         };
         let op_mix = OpMix {
             get: 20 + weight(40),
@@ -121,7 +134,7 @@ impl RunParameters {
         };
         let election_timeout_ticks_min = 8 + weight(6);
         let client_count = 2 + rng.below(4) as usize;
-        Self {
+        let mut parameters = Self {
             seed,
             cluster_size: if rng.below(2) == 0 { 3 } else { 5 },
             tick_interval: Duration::from_millis(20 + rng.below(31)),
@@ -149,9 +162,17 @@ impl RunParameters {
             torn_write_percent: rng.below(101) as u32,
             safety_phase: Duration::from_secs(50),
             liveness_phase: Duration::from_secs(12),
+            concurrent_percent: 0,
             #[cfg(feature = "canaries")]
             canary: None,
-        }
+        };
+        // Drawn last, so that every parameter drawn before them (issue 4's) means the
+        // same as before they existed.
+        faults.disk_loss = 1 + rng.below(3) as u32;
+        faults.replace = rng.below(3) as u32;
+        parameters.faults = faults;
+        parameters.concurrent_percent = 10 + rng.below(31) as u32;
+        parameters
     }
 
     /// Simulated time the run lasts at least: both phases (the safety phase may run
@@ -173,6 +194,8 @@ impl fmt::Display for RunParameters {
             isolate_leader,
             latency_spike,
             restart_after_compaction,
+            disk_loss,
+            replace,
         } = self.faults;
         let OpMix {
             get,
@@ -187,7 +210,8 @@ impl fmt::Display for RunParameters {
              faults every ~{} ms lasting <= {} ms, weights kill-leader {kill_leader} kill-any {kill_any} \
              kill-many {kill_many} pause {pause} partition {partition} one-way {one_way} \
              isolate-leader {isolate_leader} latency {latency_spike} restart-after-compaction \
-             {restart_after_compaction}, torn writes {}%; safety {} s then liveness {} s",
+             {restart_after_compaction} disk-loss {disk_loss} replace {replace}, {}% concurrent; torn writes {}%; \
+             safety {} s then liveness {} s",
             self.cluster_size,
             self.tick_interval.as_millis(),
             self.election_timeout_ticks_min,
@@ -202,6 +226,7 @@ impl fmt::Display for RunParameters {
             self.think_time_max.as_millis(),
             self.fault_gap_mean.as_millis(),
             self.fault_duration_max.as_millis(),
+            self.concurrent_percent,
             self.torn_write_percent,
             self.safety_phase.as_secs(),
             self.liveness_phase.as_secs(),
@@ -246,5 +271,10 @@ mod tests {
             .iter()
             .any(|run| run.faults.kill_many > 0 && run.faults.one_way > 0));
         assert!(runs.iter().any(|run| run.faults.latency_spike > 0));
+        assert!(
+            runs.iter().all(|run| run.faults.disk_loss > 0),
+            "issue 10: every run loses disks"
+        );
+        assert!(runs.iter().any(|run| run.faults.replace > 0));
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use client::client::{Client, ClientOptions};
+use client::wire::{MemberList, MemberRole};
 use raft::NodeId;
 
 use crate::cluster::client_endpoint;
@@ -82,4 +83,59 @@ pub async fn convergence(ids: Vec<NodeId>) -> Result<Converged, String> {
         applied,
         keys: kv.len(),
     })
+}
+
+/// The members as the leader lists them (`raftkv member list`), asked through any of
+/// `ids`; why not, if no leader answers.
+pub async fn members(ids: Vec<NodeId>) -> Result<MemberList, String> {
+    let endpoints = ids.iter().map(|&id| client_endpoint(id)).collect();
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(500),
+        deadline: Duration::from_secs(2),
+    };
+    let mut client = Client::new(endpoints, options)
+        .map_err(|e| format!("no endpoint: {e}"))?
+        .with_client_id(u64::MAX - 1);
+    client.members().await.map_err(|e| format!("members: {e}"))
+}
+
+/// `Ok` when `list` shows every node of `expected` (id, incarnation) as a voter under
+/// that incarnation; otherwise the first that is not.
+pub fn every_node_a_voter(list: &MemberList, expected: &[(NodeId, Option<u64>)]) -> Result<(), String> {
+    for &(id, incarnation) in expected {
+        let Some(member) = list.member(id) else {
+            return Err(format!("node {id} is not a member"));
+        };
+        if member.role != MemberRole::Voter {
+            return Err(format!("node {id} is a {}", member.role.as_str()));
+        }
+        if incarnation.is_none() || member.incarnation != incarnation {
+            return Err(format!(
+                "node {id} is a voter as incarnation {:x?}, but runs as {incarnation:x?}",
+                member.incarnation
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Operator's `raftkv member remove <id>`, asked through any of `ids`, waiting until the
+/// change is applied (or `deadline` passes: the outcome is then unknown).
+pub async fn remove_member(ids: Vec<NodeId>, id: NodeId, deadline: Duration) -> Result<MemberList, String> {
+    let endpoints = ids.iter().map(|&id| client_endpoint(id)).collect();
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(1_000),
+        deadline,
+    };
+    let mut client = Client::new(endpoints, options)
+        .map_err(|e| format!("no endpoint: {e}"))?
+        .with_client_id(u64::MAX - 2);
+    let change = client::wire::MemberChange::Remove {
+        id,
+        incarnation: None,
+    };
+    client
+        .change_members(change)
+        .await
+        .map_err(|e| format!("remove {id}: {e}"))
 }

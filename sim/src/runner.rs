@@ -69,7 +69,7 @@ pub fn run_seed(parameters: RunParameters) -> (SeedOutcome, Duration) {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
         runtime.set_time_limit(SIMULATED_TIME_LIMIT);
-        runtime.block_on(scenario::run(parameters))
+        with_seeded_tokio_rng(seed, move || runtime.block_on(scenario::run(parameters)))
     }));
     let wall = started.elapsed();
     let outcome = match outcome {
@@ -90,6 +90,7 @@ pub fn summary(report: &RunReport, wall: Duration) -> String {
     let checks = report.checks;
     format!(
         "{:.1} simulated s in {:.2} wall s; {} ops ({} completed, {} indeterminate); faults {:?}, \
+         {} overlapping, {} disks lost ({} after a removal, {} losses skipped), \
          {} restarts after compaction caught up by snapshot; leader {:?} after heal; converged {:?}; \
          checked {} leaders, {} vote grants, {} acks, {} commit advances, {} entries written, {} decided",
         report.simulated.as_secs_f64(),
@@ -98,6 +99,10 @@ pub fn summary(report: &RunReport, wall: Duration) -> String {
         report.workload.completed,
         report.workload.indeterminate,
         report.faults.counts,
+        report.faults.overlaps,
+        report.faults.disks_lost,
+        report.faults.members_removed,
+        report.faults.skipped,
         report.faults.compactions_passed,
         report.leader_after_heal,
         report.converged,
@@ -108,4 +113,42 @@ pub fn summary(report: &RunReport, wall: Duration) -> String {
         checks.entries_written,
         checks.entries_decided,
     )
+}
+
+/// Runs `run` (a whole simulated run) with tokio's thread-local random generator seeded
+/// from `seed`.
+///
+/// Why: madsim-tokio re-exports real tokio's `sync` types and `select!` macro, and those
+/// draw from a thread-local generator that tokio seeds from std's `RandomState` (which
+/// `select!` uses to pick the branch it polls first, and `watch` to spread waiters over
+/// its notifiers, so the order in which woken tasks run). madsim makes that state
+/// follow the run's seed by answering libc's `getrandom`, but the std of Rust 1.95 on
+/// Linux asks the kernel through `syscall` and madsim's hook never runs ("failed to
+/// initialize std random state" in madsim's log): every process then simulated a seed
+/// differently. A tokio runtime built with `rng_seed` (an unstable tokio API, hence
+/// `--cfg tokio_unstable` in `ci/sim.sh`) sets the generator while its `block_on`
+/// runs; madsim's whole run happens inside it, on this thread. `unconstrained`: tokio's
+/// cooperative budget would otherwise make its sync types yield forever once one poll
+/// of the outer future had spent it.
+#[cfg(tokio_unstable)]
+pub fn with_seeded_tokio_rng<T>(seed: u64, run: impl FnOnce() -> T) -> T {
+    let seeded = real_tokio::runtime::Builder::new_current_thread()
+        .rng_seed(real_tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()))
+        .build()
+        .expect("a current-thread tokio runtime builds");
+    seeded.block_on(real_tokio::task::unconstrained(async move { run() }))
+}
+
+/// Without `--cfg tokio_unstable` a run cannot seed tokio's generator: it still runs, but
+/// a seed no longer replays exactly (see the other definition).
+#[cfg(not(tokio_unstable))]
+pub fn with_seeded_tokio_rng<T>(_seed: u64, run: impl FnOnce() -> T) -> T {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        eprintln!(
+            "WARNING: built without --cfg tokio_unstable: tokio's random generator is not seeded, \
+             so a seed does not replay exactly (use ci/sim.sh)"
+        );
+    });
+    run()
 }

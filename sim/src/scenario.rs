@@ -3,6 +3,7 @@
 //! Every finding is collected in the report rather than panicked on, so that the canary
 //! tests can assert that a known bug is found.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,14 +18,15 @@ use crate::invariants::CheckCounts;
 use crate::linearizability::{check, CheckResult};
 use crate::nemesis::{FaultLog, Nemesis};
 use crate::parameters::RunParameters;
-use crate::probe::{convergence, find_leader, Converged};
+use crate::probe::{convergence, every_node_a_voter, find_leader, members, Converged};
 use crate::workload::{self, WorkloadConfig, WorkloadStats};
 
 /// Liveness: once healed, a leader must be known within this.
 pub const LEADER_BOUND: Duration = Duration::from_secs(10);
 /// Liveness: once healed, every client must complete an operation within this.
 pub const CLIENT_PROGRESS_BOUND: Duration = Duration::from_secs(10);
-/// Liveness: after the clients stop, every replica must converge within this.
+/// Liveness: after the clients stop, every node must be a voter again (a node whose
+/// disk was lost rejoins by itself) and every replica converge, within this.
 pub const CONVERGENCE_BOUND: Duration = Duration::from_secs(30);
 
 /// What one run did and found.
@@ -45,6 +47,10 @@ pub struct RunReport {
     /// Every broken property: Raft invariants, linearizability, liveness, convergence.
     /// Empty for a correct run.
     pub findings: Vec<String>,
+    /// A digest of what the run observed: every operation with its simulated times and
+    /// result, every fault, the checks' counts. Two runs of one seed must agree on it
+    /// (the determinism check, `tests/simulation.rs`).
+    pub digest: u64,
 }
 
 /// Runs the scenario inside the current madsim runtime.
@@ -135,7 +141,13 @@ pub async fn run(parameters: RunParameters) -> RunReport {
     }
     let converge_by = Instant::now() + CONVERGENCE_BOUND;
     let converged = loop {
-        match probe.spawn(convergence(ids.clone())).await.expect("probe task") {
+        let expected: Vec<_> = ids.iter().map(|&id| (id, cluster.incarnation(id))).collect();
+        let voters = probe.spawn(members(ids.clone())).await.expect("probe task");
+        let agreed = match voters.and_then(|list| every_node_a_voter(&list, &expected)) {
+            Ok(()) => probe.spawn(convergence(ids.clone())).await.expect("probe task"),
+            Err(why) => Err(format!("membership: {why}")),
+        };
+        match agreed {
             Ok(converged) => break Some(converged),
             Err(why) if Instant::now() >= converge_by => {
                 findings.push(format!("convergence: not within {CONVERGENCE_BOUND:?}: {why}"));
@@ -164,7 +176,14 @@ pub async fn run(parameters: RunParameters) -> RunReport {
             linearizability_unknown = Some(String::from_utf8_lossy(&key).into_owned());
         }
     }
+    // `DefaultHasher::new()` has fixed keys: the digest depends on the run alone.
+    let mut digest = DefaultHasher::new();
+    history.operations().hash(&mut digest);
+    faults.lines.hash(&mut digest);
+    monitor.counts().hash(&mut digest);
+    findings.hash(&mut digest);
     RunReport {
+        digest: digest.finish(),
         parameters,
         simulated: origin.elapsed(),
         workload,

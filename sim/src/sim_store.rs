@@ -35,6 +35,10 @@
 //! A `SimStore` opened before a crash is dead afterwards: its calls fail with `Io`, so a
 //! zombie task of a killed node can never write to the disk its successor reads.
 //!
+//! A lost disk (`SimDisk::wipe`: a lost volume, a wrong `--data-dir`, a replaced
+//! machine) keeps nothing, synced or not, identity included: the node that starts on it
+//! finds an empty data dir.
+//!
 //! What is not modelled: bit rot and misdirected writes (the node would have to detect
 //! them by checksums it does not have; fjall's own checksums turn them into a failed
 //! open), a lying disk that acknowledges a sync it did not do, and latency of I/O.
@@ -49,9 +53,13 @@ use node::storage::memory_store::MemoryStore;
 use node::storage::{
     nothing_to_persist, ApplyBatch, KvPairs, Recovered, SnapshotImage, Storage, StorageError,
 };
-use raft::{Entry, HardState, Index, NodeId, Snapshot};
+use raft::{ConfState, Entry, HardState, Index, NodeId, Snapshot};
 
 use crate::invariants::RaftMonitor;
+
+mod layer;
+
+use layer::Layer;
 
 /// One write in the journal, as the node handed it to the store.
 #[derive(Debug, Clone)]
@@ -98,7 +106,16 @@ impl Record {
         bytes as u64
     }
 
-    /// Applies this record to one layer. `MemoryStore` is the reference implementation
+    /// The snapshot this record installs or takes, if any.
+    fn snapshot(&self) -> Option<&Snapshot> {
+        match self {
+            Record::Persist { snapshot, .. } => snapshot.as_ref(),
+            Record::Compact { snapshot, .. } => Some(snapshot),
+            Record::Apply(_) | Record::Identity(_) => None,
+        }
+    }
+
+    /// Applies this record to one layer's store. `MemoryStore` is the reference implementation
     /// of the `Storage` contract, so each layer is exactly what a correct store holds.
     fn apply_to(&self, layer: &mut MemoryStore) -> Result<(), StorageError> {
         match self {
@@ -130,6 +147,17 @@ pub struct DiskCounters {
     pub batches_kept_by_crashes: u64,
     /// Unsynced records a crash lost.
     pub batches_lost_by_crashes: u64,
+    /// Times the whole disk was lost (`SimDisk::wipe`).
+    pub wipes: u64,
+}
+
+/// What a lost disk durably held (`SimDisk::wipe`).
+#[derive(Debug, Clone)]
+pub struct LostDisk {
+    /// The incarnation of its data dir, if it had got as far as an identity.
+    pub incarnation: Option<u64>,
+    /// Its durable layer at the loss.
+    pub durable: MemoryStore,
 }
 
 /// What one `SimDisk::crash` did to the unsynced records.
@@ -143,12 +171,12 @@ pub struct CrashOutcome {
 #[derive(Debug, Default)]
 pub struct DiskState {
     /// What survives a crash.
-    durable: MemoryStore,
+    durable: Layer,
     /// What the running node reads: `durable` with `pending` applied (the page cache).
-    visible: MemoryStore,
+    visible: Layer,
     /// Unsynced records, oldest first.
     pending: Vec<Record>,
-    /// Incremented by every crash; a `SimStore` opened in an older one is dead.
+    /// Incremented by every crash and wipe; a `SimStore` opened in an older one is dead.
     generation: u64,
     fail_next_sync: bool,
     counters: DiskCounters,
@@ -158,7 +186,7 @@ impl DiskState {
     /// Moves every pending record into the durable layer, in order (a sync of the journal).
     fn make_pending_durable(&mut self) -> Result<(), StorageError> {
         for record in self.pending.drain(..) {
-            record.apply_to(&mut self.durable)?;
+            self.durable.apply(&record)?;
         }
         Ok(())
     }
@@ -170,7 +198,7 @@ impl DiskState {
 
     /// An unsynced write: visible now, durable only after a later sync.
     fn write_unsynced(&mut self, record: Record) -> Result<(), StorageError> {
-        record.apply_to(&mut self.visible)?;
+        self.visible.apply(&record)?;
         self.count_write(&record);
         self.pending.push(record);
         Ok(())
@@ -181,7 +209,7 @@ impl DiskState {
     fn write_synced(&mut self, record: Record) -> Result<(), StorageError> {
         // Applied to the visible layer first: a record it refuses (a corrupt snapshot
         // image) is refused before anything is journaled.
-        record.apply_to(&mut self.visible)?;
+        self.visible.apply(&record)?;
         self.count_write(&record);
         if std::mem::take(&mut self.fail_next_sync) {
             self.pending.push(record);
@@ -189,7 +217,7 @@ impl DiskState {
             return Err(StorageError::Io("simulated fsync failure".to_string()));
         }
         self.make_pending_durable()?;
-        record.apply_to(&mut self.durable)?;
+        self.durable.apply(&record)?;
         self.counters.syncs += 1;
         assert!(self.pending.is_empty(), "a sync leaves nothing pending");
         Ok(())
@@ -227,8 +255,9 @@ impl SimDisk {
         };
         assert!(kept_batches <= pending.len());
         for record in &pending[..kept_batches] {
-            record
-                .apply_to(&mut state.durable)
+            state
+                .durable
+                .apply(record)
                 .expect("a record the visible layer accepted applies to a prefix of it");
         }
         state.visible = state.durable.clone();
@@ -241,6 +270,30 @@ impl SimDisk {
         state.counters.batches_kept_by_crashes += outcome.kept_batches as u64;
         state.counters.batches_lost_by_crashes += outcome.lost_batches as u64;
         outcome
+    }
+
+    /// A lost disk: everything on it is gone, synced or not, identity included, and the
+    /// node that starts on it finds an empty data dir. Call it on a killed node's disk;
+    /// every `SimStore` opened before is dead afterwards, as after a crash. Returns what
+    /// the disk durably held (for the invariant checker's records).
+    pub fn wipe(&self) -> LostDisk {
+        let mut state = self.lock();
+        let durable = std::mem::take(&mut state.durable.store);
+        let incarnation = durable
+            .load_identity()
+            .ok()
+            .flatten()
+            .map(|identity| identity.incarnation);
+        let counters = DiskCounters {
+            wipes: state.counters.wipes + 1,
+            ..state.counters
+        };
+        *state = DiskState {
+            generation: state.generation + 1,
+            counters,
+            ..DiskState::default()
+        };
+        LostDisk { incarnation, durable }
     }
 
     /// Makes the next sync (`persist` or `compact` that writes something) fail with
@@ -260,18 +313,43 @@ impl SimDisk {
 
     /// Reads what the running node sees (durable plus unsynced), for the checkers.
     pub fn with_visible<T>(&self, read: impl FnOnce(&MemoryStore) -> T) -> T {
-        read(&self.lock().visible)
+        read(&self.lock().visible.store)
     }
 
     /// Reads what a crash right now would keep at least (the synced records).
     pub fn with_durable<T>(&self, read: impl FnOnce(&MemoryStore) -> T) -> T {
-        read(&self.lock().durable)
+        read(&self.lock().durable.store)
     }
 
     /// Reads both layers at one instant: (visible, durable).
     pub fn with_both<T>(&self, read: impl FnOnce(&MemoryStore, &MemoryStore) -> T) -> T {
         let state = self.lock();
-        read(&state.visible, &state.durable)
+        read(&state.visible.store, &state.durable.store)
+    }
+
+    /// The configuration in force at `index` in what the running node sees (see
+    /// `Layer::configuration_at`); at its last index, the one it works under now.
+    pub fn configuration_at(&self, index: Index) -> ConfState {
+        self.lock().visible.configuration_at(index)
+    }
+
+    /// Whether the snapshot the running node sees covers the latest configuration
+    /// entry of its log (a node that joins from it then learns every member's record
+    /// from the snapshot, not by replaying the changes).
+    pub fn snapshot_covers_configuration(&self) -> bool {
+        let state = self.lock();
+        let snapshot_index = state.visible.store.snapshot_index();
+        state
+            .visible
+            .configuration_entry_index()
+            .is_none_or(|index| index <= snapshot_index)
+    }
+
+    /// The incarnation in the data dir's identity as the running node sees it.
+    pub fn incarnation(&self) -> Option<u64> {
+        let state = self.lock();
+        let identity = state.visible.store.load_identity().ok().flatten();
+        identity.map(|identity| identity.incarnation)
     }
 }
 
@@ -336,7 +414,7 @@ impl SimStore {
 
 impl Storage for SimStore {
     fn load_identity(&self) -> Result<Option<Identity>, StorageError> {
-        self.state()?.visible.load_identity()
+        self.state()?.visible.store.load_identity()
     }
 
     fn save_identity(&mut self, identity: &Identity) -> Result<(), StorageError> {
@@ -344,7 +422,7 @@ impl Storage for SimStore {
     }
 
     fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
-        self.state()?.visible.recover()
+        self.state()?.visible.store.recover()
     }
 
     fn persist(
@@ -372,22 +450,27 @@ impl Storage for SimStore {
     fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError> {
         let mut state = self.state()?;
         if let Some((id, monitor)) = &self.monitor {
-            let applied = state.visible.applied_index();
-            monitor.on_apply(*id, &state.visible, applied, batch.applied_index.max(applied));
+            let applied = state.visible.store.applied_index();
+            monitor.on_apply(
+                *id,
+                &state.visible.store,
+                applied,
+                batch.applied_index.max(applied),
+            );
         }
         state.write_unsynced(Record::Apply(batch))
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.state()?.visible.get(key)
+        self.state()?.visible.store.get(key)
     }
 
     fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
-        self.state()?.visible.list(prefix, limit, max_bytes)
+        self.state()?.visible.store.list(prefix, limit, max_bytes)
     }
 
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
-        self.state()?.visible.snapshot_image()
+        self.state()?.visible.store.snapshot_image()
     }
 
     fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {

@@ -4,6 +4,10 @@
 //!
 //! The seed range is fixed so that the test is deterministic: the same seeds find the
 //! same bug every time. `CANARY_SEEDS=N` widens or narrows it.
+//!
+//! `EmptyDiskBootstrapsAsVoter` (issue 10) is injected by the simulation itself: a node
+//! whose disk was lost restarts with the incarnation of the lost data dir, as raftkv
+//! did before it gave data dirs an identity.
 #![cfg(all(madsim, feature = "canaries"))]
 
 use raft::canary::Canary;
@@ -67,4 +71,9 @@ fn a_deposed_leader_serving_reads_without_read_index_is_found() {
 #[test]
 fn applying_a_retried_write_twice_is_found() {
     assert_found(Canary::NoWriteDedup);
+}
+
+#[test]
+fn an_empty_disk_taken_for_the_member_it_replaces_is_found() {
+    assert_found(Canary::EmptyDiskBootstrapsAsVoter);
 }

@@ -274,3 +274,217 @@ fn two_nodes_applying_different_entries_at_one_index_break_state_machine_safety(
     apply(&mut nodes[1].1);
     assert_eq!(found(&monitor), [Invariant::StateMachineSafety]);
 }
+
+/// Saves node identity `incarnation` in `store`, as `open_data_dir` does first.
+fn save_identity(store: &mut SimStore, id: NodeId, incarnation: u64) {
+    let identity = node::identity::Identity {
+        node_id: id,
+        incarnation,
+        cluster: None,
+    };
+    store.save_identity(&identity).expect("save identity");
+}
+
+fn config_entry(index: u64, term: Term, voters: &[NodeId]) -> Entry {
+    Entry {
+        term,
+        index,
+        payload: EntryPayload::Config(raft::ConfState::with_voters(voters.iter().copied())),
+    }
+}
+
+fn ack(from: NodeId, to: NodeId, term: Term, match_index: u64) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body: MessageBody::AppendResponse(AppendResponse::Accepted { match_index }),
+    }
+}
+
+fn vote(from: NodeId, to: NodeId, term: Term) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body: MessageBody::VoteResponse(VoteResponse { granted: true }),
+    }
+}
+
+/// Loses node `id`'s disk (its store is dead afterwards) and tells the monitor, as
+/// `SimCluster::wipe` does; returns a store opened on the empty disk.
+fn wipe(monitor: &RaftMonitor, nodes: &mut [(SimDisk, SimStore)], id: NodeId) -> Option<u64> {
+    let (disk, store) = &mut nodes[id as usize - 1];
+    let lost = disk.wipe();
+    let incarnation = lost.incarnation;
+    monitor.on_wipe(id, lost);
+    *store = SimStore::open_monitored(disk.clone(), id, monitor.clone());
+    incarnation
+}
+
+/// A wiped node starts over as a new incarnation, is sent the log again and then
+/// votes, acknowledges and counts for commits: none of it breaks log matching or
+/// durability, and the final logs agree.
+#[test]
+fn a_wiped_nodes_fresh_log_is_no_violation() {
+    let (monitor, mut nodes) = cluster(3);
+    let log = [config_entry(1, 1, &[1, 2, 3]), entry(2, 1, "a"), entry(3, 1, "b")];
+    for (index, (_, store)) in nodes.iter_mut().enumerate() {
+        let id = index as NodeId + 1;
+        save_identity(store, id, 10 + id);
+        write(store, &log, hard_state(1, Some(1), 0));
+    }
+    monitor.on_send(1, &heartbeat(1, 2, 1, 0), &nodes[0].0.clone());
+    monitor.on_send(1, &heartbeat(1, 2, 1, 3), &nodes[0].0.clone());
+    assert_eq!(wipe(&monitor, &mut nodes, 3), Some(13));
+    assert_eq!(nodes[2].0.with_durable(|durable| durable.last_index()), 0);
+    // The new incarnation gets the log again, then a term-2 entry, and takes part.
+    save_identity(&mut nodes[2].1, 3, 33);
+    write(&mut nodes[2].1, &log, hard_state(2, Some(1), 3));
+    write(&mut nodes[0].1, &[entry(4, 2, "c")], hard_state(2, Some(1), 3));
+    write(&mut nodes[2].1, &[entry(4, 2, "c")], None);
+    monitor.on_send(3, &vote(3, 1, 2), &nodes[2].0.clone());
+    monitor.on_send(3, &ack(3, 1, 2, 4), &nodes[2].0.clone());
+    monitor.on_send(1, &heartbeat(1, 2, 2, 3), &nodes[0].0.clone());
+    monitor.on_send(1, &heartbeat(1, 2, 2, 4), &nodes[0].0.clone());
+    monitor.check_final_logs();
+    assert_eq!(found(&monitor), []);
+    assert_eq!(monitor.counts().disks_lost, 1);
+}
+
+/// A commit inherited from before a disk loss, now on a minority of disks, is not a
+/// violation: the lost copy was real when acknowledged. A disk lost before it ever held
+/// an entry does not count for it.
+#[test]
+fn a_lost_copy_counts_only_for_what_the_disk_held() {
+    let (monitor, mut nodes) = cluster(3);
+    for (_, store) in nodes.iter_mut().take(2) {
+        write(store, &[entry(1, 1, "a")], hard_state(1, Some(1), 0));
+    }
+    monitor.on_send(1, &heartbeat(1, 3, 1, 0), &nodes[0].0.clone());
+    monitor.on_send(1, &heartbeat(1, 3, 1, 1), &nodes[0].0.clone());
+    wipe(&monitor, &mut nodes, 2);
+    // Node 1 leads term 2 and inherits commit 1: node 2's lost copy still counts.
+    write(&mut nodes[0].1, &[], hard_state(2, Some(1), 1));
+    monitor.on_send(1, &heartbeat(1, 3, 2, 1), &nodes[0].0.clone());
+    assert_eq!(found(&monitor), []);
+    // Entry 2 was never on node 2's lost disk, nor on node 3: node 1 alone is no majority.
+    write(&mut nodes[0].1, &[entry(2, 2, "b")], None);
+    monitor.on_send(1, &heartbeat(1, 3, 2, 2), &nodes[0].0.clone());
+    assert_eq!(found(&monitor), [Invariant::Durability]);
+}
+
+/// A disk loss excuses nothing else: a blank voter (even a new incarnation, which a
+/// correct cluster would refuse) helping a node without a committed entry to lead is
+/// still a leader completeness violation.
+#[test]
+fn a_leader_elected_without_a_committed_entry_after_a_disk_loss_is_caught() {
+    let (monitor, mut nodes) = cluster(3);
+    for (_, store) in nodes.iter_mut().take(2) {
+        write(
+            store,
+            &[entry(1, 1, "a"), entry(2, 1, "b")],
+            hard_state(1, Some(1), 0),
+        );
+    }
+    monitor.on_send(1, &heartbeat(1, 2, 1, 0), &nodes[0].0.clone());
+    monitor.on_send(1, &heartbeat(1, 2, 1, 2), &nodes[0].0.clone());
+    wipe(&monitor, &mut nodes, 2);
+    save_identity(&mut nodes[1].1, 2, 0x22);
+    write(&mut nodes[1].1, &[], hard_state(2, Some(3), 0));
+    monitor.on_send(2, &vote(2, 3, 2), &nodes[1].0.clone());
+    write(&mut nodes[2].1, &[], hard_state(2, Some(3), 0));
+    monitor.on_send(3, &heartbeat(3, 2, 2, 0), &nodes[2].0.clone());
+    assert_eq!(found(&monitor), [Invariant::LeaderCompleteness]);
+}
+
+/// The bug of issue 10: the wiped node comes back as the incarnation it was. Its first
+/// vote or acknowledgement is reported, once.
+#[test]
+fn a_lost_incarnation_that_speaks_again_is_caught() {
+    let (monitor, mut nodes) = cluster(3);
+    save_identity(&mut nodes[1].1, 2, 0x12);
+    write(&mut nodes[1].1, &[entry(1, 1, "a")], hard_state(1, Some(1), 0));
+    monitor.on_send(2, &ack(2, 1, 1, 1), &nodes[1].0.clone());
+    assert_eq!(found(&monitor), []);
+    wipe(&monitor, &mut nodes, 2);
+    save_identity(&mut nodes[1].1, 2, 0x12);
+    write(&mut nodes[1].1, &[entry(1, 1, "a")], hard_state(1, None, 0));
+    monitor.on_send(2, &ack(2, 1, 1, 1), &nodes[1].0.clone());
+    monitor.on_send(2, &ack(2, 1, 1, 1), &nodes[1].0.clone());
+    assert_eq!(found(&monitor), [Invariant::Durability]);
+}
+
+/// Majorities are of the configuration's voters, not of every disk: after node 3 is
+/// removed, a commit needs nodes 1 and 2, and a copy on node 3 (no longer a voter, or a
+/// learner again) does not help.
+#[test]
+fn a_commit_needs_a_majority_of_the_configuration_in_force() {
+    let (monitor, mut nodes) = cluster(3);
+    let log = [config_entry(1, 1, &[1, 2, 3]), config_entry(2, 1, &[1, 2])];
+    for (_, store) in &mut nodes {
+        write(store, &log, hard_state(1, Some(1), 0));
+    }
+    for index in [0, 2] {
+        write(&mut nodes[index].1, &[entry(3, 1, "a")], None);
+    }
+    monitor.on_send(1, &heartbeat(1, 2, 1, 2), &nodes[0].0.clone());
+    assert_eq!(found(&monitor), []);
+    monitor.on_send(1, &heartbeat(1, 2, 1, 3), &nodes[0].0.clone());
+    assert_eq!(found(&monitor), [Invariant::Durability]);
+}
+
+/// The other way round, where counting every disk was wrong: with node 1 the only voter
+/// left, its own copy is a majority.
+#[test]
+fn a_commit_durable_on_a_majority_of_a_smaller_configuration_passes() {
+    let (monitor, mut nodes) = cluster(3);
+    let log = [config_entry(1, 1, &[1]), entry(2, 1, "a")];
+    write(&mut nodes[0].1, &log, hard_state(1, Some(1), 0));
+    monitor.on_send(1, &heartbeat(1, 2, 1, 0), &nodes[0].0.clone());
+    monitor.on_send(1, &heartbeat(1, 2, 1, 2), &nodes[0].0.clone());
+    assert_eq!(found(&monitor), []);
+}
+
+/// A leader counted index 2 under voters {1, 2, 3} (copies on 1 and 3), then appended
+/// the removal of node 3 before a message carried the commit index: the configuration
+/// in force at the committed index is the one it counted under.
+#[test]
+fn a_commit_counted_before_a_later_change_passes() {
+    let (monitor, mut nodes) = cluster(3);
+    let log = [config_entry(1, 1, &[1, 2, 3]), entry(2, 1, "a")];
+    for index in [0, 2] {
+        write(&mut nodes[index].1, &log, hard_state(1, Some(1), 0));
+    }
+    write(&mut nodes[0].1, &[config_entry(3, 1, &[1, 2])], None);
+    monitor.on_send(1, &heartbeat(1, 2, 1, 0), &nodes[0].0.clone());
+    monitor.on_send(1, &heartbeat(1, 2, 1, 2), &nodes[0].0.clone());
+    assert_eq!(found(&monitor), []);
+}
+
+/// The configuration of a compacted log comes from its snapshot.
+#[test]
+fn the_configuration_survives_compaction() {
+    let (_, mut nodes) = cluster(1);
+    let store = &mut nodes[0].1;
+    write(
+        store,
+        &[config_entry(1, 1, &[1, 2]), entry(2, 1, "a")],
+        hard_state(1, None, 2),
+    );
+    let snapshot = raft::Snapshot {
+        meta: raft::SnapshotMeta {
+            index: 2,
+            term: 1,
+            conf_state: raft::ConfState::with_voters([1, 2]),
+        },
+        data: Arc::from(store.snapshot_image().expect("image").encode()),
+    };
+    store.compact(&snapshot, 2).expect("compact");
+    let disk = &nodes[0].0;
+    assert!(disk.with_visible(|log| log.entry(1).is_none()));
+    assert_eq!(
+        disk.configuration_at(u64::MAX),
+        raft::ConfState::with_voters([1, 2])
+    );
+}
