@@ -13,7 +13,7 @@
 //! never bootstraps: it starts an empty Raft node that is nobody's voter, and asks the
 //! cluster to make it a member (`crate::join`): the old incarnation removed, the new one
 //! added as a learner, promoted once caught up. Until the cluster has recorded its
-//! incarnation, every member refuses its Raft connections (`transport::handshake`), so it
+//! incarnation, every member drops its votes and acknowledgements (`transport::handshake`), so it
 //! never votes and never acknowledges: this is what keeps an acknowledged write when a
 //! majority's disks include a wiped one.
 //!

@@ -11,7 +11,8 @@
 //! the same way). Clients can neither write nor read reserved keys.
 //!
 //! A record's incarnation is what keeps a wiped data dir out: a handshake from node 2
-//! under another incarnation than the member's is refused (`transport::handshake`), so
+//! under another incarnation than the member's carries no vote or acknowledgement
+//! (`transport::handshake`), so
 //! the blank disk never votes nor acknowledges until it has been made a member again.
 
 use std::collections::BTreeMap;
@@ -144,9 +145,17 @@ impl PeerDirectory {
         }
     }
 
-    /// The transport's peers for configuration `conf`: every member but `own_id`.
+    /// The transport's peers for configuration `conf`: every member but `own_id`, and
+    /// every other node it has an address for (a node replaying the log may hold a
+    /// configuration older than the current leader, and must still answer it).
     pub fn peers(&self, conf: &ConfState, own_id: NodeId) -> BTreeMap<NodeId, PeerEntry> {
-        conf.members()
+        let known: std::collections::BTreeSet<NodeId> = conf
+            .members()
+            .chain(self.records.keys().copied())
+            .chain(self.seeds.keys().copied())
+            .collect();
+        known
+            .into_iter()
             .filter(|&id| id != own_id)
             .map(|id| {
                 let entry = PeerEntry {

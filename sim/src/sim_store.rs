@@ -333,18 +333,6 @@ impl SimDisk {
         self.lock().visible.configuration_at(index)
     }
 
-    /// Whether the snapshot the running node sees covers the latest configuration
-    /// entry of its log (a node that joins from it then learns every member's record
-    /// from the snapshot, not by replaying the changes).
-    pub fn snapshot_covers_configuration(&self) -> bool {
-        let state = self.lock();
-        let snapshot_index = state.visible.store.snapshot_index();
-        state
-            .visible
-            .configuration_entry_index()
-            .is_none_or(|index| index <= snapshot_index)
-    }
-
     /// The incarnation in the data dir's identity as the running node sees it.
     pub fn incarnation(&self) -> Option<u64> {
         let state = self.lock();

@@ -125,7 +125,8 @@ impl RaftMonitor {
     /// a commit inherited from before a loss, or counted from acknowledgements sent before
     /// it, is not a violation; Raft stays safe because the lost incarnation votes and
     /// acknowledges nothing more (`check_not_lost`), which the cluster enforces by
-    /// refusing its data dir's new incarnation until it is made a member again.
+    /// dropping the votes and acknowledgements of its data dir's new incarnation until it is
+    /// made a member again.
     pub(super) fn commit_not_durable(
         &self,
         commit: Index,

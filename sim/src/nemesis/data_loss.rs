@@ -16,50 +16,16 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use madsim::rand::{thread_rng, Rng};
-use node::storage::Storage;
 use raft::NodeId;
-use tokio::time::{sleep, Instant};
+use tokio::time::sleep;
 
 use super::faults::Held;
 use super::{shuffle, Nemesis};
-use crate::probe::{every_node_a_voter, find_leader, members, remove_member};
-use crate::sim_store::SimDisk;
+use crate::probe::{every_node_a_voter, members, remove_member};
 
 /// How long the operator's `member remove` may take before the nemesis goes on (the
 /// outcome is then unknown, and the disk is lost anyway).
 const REMOVE_DEADLINE: Duration = Duration::from_secs(5);
-
-/// WORKAROUND of a node bug (seed 6 of `ci/sim.sh`, before this was set): a joining node
-/// killed after its first Raft write (the leader's term) and before its first snapshot
-/// restarts with Raft state whose configuration is empty, or is the snapshot's older
-/// one, so `node::bootstrap::member_raft` finds it is no learner, does not run the join
-/// again, and the node stays a learner for good. Until that is fixed, no fault kills a
-/// node that has lost its data and is not a voter again (it may still lose its disk
-/// again, which restarts the join from nothing). Set to `false` to reproduce.
-pub(super) const SPARE_JOINING_NODES_FROM_KILLS: bool = true;
-
-/// WORKAROUND of a node bug (seed 22 of `ci/sim.sh`, before this was set): a node that
-/// joins by replaying the log from a configuration change onwards gives its transport
-/// the founders' incarnations for members whose records it has not applied yet; a
-/// member replaced since (a new incarnation) is then refused, and when that member
-/// leads, the joining node receives nothing more and stays a learner for good. Until
-/// that is fixed, once a disk has been lost, another is lost only when the leader's
-/// snapshot covers its latest configuration change, so a joining node learns every
-/// member's record from the snapshot. Set to `false` to reproduce.
-const LOSE_DATA_ONLY_PAST_MEMBERSHIP_CHANGES: bool = true;
-
-/// WORKAROUND of a node bug (seed 177 of `ci/sim.sh`, about one run in three, before
-/// this was set): a node that was cut off while a member was replaced still has the
-/// member's old record (or a configuration without it) and refuses the new
-/// incarnation's connections; when that member leads, the node never hears from the
-/// leader again and never converges. Mid-run, leadership moves and the node catches up
-/// from another leader; at the heal it would stay stuck, so until that is fixed, after
-/// the heal a leader that some node refuses is stopped until another leader has brought
-/// that node up to date, then restarted. Set to `false` to reproduce.
-pub(super) const RESTART_A_LEADER_REFUSED_AFTER_THE_HEAL: bool = true;
-
-/// How long the workaround above waits for a node to catch up from another leader.
-const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 
 /// Which nodes are without their data.
 #[derive(Debug, Default)]
@@ -75,17 +41,6 @@ pub(super) struct DataLoss {
 }
 
 impl Nemesis<'_> {
-    /// `excluded` and, while `SPARE_JOINING_NODES_FROM_KILLS` holds, the nodes still
-    /// joining: the nodes a kill must leave alone.
-    pub(super) async fn spare_joining(&mut self, excluded: &BTreeSet<NodeId>) -> BTreeSet<NodeId> {
-        let mut spared = excluded.clone();
-        if SPARE_JOINING_NODES_FROM_KILLS && !self.data_loss.lost.is_empty() {
-            self.refresh_data_loss().await;
-            spared.extend(self.data_loss.lost.iter().copied());
-        }
-        spared
-    }
-
     /// Asks the leader for the members, to learn which nodes that lost their data are
     /// voters again (and whether the cluster has formed). Without an answer, the nodes
     /// without their data are the ones known before.
@@ -118,17 +73,6 @@ impl Nemesis<'_> {
         self.refresh_data_loss().await;
         if !self.data_loss.formed {
             return Err("the cluster has not formed yet".to_string());
-        }
-        if LOSE_DATA_ONLY_PAST_MEMBERSHIP_CHANGES && self.log.disks_lost > 0 {
-            let covered = match self.leader().await {
-                Some(leader) => self.cluster.disk(leader).snapshot_covers_configuration(),
-                None => false,
-            };
-            if !covered {
-                return Err(
-                    "the leader's snapshot does not cover its latest membership change yet".to_string(),
-                );
-            }
         }
         let mut lost = self.data_loss.lost.clone();
         lost.insert(target);
@@ -167,7 +111,7 @@ impl Nemesis<'_> {
             self.lose_disk(target);
             return Held::restart(target);
         }
-        let spared = self.spare_joining(excluded).await;
+        let spared = excluded.clone();
         let mut others: Vec<NodeId> = self
             .cluster
             .alive_ids()
@@ -243,79 +187,4 @@ impl Nemesis<'_> {
         self.lose_disk(target);
         Held::restart(target)
     }
-
-    /// The workaround `RESTART_A_LEADER_REFUSED_AFTER_THE_HEAL`, once every fault is
-    /// healed: while the leader is a member some running node refuses, stop the leader
-    /// until another has brought that node up to date, then restart it.
-    pub(super) async fn restart_a_leader_refused(&mut self) {
-        if !RESTART_A_LEADER_REFUSED_AFTER_THE_HEAL || self.log.disks_lost == 0 {
-            return;
-        }
-        for _ in 0..3 {
-            let ids = self.cluster.alive_ids();
-            let Some(leader) = self
-                .probe
-                .spawn(find_leader(ids.clone()))
-                .await
-                .expect("probe task")
-            else {
-                return;
-            };
-            let Some(incarnation) = self.cluster.incarnation(leader) else {
-                return;
-            };
-            let refusing: Vec<NodeId> = ids
-                .into_iter()
-                .filter(|&id| id != leader && !self.data_loss.lost.contains(&id))
-                .filter(|&id| !accepts(self.cluster.disk(id), leader, incarnation))
-                .collect();
-            if refusing.is_empty() {
-                return;
-            }
-            self.note(format!(
-                "WORKAROUND: {refusing:?} refuse leader {leader}'s incarnation {incarnation:016x}; stopping it \
-                 until another leader brings them up to date"
-            ));
-            self.cluster.kill(leader, false, 0);
-            let give_up_at = Instant::now() + CATCH_UP_WAIT;
-            while Instant::now() < give_up_at
-                && refusing
-                    .iter()
-                    .any(|&id| !accepts(self.cluster.disk(id), leader, incarnation))
-            {
-                sleep(Duration::from_millis(100)).await;
-            }
-            self.restart(leader);
-            sleep(Duration::from_secs(1)).await;
-        }
-    }
-}
-
-/// Whether a node on `disk`, from its latest configuration and the member records it
-/// has applied, accepts `peer`'s connections under `incarnation` (as
-/// `node::membership::PeerDirectory` decides: the record's incarnation, else the
-/// founder's; none known accepts any).
-fn accepts(disk: &SimDisk, peer: NodeId, incarnation: u64) -> bool {
-    if !disk.configuration_at(u64::MAX).contains(peer) {
-        return false;
-    }
-    disk.with_visible(|store| {
-        let recorded = node::membership::load_records(store)
-            .ok()
-            .and_then(|records| records.get(&peer).map(|record| record.incarnation));
-        let known = recorded.unwrap_or_else(|| {
-            let identity = store.load_identity().ok().flatten();
-            identity
-                .and_then(|identity| identity.cluster)
-                .and_then(|cluster| {
-                    cluster
-                        .founders
-                        .iter()
-                        .find(|founder| founder.node_id == peer)
-                        .copied()
-                })
-                .map(|founder| founder.incarnation)
-        });
-        known.is_none_or(|known| known == incarnation)
-    })
 }

@@ -52,7 +52,6 @@ impl Nemesis<'_> {
     pub(super) async fn start(&mut self, kind: FaultKind, excluded: &BTreeSet<NodeId>) -> Held {
         match kind {
             FaultKind::KillLeader | FaultKind::KillAny => {
-                let excluded = &self.spare_joining(excluded).await;
                 let target = match kind {
                     FaultKind::KillLeader => self.leader().await.filter(|id| !excluded.contains(id)),
                     _ => None,
@@ -64,7 +63,7 @@ impl Nemesis<'_> {
                 Held::restart(id)
             }
             FaultKind::KillMany => {
-                let excluded = self.spare_joining(excluded).await;
+                let excluded = excluded.clone();
                 let mut ids: Vec<NodeId> = self
                     .cluster
                     .alive_ids()

@@ -29,19 +29,6 @@ impl Layer {
         Ok(())
     }
 
-    /// The index of the latest configuration entry the log still holds, if any (else
-    /// the configuration in force is the snapshot's).
-    pub(super) fn configuration_entry_index(&self) -> Option<Index> {
-        let mut at = self.store.last_index();
-        while let Some(entry) = self.store.entry(at) {
-            if matches!(entry.payload, EntryPayload::Config(_)) {
-                return Some(at);
-            }
-            at -= 1;
-        }
-        None
-    }
-
     /// The configuration in force at `index`: the latest configuration entry at or
     /// before it, else the snapshot's. A server uses the latest configuration in its
     /// log, committed or not (thesis §4.1), so `index` = the last index gives the
