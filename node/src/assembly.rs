@@ -98,8 +98,8 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
         if !start.joining && !start.raft.conf_state().contains(own_id) {
             warn!(
                 id = own_id,
-                "this node is not a member of the configuration it holds (it was removed, or its data dir \
-                 was replaced): it stays idle; wipe its data dir to make it join as a new incarnation"
+                "this node was removed from the configuration: it stays idle; wipe its data dir to make \
+                 it join as a new incarnation"
             );
         }
     }

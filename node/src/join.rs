@@ -70,28 +70,20 @@ pub fn next_step(own_id: NodeId, incarnation: u64, list: &MemberList) -> JoinSte
 }
 
 /// Whether a node restarting with Raft state must (still) ask to be made a voter, from
-/// the configuration and records it recovered:
-/// - a voter: no;
-/// - a learner: yes, its join was not finished (raftkv keeps no permanent learners);
-/// - in no configuration it holds: a join killed before the snapshot or entry that adds it
-///   reached it (its recovered configuration is empty, or older than its addition), or a
-///   member that was removed. A removed member's record is still there, with this
-///   incarnation; a joiner's is not (its record comes after the entry that adds it);
-/// - a record of another incarnation: this data dir was replaced; it must not remove the
-///   member that replaced it.
-pub fn must_join(
-    conf: &ConfState,
-    own_id: NodeId,
-    incarnation: u64,
-    own_record: Option<&MemberRecord>,
-) -> bool {
-    if own_record.is_some_and(|record| record.incarnation.is_some_and(|member| member != incarnation)) {
-        return false;
-    }
-    if conf.is_voter(own_id) {
-        return false;
-    }
-    conf.learners.contains(&own_id) || own_record.is_none()
+/// the configuration and records it recovered. The record is what tells: a member's
+/// record carries its incarnation, and the record of this incarnation comes after the
+/// entry that adds it (`driver/membership.rs`).
+/// - No record of this incarnation: it was never added as far as this data dir saw (a
+///   join killed before the entry that adds it reached it; the configuration it holds
+///   may even name its id as a voter, for the incarnation it replaces), or it is a
+///   founder whose record was not written yet. It asks; the leader's member list decides
+///   each step, and says "done" to a founder at once.
+/// - Recorded, and a learner: the join was not finished (raftkv keeps no permanent
+///   learners). A voter: nothing to do. In no configuration: it was removed, and stays
+///   idle.
+pub fn must_join(conf: &ConfState, own_id: NodeId, incarnation: u64, own_record: Option<&MemberRecord>) -> bool {
+    let recorded = own_record.is_some_and(|record| record.incarnation == Some(incarnation));
+    !recorded || conf.learners.contains(&own_id)
 }
 
 /// Asks the cluster, step by step, to make this node a voter; returns when it is one, or
