@@ -81,7 +81,12 @@ pub fn next_step(own_id: NodeId, incarnation: u64, list: &MemberList) -> JoinSte
 /// - Recorded, and a learner: the join was not finished (raftkv keeps no permanent
 ///   learners). A voter: nothing to do. In no configuration: it was removed, and stays
 ///   idle.
-pub fn must_join(conf: &ConfState, own_id: NodeId, incarnation: u64, own_record: Option<&MemberRecord>) -> bool {
+pub fn must_join(
+    conf: &ConfState,
+    own_id: NodeId,
+    incarnation: u64,
+    own_record: Option<&MemberRecord>,
+) -> bool {
     let recorded = own_record.is_some_and(|record| record.incarnation == Some(incarnation));
     !recorded || conf.learners.contains(&own_id)
 }

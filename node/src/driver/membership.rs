@@ -8,11 +8,12 @@
 
 use std::sync::atomic::Ordering;
 
-use client::wire::{ErrorKind, ErrorReply, MemberChange, MemberInfo, MemberList, MemberRole, Response};
+use client::wire::{MemberChange, MemberInfo, MemberList, MemberRole, Response};
 use raft::{ConfChange, NodeId, ProposalError, Role};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use super::requests::invalid;
 use super::{Driver, PeerNetwork, PendingWrite};
 use crate::membership::{load_records, record_command, MemberRecord};
 use crate::storage::{Storage, StorageError};
@@ -174,14 +175,14 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
 
     fn member_refusal(&self, error: ProposalError) -> Response {
         match error {
-            ProposalError::ConfChangeInProgress => unavailable(
-                "another membership change is in progress (or the leader is new); retry".to_string(),
-            ),
+            ProposalError::ConfChangeInProgress => {
+                super::unavailable("another membership change is in progress (or the leader is new); retry")
+            }
             ProposalError::LearnerNotCaughtUp {
                 learner,
                 match_index,
                 commit,
-            } => unavailable(format!(
+            } => super::unavailable(&format!(
                 "learner {learner} has not caught up yet (it holds the log through {match_index}, \
                  the commit index is {commit}); retry"
             )),
@@ -363,18 +364,4 @@ fn validate_change(change: &MemberChange) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn invalid(message: String) -> Response {
-    Response::Error(ErrorReply {
-        kind: ErrorKind::InvalidRequest,
-        message,
-    })
-}
-
-fn unavailable(message: String) -> Response {
-    Response::Error(ErrorReply {
-        kind: ErrorKind::Unavailable,
-        message,
-    })
 }

@@ -204,7 +204,7 @@ fn reserved_key_message() -> String {
     "keys starting with \\0raftkv/ are reserved for raftkv's own records".to_string()
 }
 
-fn invalid(message: String) -> Response {
+pub(super) fn invalid(message: String) -> Response {
     Response::Error(ErrorReply {
         kind: ErrorKind::InvalidRequest,
         message,
