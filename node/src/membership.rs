@@ -167,22 +167,6 @@ impl PeerDirectory {
             .collect()
     }
 
-    /// The seeds as peers, before any configuration is known (a node that is probing or
-    /// joining): addresses only, any incarnation.
-    pub fn seed_peers(&self, own_id: NodeId) -> BTreeMap<NodeId, PeerEntry> {
-        self.seeds
-            .iter()
-            .filter(|(&id, _)| id != own_id)
-            .map(|(&id, address)| {
-                let entry = PeerEntry {
-                    address: Some(address.clone()),
-                    incarnation: self.founders.get(&id).copied(),
-                };
-                (id, entry)
-            })
-            .collect()
-    }
-
     /// Where `--peers` disagrees with the records in the log: (id, flag, log). The log
     /// wins; the node says so at start.
     pub fn seed_disagreements(&self) -> Vec<(NodeId, String, String)> {

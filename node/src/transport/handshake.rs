@@ -192,10 +192,7 @@ impl fmt::Display for Refusal {
                 dialer_id,
                 acceptor_id,
             } => {
-                write!(
-                    f,
-                    "node {dialer_id} is not a configured peer of node {acceptor_id}"
-                )
+                write!(f, "node {dialer_id} claims the id of node {acceptor_id} itself")
             }
             Self::ClientAddressTooLong { dialer_id, bytes } => write!(
                 f,
