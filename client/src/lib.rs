@@ -5,6 +5,7 @@ pub mod client;
 pub mod connection;
 pub mod frame;
 pub mod local_cluster;
+pub mod tls;
 pub mod wire;
 
 use std::fmt;
