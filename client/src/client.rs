@@ -17,6 +17,7 @@ mod pool;
 mod router;
 mod validate;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{self, Instant};
@@ -109,6 +110,12 @@ impl Client {
     /// Two live clients must never share one (see `client_id`).
     pub fn with_client_id(mut self, client_id: u64) -> Self {
         self.client_id = client_id;
+        self
+    }
+
+    /// Talks TLS to every node with `config` (see `crate::tls::client_config`).
+    pub fn with_tls(mut self, config: Arc<rustls::client::ClientConfig>) -> Self {
+        self.pool.set_tls(Some(config));
         self
     }
 
@@ -334,6 +341,11 @@ impl Client {
                         }
                         ErrorKind::SessionExpired => {
                             return Err(ClientError::SessionExpired {
+                                message: reply.message,
+                            })
+                        }
+                        ErrorKind::PermissionDenied => {
+                            return Err(ClientError::PermissionDenied {
                                 message: reply.message,
                             })
                         }

@@ -65,16 +65,34 @@ pub fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
 /// Looks for one complete frame at the start of `buffer`. `Ok(None)` means more bytes
 /// are needed; `Ok(Some((value, consumed)))` a decoded frame of `consumed` bytes.
 pub fn parse_frame<T: DeserializeOwned>(buffer: &[u8]) -> Result<Option<(T, usize)>, FrameError> {
+    parse_frame_limited(buffer, FRAME_PAYLOAD_BYTES_MAX)
+}
+
+/// The payload length a frame at the start of `buffer` announces, once its header is
+/// there, checked against `payload_bytes_max` before anything is buffered for it.
+pub fn announced_payload_bytes(buffer: &[u8], payload_bytes_max: usize) -> Result<Option<usize>, FrameError> {
     let Some(header) = buffer.get(..FRAME_HEADER_BYTES) else {
         return Ok(None);
     };
     let payload_bytes = u32::from_be_bytes(header.try_into().expect("4 bytes")) as usize;
-    if payload_bytes > FRAME_PAYLOAD_BYTES_MAX {
+    if payload_bytes > payload_bytes_max {
         return Err(FrameError::TooLarge {
             payload_bytes,
-            max_bytes: FRAME_PAYLOAD_BYTES_MAX,
+            max_bytes: payload_bytes_max,
         });
     }
+    Ok(Some(payload_bytes))
+}
+
+/// [`parse_frame`] with a smaller payload bound (a node's client port takes far less
+/// than a peer link).
+pub fn parse_frame_limited<T: DeserializeOwned>(
+    buffer: &[u8],
+    payload_bytes_max: usize,
+) -> Result<Option<(T, usize)>, FrameError> {
+    let Some(payload_bytes) = announced_payload_bytes(buffer, payload_bytes_max)? else {
+        return Ok(None);
+    };
     let end = FRAME_HEADER_BYTES + payload_bytes;
     let Some(payload) = buffer.get(FRAME_HEADER_BYTES..end) else {
         return Ok(None);

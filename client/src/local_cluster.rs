@@ -7,6 +7,12 @@ use std::fs::{self, File};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use rustls::client::ClientConfig;
+
+use crate::tls::certs::{init, CertsPlan};
+use crate::tls::{client_config, TlsFiles};
 
 /// One member's fixed identity: id, ports, data directory.
 #[derive(Debug, Clone)]
@@ -41,6 +47,9 @@ pub struct LocalClusterOptions {
     pub snapshot_every: u64,
     /// More `--flag value` pairs for every node.
     pub extra_args: Vec<String>,
+    /// Mutual TLS with certificates made under `base_dir/certs` (`certs::init`); `false`
+    /// runs the nodes `--insecure`.
+    pub tls: bool,
 }
 
 #[derive(Debug)]
@@ -82,6 +91,9 @@ impl LocalCluster {
                 log_path: options.base_dir.join(format!("node-{id}.log")),
             })
             .collect();
+        if options.tls {
+            init_certs(&options.base_dir, options.size)?;
+        }
         let processes = (0..nodes.len()).map(|_| None).collect();
         let mut cluster = Self {
             options,
@@ -92,6 +104,40 @@ impl LocalCluster {
             cluster.start_node(id)?;
         }
         Ok(cluster)
+    }
+
+    /// Where the certificates are (with `tls`): `ca.crt`, `node-<id>.*`, `client.*`.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.options.base_dir.join("certs")
+    }
+
+    /// The `admin` client's files, with `tls`.
+    pub fn client_tls_files(&self) -> Option<TlsFiles> {
+        self.options
+            .tls
+            .then(|| TlsFiles::in_dir(&self.certs_dir(), "client"))
+    }
+
+    /// A client config of the `admin` client, with `tls`.
+    pub fn client_tls(&self) -> Result<Option<Arc<ClientConfig>>, LocalClusterError> {
+        self.client_tls_files()
+            .map(|files| client_config(&files).map_err(|e| LocalClusterError(e.to_string())))
+            .transpose()
+    }
+
+    /// The `raftkv` CLI flags for the `admin` client (`--tls-*`), or none without `tls`.
+    pub fn cli_tls_args(&self) -> Vec<String> {
+        let Some(files) = self.client_tls_files() else {
+            return Vec::new();
+        };
+        [
+            ("--tls-cert", files.cert),
+            ("--tls-key", files.key),
+            ("--tls-ca", files.ca),
+        ]
+        .into_iter()
+        .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+        .collect()
     }
 
     /// Lays out one more node (id: the next one) with fresh ports, not started. It is
@@ -161,6 +207,21 @@ impl LocalCluster {
             return Ok(());
         }
         let node = self.node(id).clone();
+        let security: Vec<String> = if self.options.tls {
+            // A node added past the initial size gets its certificate now.
+            init_certs(&self.options.base_dir, id)?;
+            let files = TlsFiles::in_dir(&self.certs_dir(), &format!("node-{id}"));
+            [
+                ("--tls-cert", files.cert),
+                ("--tls-key", files.key),
+                ("--tls-ca", files.ca),
+            ]
+            .into_iter()
+            .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+            .collect()
+        } else {
+            vec!["--insecure".to_string()]
+        };
         let log = File::options()
             .create(true)
             .append(true)
@@ -179,6 +240,7 @@ impl LocalCluster {
             .args(["--snapshot-every", &self.options.snapshot_every.to_string()])
             .arg("--data-dir")
             .arg(&node.data_dir)
+            .args(&security)
             .args(&self.options.extra_args)
             .args(extra)
             .env(
@@ -243,4 +305,13 @@ impl Drop for LocalCluster {
             let _ = child.wait();
         }
     }
+}
+
+/// Certificates for nodes `1..=nodes` and the admin client under `base_dir/certs`
+/// (extended, never replaced).
+fn init_certs(base_dir: &Path, nodes: u64) -> Result<(), LocalClusterError> {
+    let plan = CertsPlan::for_manifests(base_dir.join("certs"), nodes);
+    init(&plan)
+        .map(|_| ())
+        .map_err(|e| LocalClusterError(format!("certificates: {e}")))
 }

@@ -218,6 +218,8 @@ pub enum ErrorKind {
     /// A write with an old sequence number whose response is no longer cached.
     SessionExpired,
     Internal,
+    /// The client's certificate name has no role that allows this request (issue 11).
+    PermissionDenied,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

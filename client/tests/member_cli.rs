@@ -60,6 +60,7 @@ fn member_commands_work_against_a_live_cluster() {
         tick_ms: 20,
         snapshot_every: 1_000,
         extra_args: Vec::new(),
+        tls: false,
     })
     .expect("start a local cluster");
     let endpoints = cluster.endpoints().join(",");

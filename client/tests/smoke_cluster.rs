@@ -28,6 +28,7 @@ fn smoke_passes_on_a_real_cluster_and_fails_when_a_node_is_down() {
         tick_ms: 20,
         snapshot_every: 1_000,
         extra_args: Vec::new(),
+        tls: false,
     })
     .expect("start a local cluster");
     let endpoints = cluster.endpoints().join(",");

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::bootstrap::{establish_membership, member_raft, IdentitySettings, OpenedDataDir};
-use crate::client_listener::serve_clients;
+use crate::client_listener::{serve_clients, ClientPort};
 use crate::driver::{ClientCall, Driver, DriverConfig, DriverHandles, PeerNetwork};
 use crate::force_new_cluster::force_new_cluster;
 use crate::join::{join_cluster, must_join, JoinSettings};
@@ -36,6 +36,9 @@ pub struct MemberSettings {
     pub driver: DriverConfig,
     /// `--force-new-cluster`: become the only voter (`crate::force_new_cluster`).
     pub force_new_cluster: bool,
+    /// The client port's TLS, roles and bounds; its TLS also serves a joining node's
+    /// requests to the leader.
+    pub client_port: ClientPort,
 }
 
 /// Runs a member until `shutdown` (or a storage failure). `network` wraps the started
@@ -118,7 +121,13 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
     )
     .map_err(|e| e.to_string())?;
     let (calls_sender, calls) = mpsc::channel::<ClientCall>(DRIVER_QUEUE_MAX);
-    tokio::spawn(serve_clients(client_listener, calls_sender, shutdown.clone()));
+    let client_tls = settings.client_port.tls.clone();
+    tokio::spawn(serve_clients(
+        client_listener,
+        settings.client_port.clone(),
+        calls_sender,
+        shutdown.clone(),
+    ));
     if start.joining {
         let join = JoinSettings {
             own_id,
@@ -127,6 +136,7 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
             own_peer_address: driver_config.own_peer_address.clone(),
             own_client_address: driver_config.own_client_address.clone(),
             seeds: settings.seeds.keys().copied().collect(),
+            tls: client_tls,
         };
         tokio::spawn(join_cluster(
             join,

@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use raft::NodeId;
 
+use client::tls::TlsFiles;
+
+use crate::client_roles::ClientRoles;
 use crate::identity::ClusterId;
 use crate::pod::node_id_from_pod_name;
 
@@ -47,11 +50,11 @@ pub struct NodeArgs {
     /// and the start-up log show it).
     #[arg(long, env = "RAFTKV_EXPECT_CLUSTER_ID")]
     pub expect_cluster_id: Option<String>,
-    #[arg(long, env = "RAFTKV_LISTEN_PEER", default_value = "0.0.0.0:7001")]
+    #[arg(long, env = "RAFTKV_LISTEN_PEER", default_value = "127.0.0.1:7001")]
     pub listen_peer: String,
-    #[arg(long, env = "RAFTKV_LISTEN_CLIENT", default_value = "0.0.0.0:7101")]
+    #[arg(long, env = "RAFTKV_LISTEN_CLIENT", default_value = "127.0.0.1:7101")]
     pub listen_client: String,
-    #[arg(long, env = "RAFTKV_LISTEN_HTTP", default_value = "0.0.0.0:7201")]
+    #[arg(long, env = "RAFTKV_LISTEN_HTTP", default_value = "127.0.0.1:7201")]
     pub listen_http: String,
     /// The client address other nodes hand out in redirects to this one.
     /// Defaults to --listen-client when that names a concrete host.
@@ -82,6 +85,36 @@ pub struct NodeArgs {
     /// good; wipe the other members before they start again (they rejoin by themselves).
     #[arg(long, env = "RAFTKV_FORCE_NEW_CLUSTER")]
     pub force_new_cluster: bool,
+    /// This node's certificate (PEM), naming `raftkv-node-<id>` (`raftkv certs init`).
+    /// Used on the peer, client and ops HTTP ports, and to dial peers.
+    #[arg(long, env = "RAFTKV_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "RAFTKV_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// The certificate authority every peer and client certificate must chain to (PEM).
+    #[arg(long, env = "RAFTKV_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Plain TCP on every port, no authentication: for a laptop demo only. Without it,
+    /// the three --tls-* flags are required.
+    #[arg(long, env = "RAFTKV_INSECURE")]
+    pub insecure: bool,
+    /// Client roles: lines of `<certificate name> <read|write|admin>`. Without it, the
+    /// `admin` client (as `raftkv certs init` makes) is the only client let in.
+    #[arg(long, env = "RAFTKV_CLIENT_ROLES")]
+    pub client_roles: Option<PathBuf>,
+    /// Client connections served at once (past their TLS handshake).
+    #[arg(long, env = "RAFTKV_CLIENT_CONNECTIONS_MAX", default_value_t = 1024)]
+    pub client_connections_max: usize,
+}
+
+/// How the node's ports are secured.
+#[derive(Debug, Clone)]
+pub enum Security {
+    /// `--insecure`: plain TCP, every client may do everything.
+    Insecure,
+    /// Mutual TLS on peer and client ports, TLS on the ops port; clients by role.
+    Tls { files: TlsFiles, roles: ClientRoles },
 }
 
 /// Settings after validation.
@@ -105,6 +138,8 @@ pub struct NodeSettings {
     pub snapshot_every: u64,
     pub log_format: LogFormat,
     pub force_new_cluster: bool,
+    pub security: Security,
+    pub client_connections_max: usize,
 }
 
 impl NodeArgs {
@@ -202,7 +237,39 @@ impl NodeArgs {
             snapshot_every: self.snapshot_every,
             log_format: self.log_format,
             force_new_cluster: self.force_new_cluster,
+            security: self.security()?,
+            client_connections_max: self.client_connections_max.max(1),
         })
+    }
+
+    fn security(&self) -> Result<Security, String> {
+        let files = TlsFiles::from_flags(
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            self.tls_ca.as_deref(),
+        )
+        .map_err(|error| error.to_string())?;
+        match (files, self.insecure) {
+            (Some(_), true) => Err("--insecure contradicts --tls-cert/--tls-key/--tls-ca: choose one".into()),
+            (None, true) => {
+                if self.client_roles.is_some() {
+                    return Err("--client-roles needs TLS (clients are their certificates' names)".into());
+                }
+                Ok(Security::Insecure)
+            }
+            (None, false) => Err(
+                "TLS is required: pass --tls-cert, --tls-key and --tls-ca (see `raftkv certs init`), \
+                 or --insecure for plain TCP on a laptop"
+                    .into(),
+            ),
+            (Some(files), false) => {
+                let roles = match &self.client_roles {
+                    Some(path) => ClientRoles::load(path).map_err(|error| error.to_string())?,
+                    None => ClientRoles::default(),
+                };
+                Ok(Security::Tls { files, roles })
+            }
+        }
     }
 }
 
@@ -252,6 +319,7 @@ mod tests {
             "/tmp/x",
             "--peers",
             "1=a:7001,2=b:7001,3=c:7001",
+            "--insecure",
         ];
         argv.extend_from_slice(extra);
         NodeArgs::try_parse_from(argv)
@@ -279,10 +347,53 @@ mod tests {
     }
 
     #[test]
+    fn tls_or_an_explicit_insecure_and_never_both() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "raftkv-node",
+                "--data-dir",
+                "/tmp/x",
+                "--peers",
+                "1=a:7001",
+                "--id",
+                "1",
+            ];
+            argv.extend_from_slice(extra);
+            NodeArgs::try_parse_from(argv)
+                .map_err(|e| e.to_string())?
+                .validate()
+        };
+        assert!(parse(&[]).expect_err("neither").contains("TLS is required"));
+        assert!(parse(&["--tls-cert", "c"])
+            .expect_err("partial")
+            .contains("all three"));
+        let both = parse(&["--insecure", "--tls-cert", "c", "--tls-key", "k", "--tls-ca", "a"]);
+        assert!(both.expect_err("both").contains("contradicts"));
+        let tls = parse(&["--tls-cert", "c", "--tls-key", "k", "--tls-ca", "a"]).expect("tls");
+        assert!(matches!(tls.security, Security::Tls { .. }));
+        assert!(matches!(
+            parse(&["--insecure"]).expect("insecure").security,
+            Security::Insecure
+        ));
+        assert_eq!(
+            parse(&["--insecure"]).expect("insecure").listen_client,
+            "127.0.0.1:7101",
+            "only a deliberate flag listens beyond loopback"
+        );
+    }
+
+    #[test]
     fn bad_settings_name_themselves() {
-        assert!(args(&["--id", "9", "--advertise-client", "x:1"])
-            .expect_err("not listed, wildcard peer address")
-            .contains("--advertise-peer"));
+        assert!(args(&[
+            "--id",
+            "9",
+            "--advertise-client",
+            "x:1",
+            "--listen-peer",
+            "0.0.0.0:7001"
+        ])
+        .expect_err("not listed, wildcard peer address")
+        .contains("--advertise-peer"));
         let joiner = args(&[
             "--id",
             "9",
@@ -304,7 +415,7 @@ mod tests {
         ])
         .expect_err("contradiction")
         .contains("contradicts"));
-        assert!(args(&["--id", "1"])
+        assert!(args(&["--id", "1", "--listen-client", "0.0.0.0:7101"])
             .expect_err("wildcard")
             .contains("--advertise-client"));
         let timeouts = args(&[

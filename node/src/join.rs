@@ -9,9 +9,11 @@
 //! lost answer only repeats a step.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use client::client::{Client, ClientOptions};
+use client::tls::ReloadingTls;
 use client::wire::{MemberChange, MemberList, MemberRole, NodeStatus};
 use raft::{ConfState, NodeId};
 use tokio::sync::watch;
@@ -39,6 +41,8 @@ pub struct JoinSettings {
     pub own_client_address: String,
     /// The initial members (`--peers`), probed for their client addresses.
     pub seeds: Vec<NodeId>,
+    /// TLS towards the members' client ports, as this node (an admin by its certificate).
+    pub tls: Option<Arc<ReloadingTls>>,
 }
 
 /// The next thing to ask for, from the leader's member list.
@@ -162,6 +166,9 @@ async fn step_once(
     let mut client = Client::from_list(&endpoints.join(","), options)
         .map_err(|error| format!("bad member client addresses {endpoints:?}: {error}"))?
         .with_client_id(settings.incarnation.max(1));
+    if let Some(tls) = &settings.tls {
+        client = client.with_tls(tls.client());
+    }
     let list = client
         .members()
         .await

@@ -9,9 +9,11 @@
 compile_error!("the `canaries` feature injects known bugs: it is for the madsim simulation only");
 
 pub mod accept_loop;
+pub mod admission;
 pub mod assembly;
 pub mod bootstrap;
 pub mod client_listener;
+pub mod client_roles;
 pub mod config;
 pub mod driver;
 pub mod force_new_cluster;

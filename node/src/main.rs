@@ -8,6 +8,9 @@ use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // Everything the node creates (data, logs of fjall, the identity) is its owner's
+    // alone: files 0600, directories 0700.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let args = NodeArgs::parse();
     let settings = match args.validate() {
         Ok(settings) => settings,

@@ -6,18 +6,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use client::tls::ReloadingTls;
 use client::wire::NodeStatus;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::debug;
 
 use crate::accept_loop::accept_until_shutdown;
+use crate::admission::Admission;
 use crate::metrics::{Metrics, PeerCounters};
 
 /// Upper bound of a request head; probes and scrapers send a few hundred bytes.
 const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// Bound on a whole exchange: TLS handshake, request head, response.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Ops connections open at once; probes and scrapes take milliseconds.
+const CONNECTIONS_MAX: usize = 64;
 
 pub type PeerCountersSource = Arc<dyn Fn() -> PeerCounters + Send + Sync>;
 
@@ -34,23 +39,55 @@ impl std::fmt::Debug for OpsState {
     }
 }
 
-pub async fn serve_ops(listener: TcpListener, state: OpsState, shutdown: watch::Receiver<bool>) {
+/// Serves the ops endpoints until shutdown; over TLS (server side only: kubelet probes and
+/// Prometheus present no client certificate) unless the node runs `--insecure`. Every
+/// connection is short-lived and pending until answered: at most `CONNECTIONS_MAX` at
+/// once, the oldest evicted (`crate::admission`).
+pub async fn serve_ops(
+    listener: TcpListener,
+    state: OpsState,
+    tls: Option<Arc<ReloadingTls>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let admission = Admission::new(CONNECTIONS_MAX);
     accept_until_shutdown(listener, shutdown, "ops HTTP", move |stream, _peer| {
         let state = state.clone();
+        let tls = tls.clone();
+        let ticket = admission.admit();
         async move {
-            if let Err(error) = serve_request(stream, &state).await {
-                debug!(%error, "ops request failed");
+            let served = async {
+                let outcome = tokio::time::timeout(REQUEST_READ_TIMEOUT, async {
+                    match tls {
+                        None => serve_request(stream, &state).await,
+                        Some(tls) => {
+                            let stream = tokio_rustls::TlsAcceptor::from(tls.server_anonymous())
+                                .accept(stream)
+                                .await?;
+                            serve_request(stream, &state).await
+                        }
+                    }
+                })
+                .await;
+                match outcome {
+                    Ok(Err(error)) => debug!(%error, "ops request failed"),
+                    Err(_elapsed) => debug!("ops request not served within {REQUEST_READ_TIMEOUT:?}"),
+                    Ok(Ok(())) => {}
+                }
+            };
+            tokio::select! {
+                () = ticket.evicted() => {}
+                () = served => {}
             }
         }
     })
     .await;
 }
 
-async fn serve_request(mut stream: TcpStream, state: &OpsState) -> std::io::Result<()> {
-    let head = match tokio::time::timeout(REQUEST_READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(result) => result?,
-        Err(_) => return Ok(()),
-    };
+async fn serve_request<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    state: &OpsState,
+) -> std::io::Result<()> {
+    let head = read_head(&mut stream).await?;
     let (status_line, content_type, body) = match head.as_deref().and_then(parse_request_line) {
         None => ("400 Bad Request", "text/plain", "bad request\n".to_string()),
         Some(("GET", path)) => route(path, state),
@@ -65,7 +102,7 @@ async fn serve_request(mut stream: TcpStream, state: &OpsState) -> std::io::Resu
 }
 
 /// Reads up to the blank line ending the head; `None` if it is too long or cut short.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Option<String>> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|window| window == b"\r\n\r\n") {

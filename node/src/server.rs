@@ -3,16 +3,21 @@
 //! in-process tests.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use client::tls::ReloadingTls;
 use raft::{Message, NodeId};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::assembly::{run_member, MemberSettings, DRIVER_QUEUE_MAX};
 use crate::bootstrap::{open_data_dir, IdentitySettings};
-use crate::config::NodeSettings;
+use crate::client_listener::ClientPort;
+use crate::config::{NodeSettings, Security};
 use crate::driver::{DriverConfig, PeerNetwork};
 use crate::membership::PeerEntry;
 use crate::metrics::PeerCounters;
@@ -40,8 +45,29 @@ impl PeerNetwork for Transport {
 /// that is not a member of any cluster first probes the initial members
 /// (`crate::bootstrap`), then founds a cluster or joins one (`crate::join`).
 pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -> Result<(), String> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|e| format!("cannot create data dir {}: {e}", settings.data_dir.display()))?;
+    create_private_dir(&settings.data_dir)?;
+    let (tls, client_port) = match &settings.security {
+        Security::Insecure => {
+            warn!(
+                "--insecure: plain TCP on every port, no authentication; anyone who reaches these ports \
+                 can read and write every key and pose as a peer. For a laptop demo only."
+            );
+            let client_port = ClientPort {
+                connections_max: settings.client_connections_max,
+                ..ClientPort::insecure()
+            };
+            (None, client_port)
+        }
+        Security::Tls { files, roles } => {
+            let tls = Arc::new(ReloadingTls::load(files.clone()).map_err(|e| format!("TLS: {e}"))?);
+            let client_port = ClientPort {
+                tls: Some(tls.clone()),
+                roles: roles.clone(),
+                connections_max: settings.client_connections_max,
+            };
+            (Some(tls), client_port)
+        }
+    };
     let mut storage = FjallStore::open(&settings.data_dir).map_err(|e| e.to_string())?;
     let identity_settings = IdentitySettings {
         own_id: settings.id,
@@ -65,6 +91,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
             queue_messages_max: 4096,
             reconnect_backoff_min: Duration::from_millis(20),
             reconnect_backoff_max: Duration::from_secs(1),
+            tls: tls.clone(),
         },
         inbound_sender,
     )
@@ -90,8 +117,10 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
             inputs_per_turn_max: 4096,
         },
         force_new_cluster: settings.force_new_cluster,
+        client_port,
     };
     let ops_transport = transport.clone();
+    let ops_tls = tls.clone();
     let ops_shutdown = shutdown.clone();
     let on_start = move |handles: &crate::driver::DriverHandles| {
         let ops = OpsState {
@@ -108,7 +137,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
                 }
             }),
         };
-        tokio::spawn(serve_ops(http_listener, ops, ops_shutdown));
+        tokio::spawn(serve_ops(http_listener, ops, ops_tls, ops_shutdown));
         info!(
             id = settings.id,
             peer = %settings.listen_peer,
@@ -130,4 +159,16 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
         on_start,
     )
     .await
+}
+
+/// Creates the data dir readable by its owner only (0700), and tightens an existing one:
+/// it holds every key and value. (Files in it are 0600: `main` sets the umask.)
+fn create_private_dir(dir: &Path) -> Result<(), String> {
+    let context = |e: std::io::Error| format!("cannot create data dir {}: {e}", dir.display());
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(context)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(context)
 }

@@ -334,6 +334,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
             queue_messages_max: 4096,
             reconnect_backoff_min: Duration::from_millis(20),
             reconnect_backoff_max: Duration::from_secs(1),
+            tls: None,
         },
         inbound_sender,
     )
@@ -361,6 +362,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
             canary: config.canary,
         },
         force_new_cluster: false,
+        client_port: node::client_listener::ClientPort::insecure(),
     };
     let monitor = config.monitor.clone();
     let network = move |transport: Transport| SimNetwork {

@@ -9,6 +9,8 @@
 // free of files that are not binaries.
 #[path = "raftkv/bench.rs"]
 mod bench;
+#[path = "raftkv/certs.rs"]
+mod certs;
 #[path = "raftkv/demo.rs"]
 mod demo;
 #[path = "raftkv/idle.rs"]
@@ -22,13 +24,17 @@ mod smoke;
 #[path = "raftkv/status.rs"]
 mod status;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use client::client::{Client, ClientError, ClientOptions};
+use client::tls::{client_config, TlsFiles};
 use client::wire::ReadConsistency;
 use client::{parse_endpoints, Endpoint, EndpointError};
+use rustls::client::ClientConfig;
 use serde_json::json;
 
 use crate::output::{lossy, Output};
@@ -62,6 +68,16 @@ struct GlobalArgs {
     #[arg(long, global = true, default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     timeout_ms: u64,
+    /// This client's certificate (PEM); its name is who the cluster sees. With
+    /// --tls-key and --tls-ca; without the three, plain TCP (a node run --insecure).
+    #[arg(long, global = true, env = "RAFTKV_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, global = true, env = "RAFTKV_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// The certificate authority the nodes' certificates chain to (PEM).
+    #[arg(long, global = true, env = "RAFTKV_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
 impl GlobalArgs {
@@ -74,7 +90,29 @@ impl GlobalArgs {
     }
 
     fn client(&self) -> Result<Client, Failure> {
-        Ok(Client::new(self.endpoints.0.clone(), self.client_options())?)
+        self.new_client(self.endpoints.0.clone(), self.client_options())
+    }
+
+    /// The TLS client config of the --tls-* flags, if given.
+    fn tls(&self) -> Result<Option<Arc<ClientConfig>>, Failure> {
+        let files = TlsFiles::from_flags(
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            self.tls_ca.as_deref(),
+        )
+        .map_err(|e| Failure(e.to_string()))?;
+        files
+            .map(|files| client_config(&files).map_err(|e| Failure(format!("TLS: {e}"))))
+            .transpose()
+    }
+
+    /// A client of `endpoints`, over TLS when the flags say so.
+    fn new_client(&self, endpoints: Vec<Endpoint>, options: ClientOptions) -> Result<Client, Failure> {
+        let client = Client::new(endpoints, options)?;
+        Ok(match self.tls()? {
+            Some(tls) => client.with_tls(tls),
+            None => client,
+        })
     }
 }
 
@@ -105,6 +143,8 @@ enum Command {
     /// Check a running cluster end to end (for a Kubernetes Job): all endpoints agree on
     /// one leader, N writes and linearizable reads, every endpoint applies them.
     Smoke(smoke::SmokeArgs),
+    /// Make certificates: a cluster's CA, node and admin client ones, or another client.
+    Certs(certs::CertsArgs),
     /// Wait for SIGTERM or SIGINT, then exit 0: the main process of a client container,
     /// whose image has no shell, so that `kubectl exec`/`docker exec` can run raftkv in it.
     Idle(idle::IdleArgs),
@@ -241,6 +281,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => bench::bench(global, args).await,
         Command::Smoke(args) => smoke::smoke(global, args).await,
         Command::Idle(args) => idle::idle(args).await,
+        Command::Certs(args) => certs::certs(args),
     }
 }
 

@@ -18,6 +18,8 @@ pub enum ClientError {
     /// The node no longer remembers this write's session (its sequence is older than the
     /// latest one the cluster applied for this client): the outcome cannot be reported.
     SessionExpired { message: String },
+    /// The node refused the request: this client's identity lacks the role for it.
+    PermissionDenied { message: String },
     /// The node reported an error of `kind`. Returned at once only for kinds that retrying
     /// cannot fix (`Internal`); retryable kinds appear here as a `last_error`.
     Server {
@@ -91,6 +93,7 @@ impl fmt::Display for ClientError {
             Self::Endpoints(error) => error.fmt(f),
             Self::InvalidRequest { message } => write!(f, "invalid request: {message}"),
             Self::SessionExpired { message } => write!(f, "client session expired: {message}"),
+            Self::PermissionDenied { message } => write!(f, "permission denied: {message}"),
             Self::Server {
                 endpoint,
                 kind,

@@ -6,13 +6,16 @@
 //! request must never be read as the answer to the next one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::ClientConfig;
 use tokio::net::TcpStream;
 use tokio::time::{self, Instant};
 
 use super::error::ClientError;
 use crate::connection::Connection;
+use crate::tls::{server_name, Stream};
 use crate::wire::{RequestEnvelope, Response, ResponseEnvelope};
 
 /// Upper bound of cached connections: a cluster has a handful of nodes, but redirects
@@ -22,10 +25,17 @@ const CONNECTIONS_CACHED_MAX: usize = 16;
 #[derive(Debug, Default)]
 pub(crate) struct ConnectionPool {
     /// Healthy connections not in use, by `host:port` address.
-    idle: BTreeMap<String, Connection<TcpStream>>,
+    idle: BTreeMap<String, Connection<Stream>>,
+    /// TLS towards every node (`None`: plain TCP, for `--insecure` clusters).
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl ConnectionPool {
+    pub(crate) fn set_tls(&mut self, tls: Option<Arc<ClientConfig>>) {
+        self.idle.clear();
+        self.tls = tls;
+    }
+
     /// Sends `envelope` to `address` and waits for its response, all within `timeout`.
     pub(crate) async fn exchange(
         &mut self,
@@ -36,7 +46,12 @@ impl ConnectionPool {
         let started = Instant::now();
         let cached = self.idle.remove(address);
         let reused = cached.is_some();
-        let outcome = match time::timeout(timeout, send_and_receive(address, cached, envelope)).await {
+        let outcome = match time::timeout(
+            timeout,
+            send_and_receive(address, cached, envelope, self.tls.as_ref()),
+        )
+        .await
+        {
             Ok(Err(error)) if reused => {
                 // The node may have closed this idle connection since its last use
                 // (restart, idle timeout), so the request likely never arrived: try once
@@ -44,7 +59,11 @@ impl ConnectionPool {
                 // writes too: a duplicate carries the same session and applies once.
                 tracing::debug!(%address, %error, "cached connection failed; reconnecting once");
                 let remaining = timeout.saturating_sub(started.elapsed());
-                time::timeout(remaining, send_and_receive(address, None, envelope)).await
+                time::timeout(
+                    remaining,
+                    send_and_receive(address, None, envelope, self.tls.as_ref()),
+                )
+                .await
             }
             outcome => outcome,
         };
@@ -61,7 +80,7 @@ impl ConnectionPool {
         }
     }
 
-    fn keep(&mut self, address: &str, connection: Connection<TcpStream>) {
+    fn keep(&mut self, address: &str, connection: Connection<Stream>) {
         if self.idle.len() >= CONNECTIONS_CACHED_MAX {
             // Rare (only with many redirect targets): dropping any one keeps the bound.
             self.idle.pop_first();
@@ -73,12 +92,13 @@ impl ConnectionPool {
 
 async fn send_and_receive(
     address: &str,
-    cached: Option<Connection<TcpStream>>,
+    cached: Option<Connection<Stream>>,
     envelope: &RequestEnvelope,
-) -> Result<(Connection<TcpStream>, Response), ClientError> {
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<(Connection<Stream>, Response), ClientError> {
     let mut connection = match cached {
         Some(connection) => connection,
-        None => connect(address).await?,
+        None => connect(address, tls).await?,
     };
     connection
         .write_frame(envelope)
@@ -96,7 +116,7 @@ async fn send_and_receive(
     }
 }
 
-async fn connect(address: &str) -> Result<Connection<TcpStream>, ClientError> {
+async fn connect(address: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Connection<Stream>, ClientError> {
     let stream = TcpStream::connect(address)
         .await
         .map_err(|error| ClientError::connection(address, format!("cannot connect: {error}")))?;
@@ -106,5 +126,15 @@ async fn connect(address: &str) -> Result<Connection<TcpStream>, ClientError> {
     stream
         .set_nodelay(true)
         .map_err(|error| ClientError::connection(address, error))?;
-    Ok(Connection::new(stream))
+    let Some(tls) = tls else {
+        return Ok(Connection::new(Stream::Plain(stream)));
+    };
+    // The node's certificate must name the host dialled (its pod DNS name, 127.0.0.1).
+    let host = address.rsplit_once(':').map_or(address, |(host, _port)| host);
+    let name = server_name(host).map_err(|error| ClientError::connection(address, error))?;
+    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|error| ClientError::connection(address, format!("TLS handshake failed: {error}")))?;
+    Ok(Connection::new(Stream::from(stream)))
 }

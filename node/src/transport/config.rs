@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
+
+use client::tls::ReloadingTls;
 
 use crate::identity::ClusterMembership;
 
 /// The peer transport's configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TransportConfig {
     /// This node's Raft id (ids start at 1, see `pod::node_id_from_pod_name`).
     pub own_id: u64,
@@ -34,6 +37,10 @@ pub struct TransportConfig {
     pub reconnect_backoff_min: Duration,
     /// Upper bound of the reconnect delay.
     pub reconnect_backoff_max: Duration,
+    /// Mutual TLS on every peer link, each side verifying that the other's certificate
+    /// names the node id it claims (`client::tls::node_name`). `None`: plain TCP
+    /// (`--insecure`, and the simulation).
+    pub tls: Option<Arc<ReloadingTls>>,
 }
 
 impl TransportConfig {
@@ -112,6 +119,7 @@ mod tests {
             queue_messages_max: 4,
             reconnect_backoff_min: Duration::from_millis(10),
             reconnect_backoff_max: Duration::from_millis(100),
+            tls: None,
         }
     }
 

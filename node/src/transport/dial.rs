@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use client::connection::{Connection, ConnectionError};
+use client::tls::{node_name, server_name, Stream};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::warn;
@@ -39,6 +40,9 @@ pub(super) enum DialError {
     },
     /// A reply of the wrong kind (a probe answered as a Raft connection, or the reverse).
     UnexpectedReply,
+    /// The TLS handshake failed: the peer's certificate does not name the node we meant
+    /// to reach, comes from another authority, has expired, or the peer refused ours.
+    Tls(io::Error),
 }
 
 impl DialError {
@@ -47,7 +51,7 @@ impl DialError {
     pub(super) fn is_misconfiguration(&self) -> bool {
         matches!(
             self,
-            Self::Refused { .. } | Self::WrongNode { .. } | Self::UnexpectedReply
+            Self::Refused { .. } | Self::WrongNode { .. } | Self::UnexpectedReply | Self::Tls(_)
         )
     }
 }
@@ -63,6 +67,7 @@ impl fmt::Display for DialError {
             Self::Refused { reason } => write!(f, "peer refused our handshake: {reason}"),
             Self::WrongNode { found } => write!(f, "node {found} answered at this peer's address"),
             Self::UnexpectedReply => write!(f, "peer answered with a reply of the wrong kind"),
+            Self::Tls(error) => write!(f, "TLS handshake failed: {error}"),
         }
     }
 }
@@ -75,8 +80,8 @@ pub(super) async fn dial(
     shared: &Shared,
     peer_id: u64,
     address: &str,
-) -> Result<Connection<TcpStream>, DialError> {
-    let (connection, reply) = introduce(shared, address, false).await?;
+) -> Result<Connection<Stream>, DialError> {
+    let (connection, reply) = introduce(shared, peer_id, address, false).await?;
     match reply {
         HandshakeReply::Refused { reason } => Err(refused(&reason)),
         HandshakeReply::Accepted { node_id, .. } if node_id != peer_id => {
@@ -100,7 +105,7 @@ pub(super) async fn dial(
 /// Asks the node at `address`, which should be peer `peer_id`, who it is; the
 /// connection is closed after its answer.
 pub(super) async fn probe(shared: &Shared, peer_id: u64, address: &str) -> Result<PeerState, DialError> {
-    let (_connection, reply) = introduce(shared, address, true).await?;
+    let (_connection, reply) = introduce(shared, peer_id, address, true).await?;
     match reply {
         HandshakeReply::Refused { reason } => Err(refused(&reason)),
         HandshakeReply::Probed(state) if state.node_id != peer_id => {
@@ -120,9 +125,10 @@ fn refused(reason: &str) -> DialError {
 /// Connects, sends our handshake and reads the acceptor's reply.
 async fn introduce(
     shared: &Shared,
+    peer_id: u64,
     address: &str,
     probe: bool,
-) -> Result<(Connection<TcpStream>, HandshakeReply), DialError> {
+) -> Result<(Connection<Stream>, HandshakeReply), DialError> {
     // Resolved on every attempt, so a rescheduled pod's new IP is found.
     let stream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
         Err(_elapsed) => return Err(DialError::ConnectTimeout),
@@ -133,6 +139,20 @@ async fn introduce(
     if let Err(error) = stream.set_nodelay(true) {
         warn!(%error, "could not disable Nagle's algorithm on a peer connection");
     }
+    let stream = match &shared.tls {
+        None => Stream::Plain(stream),
+        Some(tls) => {
+            // The certificate must name the node we mean to reach, whatever its address.
+            let name =
+                server_name(&node_name(peer_id)).map_err(|error| DialError::Tls(io::Error::other(error)))?;
+            let connector = tokio_rustls::TlsConnector::from(tls.client());
+            match timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream)).await {
+                Err(_elapsed) => return Err(DialError::HandshakeTimeout),
+                Ok(Err(error)) => return Err(DialError::Tls(error)),
+                Ok(Ok(stream)) => Stream::from(stream),
+            }
+        }
+    };
     let mut connection = Connection::new(stream);
     let handshake = Handshake {
         protocol_version: PROTOCOL_VERSION,

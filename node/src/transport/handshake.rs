@@ -148,6 +148,13 @@ pub enum Refusal {
         dialer_id: u64,
         bytes: usize,
     },
+    /// The dialer's TLS certificate does not name the node id it claims (issue 11: a
+    /// node id is bound to its certificate).
+    CertificateMismatch {
+        dialer_id: u64,
+        /// The first name the certificate does carry, if any.
+        certificate_name: Option<String>,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -198,6 +205,15 @@ impl fmt::Display for Refusal {
                 f,
                 "node {dialer_id} announced a client address of {bytes} bytes, \
                  over the {CLIENT_ADDRESS_BYTES_MAX}-byte limit"
+            ),
+            Self::CertificateMismatch {
+                dialer_id,
+                certificate_name,
+            } => write!(
+                f,
+                "a peer claims to be node {dialer_id} but its certificate ({}) does not name {}",
+                certificate_name.as_deref().unwrap_or("no certificate"),
+                client::tls::node_name(*dialer_id)
             ),
         }
     }

@@ -13,17 +13,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use client::connection::{Connection, ConnectionError};
+use client::frame::FRAME_PAYLOAD_BYTES_MAX;
+use client::tls::{certificate_identity, certificate_names, node_name, Stream};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
 use super::dial::HANDSHAKE_TIMEOUT;
-use super::handshake::{check_handshake, is_leader_message, Accepted, Handshake, HandshakeReply};
+use super::handshake::{check_handshake, is_leader_message, Accepted, Handshake, HandshakeReply, Refusal};
 use super::lifecycle::{Shutdown, TaskGuard};
 use super::peer_frame::check_routing;
 use super::shared::Shared;
 use super::stats::bump;
+use crate::admission::PendingTicket;
+
+/// Largest handshake frame accepted: names and addresses of a few hundred bytes.
+const HANDSHAKE_PAYLOAD_BYTES_MAX: usize = 4 * 1024;
 
 /// The acceptor's side of one connection.
 #[derive(Debug)]
@@ -38,37 +44,82 @@ impl InboundSession {
     }
 
     /// Serves the connection until it ends or the transport shuts down; dropping the stream
-    /// closes it. `_slot` is this connection's share of the listener's connection limit.
+    /// closes it. Until it has authenticated it holds `ticket` (evicted by newer
+    /// connections when too many are pending, see `crate::admission`); then one of `slots`,
+    /// the port's cap on established connections.
     pub(super) async fn run(
         self,
         stream: TcpStream,
         mut shutdown: Shutdown,
         _task: TaskGuard,
-        _slot: OwnedSemaphorePermit,
+        ticket: PendingTicket,
+        slots: Arc<Semaphore>,
     ) {
-        let mut connection = Connection::new(stream);
         tokio::select! {
             () = shutdown.requested() => debug!("closing the peer connection on shutdown"),
-            () = self.serve(&mut connection) => {}
+            () = self.serve(stream, ticket, slots) => {}
         }
     }
 
-    async fn serve(&self, connection: &mut Connection<TcpStream>) {
-        let Some((peer_id, incarnation, verified)) = self.handshake(connection).await else {
+    async fn serve(&self, stream: TcpStream, ticket: PendingTicket, slots: Arc<Semaphore>) {
+        let authenticated = tokio::select! {
+            () = ticket.evicted() => {
+                debug!("closing a connection still in its handshake: newer ones needed its place");
+                return;
+            }
+            authenticated = self.authenticate(stream) => authenticated,
+        };
+        drop(ticket);
+        let Some((mut connection, peer_id, incarnation, verified)) = authenticated else {
             return;
         };
+        let Ok(_slot) = slots.try_acquire_owned() else {
+            warn!(peer_id, "too many peer connections; closing this one");
+            return;
+        };
+        connection.set_payload_limit(FRAME_PAYLOAD_BYTES_MAX);
         let registration = Registration::claim(&self.shared, peer_id, incarnation, verified);
         tokio::select! {
             () = registration.close.notified() => {
                 info!(peer_id, "peer dialed again, or is no longer a member under this incarnation; closing its connection");
             }
-            () = self.forward(connection, peer_id, verified) => {}
+            () = self.forward(&mut connection, peer_id, verified) => {}
         }
+    }
+
+    /// The TLS handshake (if TLS is on) and the peer handshake: `Some` once the dialer is
+    /// known and accepted.
+    async fn authenticate(&self, stream: TcpStream) -> Option<(Connection<Stream>, u64, u64, bool)> {
+        let stream = match &self.shared.tls {
+            None => Stream::Plain(stream),
+            Some(tls) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_mutual());
+                match timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Err(_elapsed) => {
+                        info!(
+                            "no TLS handshake from {} within {HANDSHAKE_TIMEOUT:?}; closing",
+                            self.remote
+                        );
+                        return None;
+                    }
+                    Ok(Err(error)) => {
+                        bump(&self.shared.counters.connections_refused);
+                        warn!(%error, "refused a peer connection from {}: TLS handshake failed", self.remote);
+                        return None;
+                    }
+                    Ok(Ok(stream)) => Stream::from(stream),
+                }
+            }
+        };
+        // Until the dialer is known, a handshake's worth of bytes and no more.
+        let mut connection = Connection::new(stream).with_payload_limit(HANDSHAKE_PAYLOAD_BYTES_MAX);
+        let (peer_id, incarnation, verified) = self.handshake(&mut connection).await?;
+        Some((connection, peer_id, incarnation, verified))
     }
 
     /// Reads and checks the handshake and answers it. `Some((peer id, its incarnation,
     /// whether that incarnation is the member's))` when accepted.
-    async fn handshake(&self, connection: &mut Connection<TcpStream>) -> Option<(u64, u64, bool)> {
+    async fn handshake(&self, connection: &mut Connection<Stream>) -> Option<(u64, u64, bool)> {
         let handshake = match timeout(HANDSHAKE_TIMEOUT, connection.read_frame::<Handshake>()).await {
             Err(_elapsed) => {
                 info!("no handshake within {HANDSHAKE_TIMEOUT:?}; closing the connection");
@@ -85,7 +136,9 @@ impl InboundSession {
             Ok(Ok(Some(handshake))) => handshake,
         };
         let peer_id = handshake.node_id;
-        let accepted = check_handshake(&handshake, &self.shared.expected_handshake());
+        let accepted = self
+            .check_certificate(connection.stream(), peer_id)
+            .and_then(|()| check_handshake(&handshake, &self.shared.expected_handshake()));
         let accepted_kind = accepted.as_ref().ok().copied();
         let (reply, accepted) = match accepted {
             Err(refusal) => {
@@ -139,6 +192,22 @@ impl InboundSession {
         Some((peer_id, handshake.incarnation, verified))
     }
 
+    /// With TLS, the dialer's certificate (verified against the CA by rustls) must name
+    /// the node id its handshake claims.
+    fn check_certificate(&self, stream: &Stream, claimed_id: u64) -> Result<(), Refusal> {
+        if self.shared.tls.is_none() {
+            return Ok(());
+        }
+        let certificate = stream.peer_certificate();
+        if certificate.is_some_and(|certificate| certificate_names(certificate, &node_name(claimed_id))) {
+            return Ok(());
+        }
+        Err(Refusal::CertificateMismatch {
+            dialer_id: claimed_id,
+            certificate_name: certificate.and_then(certificate_identity),
+        })
+    }
+
     fn accepted_reply(&self) -> HandshakeReply {
         HandshakeReply::Accepted {
             node_id: self.shared.own_id,
@@ -148,7 +217,7 @@ impl InboundSession {
 
     /// Forwards the peer's messages to the driver until the connection ends; from a peer
     /// of an unverified incarnation, only a leader's (`Accepted::LeaderMessagesOnly`).
-    async fn forward(&self, connection: &mut Connection<TcpStream>, peer_id: u64, verified: bool) {
+    async fn forward(&self, connection: &mut Connection<Stream>, peer_id: u64, verified: bool) {
         loop {
             let message = match connection.read_frame::<raft::Message>().await {
                 Ok(Some(message)) => message,

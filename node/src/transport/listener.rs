@@ -12,6 +12,7 @@ use tracing::{info_span, warn, Instrument};
 use super::inbound::InboundSession;
 use super::lifecycle::{Shutdown, TaskGuard};
 use super::shared::Shared;
+use crate::admission::Admission;
 
 /// Pause after a failed `accept`, which mostly means the process ran out of file
 /// descriptors: retrying at once would spin.
@@ -22,10 +23,16 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 pub(super) struct PeerListener {
     listener: TcpListener,
     shared: Arc<Shared>,
-    /// Connections served at once. Each peer needs one, two while it replaces a dead
-    /// one; the rest is room for strangers, who are closed by the handshake timeout.
+    /// Connections still in their handshake (TLS and peer): the oldest is evicted when
+    /// too many are, so idle sockets of a stranger never lock a peer out.
+    pending: Arc<Admission>,
+    /// Authenticated connections served at once. Each peer needs one, two while it
+    /// replaces a dead one.
     connection_slots: Arc<Semaphore>,
 }
+
+/// Connections that may be in their handshake at once (see `crate::admission`).
+const PENDING_HANDSHAKES_MAX: usize = 128;
 
 impl PeerListener {
     pub(super) fn new(listener: TcpListener, shared: Arc<Shared>) -> Self {
@@ -34,6 +41,7 @@ impl PeerListener {
         Self {
             listener,
             shared,
+            pending: Admission::new(PENDING_HANDSHAKES_MAX),
             connection_slots: Arc::new(Semaphore::new(connections_max)),
         }
     }
@@ -56,15 +64,18 @@ impl PeerListener {
                     continue;
                 }
             };
-            let Ok(slot) = self.connection_slots.clone().try_acquire_owned() else {
-                warn!(%remote, "too many peer connections; closing a new one");
-                continue;
-            };
+            let ticket = self.pending.admit();
             let session = InboundSession::new(self.shared.clone(), remote);
             let span = info_span!("peer_inbound", own_id = self.shared.own_id, %remote);
             tokio::task::spawn(
                 session
-                    .run(stream, shutdown.clone(), task.clone(), slot)
+                    .run(
+                        stream,
+                        shutdown.clone(),
+                        task.clone(),
+                        ticket,
+                        self.connection_slots.clone(),
+                    )
                     .instrument(span),
             );
         }

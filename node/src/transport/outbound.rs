@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use client::connection::Connection;
 use client::frame::encode_frame;
-use tokio::net::TcpStream;
+use client::tls::Stream;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout, Instant};
 use tracing::{debug, info, warn};
@@ -139,7 +139,7 @@ impl OutboundPeer {
     }
 
     /// Writes queued messages until a write fails or the peer closes.
-    async fn stream(&mut self, mut connection: Connection<TcpStream>) -> SessionEnd {
+    async fn stream(&mut self, mut connection: Connection<Stream>) -> SessionEnd {
         loop {
             // The acceptor never writes after its handshake reply, so anything readable is
             // the peer closing (or breaking the protocol): notice it now rather than at

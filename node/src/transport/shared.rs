@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use client::tls::ReloadingTls;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::handshake::{Expected, PeerState};
@@ -46,6 +47,8 @@ pub(super) struct Shared {
     peer_client_addresses: Mutex<BTreeMap<u64, String>>,
     /// The live inbound connection of each peer.
     inbound_sessions: Mutex<BTreeMap<u64, InboundSession>>,
+    /// Mutual TLS on every link (`TransportConfig::tls`).
+    pub(super) tls: Option<Arc<ReloadingTls>>,
 }
 
 impl Shared {
@@ -62,6 +65,7 @@ impl Shared {
             incarnation: config.incarnation,
             membership: watch::Sender::new(config.membership.clone()),
             advertised_client_address: config.advertised_client_address.clone(),
+            tls: config.tls.clone(),
             seeds: peers
                 .iter()
                 .filter_map(|(&id, entry)| Some((id, entry.address.clone()?)))

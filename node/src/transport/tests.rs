@@ -50,6 +50,7 @@ fn config(
         queue_messages_max: 64,
         reconnect_backoff_min: Duration::from_millis(10),
         reconnect_backoff_max: Duration::from_millis(200),
+        tls: None,
     }
 }
 

@@ -21,7 +21,7 @@ fn start_expecting_refusal(
     let node = test.cluster.node(id).clone();
     let mut child = Command::new(node_binary())
         .args(["--id", &id.to_string(), "--peers", &test.cluster.peers_flag()])
-        .args(["--cluster-name", cluster_name])
+        .args(["--cluster-name", cluster_name, "--insecure"])
         .args([
             "--listen-peer",
             &node.peer_address,

@@ -54,7 +54,7 @@ async fn a_peer_from_another_cluster_is_refused() {
     let log = File::create(&intruder_log_path).expect("create the intruder's log");
     let log_err = log.try_clone().expect("clone a file handle");
     let spawned = Command::new(node_binary())
-        .args(["--id", "2", "--cluster-name", "other"])
+        .args(["--id", "2", "--cluster-name", "other", "--insecure"])
         .args([
             "--peers",
             &format!("1={},2={intruder_peer}", test.cluster.node(1).peer_address),

@@ -78,6 +78,7 @@ impl TestCluster {
                 tick_ms: TICK_MS,
                 snapshot_every,
                 extra_args: Vec::new(),
+                tls: false,
             })
             .unwrap_or_else(|error| panic!("[{name}] cannot start the cluster: {error}"));
             let endpoints =

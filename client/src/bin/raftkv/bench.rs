@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use client::client::{Client, ClientOptions};
+use client::client::{Client, ClientError, ClientOptions};
 use client::local_cluster::{LocalCluster, LocalClusterOptions};
 use client::wire::{ReadConsistency, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use client::{parse_endpoints, Endpoint};
@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// 10000).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
+    /// With --local: run the nodes --insecure (plain TCP), to measure what TLS costs.
+    /// By default the local cluster runs mutual TLS, as a deployment does.
+    #[arg(long)]
+    local_insecure: bool,
     /// Concurrent clients, each with its own session and connection and one request in
     /// flight.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=CLIENTS_MAX))]
@@ -198,6 +202,8 @@ struct Plan {
     local: Option<LocalPlan>,
     endpoints: Vec<Endpoint>,
     options: ClientOptions,
+    /// TLS towards the cluster (the --tls-* flags, or the local cluster's admin client).
+    tls: Option<Arc<rustls::client::ClientConfig>>,
     output: Output,
     clients: u32,
     stop: Stop,
@@ -214,9 +220,19 @@ struct LocalPlan {
     data_dir: Option<PathBuf>,
     tick_ms: u64,
     snapshot_every: u64,
+    tls: bool,
 }
 
 impl Plan {
+    /// A client of the plan's cluster, over its TLS if it has one.
+    fn client(&self, options: ClientOptions) -> Result<Client, ClientError> {
+        let client = Client::new(self.endpoints.clone(), options)?;
+        Ok(match &self.tls {
+            Some(tls) => client.with_tls(tls.clone()),
+            None => client,
+        })
+    }
+
     fn key(&self, index: u64) -> Vec<u8> {
         format!("{}{index}", self.key_prefix).into_bytes()
     }
@@ -258,6 +274,7 @@ fn plan(global: &GlobalArgs, args: BenchArgs) -> Result<Plan, Failure> {
             data_dir: args.data_dir,
             tick_ms: args.tick_ms,
             snapshot_every: args.snapshot_every,
+            tls: !args.local_insecure,
         })
     } else {
         None
@@ -270,6 +287,7 @@ fn plan(global: &GlobalArgs, args: BenchArgs) -> Result<Plan, Failure> {
         local,
         endpoints: global.endpoints.0.clone(),
         options: global.client_options(),
+        tls: global.tls()?,
         output: global.output,
         clients: args.clients,
         stop,
@@ -305,8 +323,10 @@ async fn run(mut plan: Plan) -> Result<Report, Failure> {
         tick_ms: local.tick_ms,
         snapshot_every: local.snapshot_every,
         extra_args: Vec::new(),
+        tls: local.tls,
     })
     .map_err(|e| Failure(e.to_string()))?;
+    plan.tls = cluster.client_tls().map_err(|e| Failure(e.to_string()))?;
     plan.endpoints = parse_endpoints(&cluster.endpoints().join(",")).map_err(|e| Failure(e.to_string()))?;
     let result = measure(&plan).await;
     drop(cluster);
@@ -345,7 +365,7 @@ async fn preflight(plan: &Plan) -> Result<(), Failure> {
     if plan.local.is_some() {
         options.deadline = options.deadline.max(LOCAL_STARTUP_DEADLINE);
     }
-    let mut client = Client::new(plan.endpoints.clone(), options)?;
+    let mut client = plan.client(options)?;
     client
         .get(plan.key(0), ReadConsistency::Linearizable)
         .await
@@ -365,7 +385,7 @@ async fn preload(plan: &Plan) -> Result<(), Failure> {
     let next_key = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..plan.clients {
-        let mut client = Client::new(plan.endpoints.clone(), plan.options)?;
+        let mut client = plan.client(plan.options)?;
         let (plan, next_key) = (plan.clone(), Arc::clone(&next_key));
         tasks.push(tokio::spawn(async move {
             let value = vec![b'v'; plan.value_bytes];
@@ -401,7 +421,7 @@ async fn load(plan: &Plan) -> Result<Report, Failure> {
     });
     let mut tasks = Vec::new();
     for client_index in 0..plan.clients {
-        let client = Client::new(plan.endpoints.clone(), plan.options)?;
+        let client = plan.client(plan.options)?;
         let (plan, shared) = (plan.clone(), Arc::clone(&shared));
         tasks.push(tokio::spawn(run_client(client, plan, shared, client_index)));
     }

@@ -7,6 +7,7 @@
 //! up; all three applied to the same index with equal KV maps.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -14,6 +15,7 @@ use client::client::{Client, ClientOptions};
 use client::local_cluster::{LocalCluster, LocalClusterOptions};
 use client::wire::{NodeStatus, ReadConsistency};
 use client::{parse_endpoints, Endpoint};
+use rustls::client::ClientConfig;
 
 use crate::Failure;
 
@@ -28,6 +30,21 @@ pub struct DemoArgs {
     /// Length of a Raft tick in the demo cluster.
     #[arg(long, default_value_t = 50)]
     tick_ms: u64,
+}
+
+/// The demo cluster's `admin` client TLS, set once at the start of `demo`.
+static DEMO_TLS: OnceLock<Option<Arc<ClientConfig>>> = OnceLock::new();
+
+/// A client of the demo cluster, over its TLS.
+fn demo_client(
+    endpoints: Vec<Endpoint>,
+    options: ClientOptions,
+) -> Result<Client, client::client::ClientError> {
+    let client = Client::new(endpoints, options)?;
+    Ok(match DEMO_TLS.get().cloned().flatten() {
+        Some(tls) => client.with_tls(tls),
+        None => client,
+    })
 }
 
 /// Longest wait for the cluster to elect or converge in any step.
@@ -51,8 +68,16 @@ pub async fn demo(args: DemoArgs) -> Result<(), Failure> {
         tick_ms: args.tick_ms,
         snapshot_every: 1_000,
         extra_args: Vec::new(),
+        tls: true,
     })
     .map_err(|e| Failure(e.to_string()))?;
+    let tls = cluster.client_tls().map_err(|e| Failure(e.to_string()))?;
+    // Set once, before any client of this process exists.
+    let _ = DEMO_TLS.set(tls);
+    detail(&format!(
+        "mutual TLS on every port: certificates by `raftkv certs init` in {}",
+        cluster.certs_dir().display()
+    ));
     for node in cluster.nodes() {
         detail(&format!(
             "node {}: clients {}, peers {}, http {}",
@@ -90,7 +115,7 @@ async fn walk_through(cluster: &mut LocalCluster) -> Result<(), Failure> {
         request_timeout: Duration::from_secs(2),
         deadline: Duration::from_secs(20),
     };
-    let mut client = Client::new(endpoints.clone(), options)?;
+    let mut client = demo_client(endpoints.clone(), options)?;
 
     step("waiting for a leader");
     let started = Instant::now();
@@ -255,7 +280,7 @@ async fn query_all(endpoints: &[Endpoint]) -> Vec<Option<NodeStatus>> {
     };
     let mut statuses = Vec::new();
     for endpoint in endpoints {
-        let status = match Client::new(vec![endpoint.clone()], options) {
+        let status = match demo_client(vec![endpoint.clone()], options) {
             Ok(mut client) => client.status(endpoint).await.ok(),
             Err(_) => None,
         };

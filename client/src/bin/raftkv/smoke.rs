@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use client::client::Client;
+
 use client::wire::{NodeStatus, ReadConsistency};
 use serde_json::json;
 
@@ -113,7 +113,7 @@ pub async fn smoke(global: &GlobalArgs, args: SmokeArgs) -> Result<(), Failure> 
         ),
     );
     for endpoint in endpoints {
-        let mut local = Client::new(vec![endpoint.clone()], global.client_options())?;
+        let mut local = global.new_client(vec![endpoint.clone()], global.client_options())?;
         for (key, value) in &written {
             let read = local.get(key.as_str(), ReadConsistency::Stale).await?;
             expect_value(
@@ -147,7 +147,7 @@ async fn wait_until<T>(
 ) -> Result<T, Failure> {
     let deadline = Instant::now() + wait;
     loop {
-        let rows = status::query_all(&global.endpoints.0, global.client_options()).await;
+        let rows = status::query_all(&global.endpoints.0, global.client_options(), global.tls()?).await;
         match accept(&rows) {
             Ok(accepted) => return Ok(accepted),
             Err(reason) if Instant::now() >= deadline => {

@@ -3,6 +3,8 @@
 //! the live nodes are exactly what an operator needs. Only when no node answers is it a
 //! failure.
 
+use std::sync::Arc;
+
 use client::client::{Client, ClientError, ClientOptions};
 use client::wire::NodeStatus;
 use client::Endpoint;
@@ -26,7 +28,7 @@ const HEADER: [&str; 8] = [
 ];
 
 pub async fn status(global: &GlobalArgs, _args: StatusArgs) -> Result<(), Failure> {
-    let rows = query_all(&global.endpoints.0, global.client_options()).await;
+    let rows = query_all(&global.endpoints.0, global.client_options(), global.tls()?).await;
     if let Some(failure) = all_unreachable(&rows) {
         return Err(failure);
     }
@@ -39,13 +41,21 @@ pub async fn status(global: &GlobalArgs, _args: StatusArgs) -> Result<(), Failur
 
 /// Asks every endpoint for its status at once: one row per endpoint, in their order.
 /// One task and one client per node, so a dead node costs one timeout, not one each.
-pub async fn query_all(endpoints: &[Endpoint], options: ClientOptions) -> Vec<Row> {
+pub async fn query_all(
+    endpoints: &[Endpoint],
+    options: ClientOptions,
+    tls: Option<Arc<rustls::client::ClientConfig>>,
+) -> Vec<Row> {
     let queries: Vec<_> = endpoints
         .iter()
         .cloned()
         .map(|endpoint| {
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let mut client = Client::new(vec![endpoint.clone()], options)?;
+                if let Some(tls) = tls {
+                    client = client.with_tls(tls);
+                }
                 client.status(&endpoint).await
             })
         })
