@@ -236,6 +236,11 @@ impl Client {
             .await?
         {
             Response::Status(status) => Ok(status),
+            Response::Error(reply) if reply.kind == ErrorKind::PermissionDenied => {
+                Err(ClientError::PermissionDenied {
+                    message: reply.message,
+                })
+            }
             other => Err(ClientError::unexpected_response(address, other)),
         }
     }
@@ -249,6 +254,11 @@ impl Client {
             .await?
         {
             Response::Dump(dump) => Ok(dump),
+            Response::Error(reply) if reply.kind == ErrorKind::PermissionDenied => {
+                Err(ClientError::PermissionDenied {
+                    message: reply.message,
+                })
+            }
             other => Err(ClientError::unexpected_response(address, other)),
         }
     }

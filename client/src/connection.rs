@@ -24,6 +24,9 @@ pub enum ConnectionError {
     Frame(FrameError),
     /// The peer closed the connection in the middle of a frame.
     TruncatedFrame,
+    /// A frame, once started, did not arrive whole within the connection's frame timeout
+    /// (a stalled or deliberately slow sender).
+    FrameTimeout(std::time::Duration),
 }
 
 impl std::fmt::Display for ConnectionError {
@@ -32,6 +35,7 @@ impl std::fmt::Display for ConnectionError {
             Self::Io(error) => write!(f, "i/o error: {error}"),
             Self::Frame(error) => error.fmt(f),
             Self::TruncatedFrame => write!(f, "connection closed in the middle of a frame"),
+            Self::FrameTimeout(limit) => write!(f, "a frame did not arrive whole within {limit:?}"),
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct Connection<S> {
     /// When the first byte of the frame being read arrived (`None` between frames): a
     /// server gives a started frame a deadline, so a slow sender cannot pin its memory.
     frame_started_at: Option<Instant>,
+    /// Bound on one frame's arrival from its first byte (`None`: unbounded).
+    frame_timeout: Option<std::time::Duration>,
     /// Budget taken for the frame being read (`read_frame_budgeted`), kept across a
     /// cancelled read so the next call does not take it twice.
     frame_budget: Option<OwnedSemaphorePermit>,
@@ -76,8 +82,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             buffer: BytesMut::with_capacity(BUFFER_BYTES_INITIAL),
             payload_bytes_max: FRAME_PAYLOAD_BYTES_MAX,
             frame_started_at: None,
+            frame_timeout: None,
             frame_budget: None,
         }
+    }
+
+    /// A frame must arrive whole within `limit` of its first byte, budget wait included;
+    /// past it, reads fail with `FrameTimeout` (a server's defence against slow senders).
+    pub fn with_frame_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.frame_timeout = Some(limit);
+        self
+    }
+
+    /// When the frame being read must be whole, if it has started and is bounded.
+    fn frame_deadline(&self) -> Option<Instant> {
+        Some(self.frame_started_at? + self.frame_timeout?)
     }
 
     /// Accepts payloads of at most `payload_bytes_max` from the other side.
@@ -127,11 +146,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.frame_budget.is_none() {
                 if let Some(payload_bytes) = announced_payload_bytes(&self.buffer, self.payload_bytes_max)? {
                     let frame_bytes = u32::try_from(FRAME_HEADER_BYTES + payload_bytes).unwrap_or(u32::MAX);
-                    let permit = budget
-                        .clone()
-                        .acquire_many_owned(frame_bytes)
-                        .await
-                        .map_err(|_| io::Error::other("the connection budget is closed"))?;
+                    let acquire = budget.clone().acquire_many_owned(frame_bytes);
+                    let acquired = match self.frame_deadline() {
+                        None => acquire.await,
+                        // `timeout`, not `timeout_at`: madsim's time module has only the former.
+                        Some(deadline) => {
+                            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), acquire)
+                                .await
+                                .map_err(|_| self.frame_timed_out())?
+                        }
+                    };
+                    let permit = acquired.map_err(|_| io::Error::other("the connection budget is closed"))?;
                     self.frame_budget = Some(permit);
                 }
             }
@@ -168,13 +193,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.buffer.reserve(BUFFER_BYTES_INITIAL);
         }
         let was_empty = self.buffer.is_empty();
-        if self.stream.read_buf(&mut self.buffer).await? == 0 {
+        let read = match self.frame_deadline() {
+            None => self.stream.read_buf(&mut self.buffer).await?,
+            Some(deadline) => {
+                match tokio::time::timeout(
+                    deadline.saturating_duration_since(Instant::now()),
+                    self.stream.read_buf(&mut self.buffer),
+                )
+                .await
+                {
+                    Ok(read) => read?,
+                    Err(_elapsed) => return Err(self.frame_timed_out()),
+                }
+            }
+        };
+        if read == 0 {
             return Ok(false);
         }
         if was_empty {
             self.frame_started_at = Some(Instant::now());
         }
         Ok(true)
+    }
+
+    fn frame_timed_out(&self) -> ConnectionError {
+        ConnectionError::FrameTimeout(self.frame_timeout.unwrap_or_default())
     }
 
     fn closed<T>(&self) -> Result<Option<T>, ConnectionError> {

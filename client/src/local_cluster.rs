@@ -106,6 +106,11 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// The process id of node `id`, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.processes.get(Self::position(id))?.as_ref().map(Child::id)
+    }
+
     /// Where the certificates are (with `tls`): `ca.crt`, `node-<id>.*`, `client.*`.
     pub fn certs_dir(&self) -> PathBuf {
         self.options.base_dir.join("certs")

@@ -187,7 +187,9 @@ impl ClientConnection {
             warn!(peer = %self.peer, max = self.port.connections_max, "too many client connections; closing a new one");
             return;
         };
-        let connection = Connection::new(stream).with_payload_limit(REQUEST_PAYLOAD_BYTES_MAX);
+        let connection = Connection::new(stream)
+            .with_payload_limit(REQUEST_PAYLOAD_BYTES_MAX)
+            .with_frame_timeout(FRAME_READ_TIMEOUT);
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => {}
             () = self.serve(connection, caller) => {}
@@ -203,6 +205,11 @@ impl ClientConnection {
         let stream = match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Err(_elapsed) => {
                 info!(peer = %self.peer, "no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}; closing the client connection");
+                return None;
+            }
+            // Closed before a word (a port scan, a TCP health check): not worth a warning.
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                debug!(peer = %self.peer, %error, "client connection closed during its TLS handshake");
                 return None;
             }
             Ok(Err(error)) => {
@@ -231,10 +238,12 @@ impl ClientConnection {
         let mut refusals_logged = false;
         loop {
             let may_read = connection_budget.available_permits() >= REQUEST_PAYLOAD_BYTES_MAX;
-            let deadline = match connection.frame_started_at() {
-                Some(started) => started + FRAME_READ_TIMEOUT,
-                None if in_flight == 0 => last_activity + IDLE_TIMEOUT,
-                None => Instant::now() + IDLE_TIMEOUT,
+            // A started frame is bounded inside the read (`with_frame_timeout`); this
+            // deadline is for a connection that sends nothing while nothing is in flight.
+            let deadline = if in_flight == 0 {
+                last_activity + IDLE_TIMEOUT
+            } else {
+                Instant::now() + IDLE_TIMEOUT
             };
             tokio::select! {
                 // Cancel-safe: a partly read frame stays in the connection's buffer.
@@ -299,11 +308,8 @@ impl ClientConnection {
                     }
                 }
                 () = sleep_until(deadline) => {
-                    if connection.frame_started_at().is_some() {
-                        info!(peer = %self.peer, "closed a client connection whose frame did not arrive within {FRAME_READ_TIMEOUT:?}");
-                        return;
-                    }
-                    if in_flight == 0 {
+                    // A frame that began just now is the read's to bound: look again.
+                    if in_flight == 0 && connection.frame_started_at().is_none() {
                         debug!(peer = %self.peer, "closed an idle client connection");
                         return;
                     }
@@ -352,6 +358,9 @@ fn relay(
 fn log_bad_connection(peer: SocketAddr, error: &ConnectionError) {
     match error {
         ConnectionError::Io(error) => debug!(%peer, %error, "client connection failed"),
+        ConnectionError::FrameTimeout(_) => {
+            info!(%peer, %error, "closed a client connection whose frame stalled")
+        }
         other => info!(%peer, error = %other, "closed a client connection that sent a malformed frame"),
     }
 }

@@ -102,6 +102,10 @@ impl InboundSession {
                         );
                         return None;
                     }
+                    Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        debug!(%error, "connection from {} closed during its TLS handshake", self.remote);
+                        return None;
+                    }
                     Ok(Err(error)) => {
                         bump(&self.shared.counters.connections_refused);
                         warn!(%error, "refused a peer connection from {}: TLS handshake failed", self.remote);
@@ -258,7 +262,7 @@ impl InboundSession {
                 warn!(%error, "closing a peer connection from {} on a malformed frame", self.remote);
             }
             // A peer killed mid-write leaves a truncated frame: normal life, not an attack.
-            ConnectionError::TruncatedFrame | ConnectionError::Io(_) => {
+            ConnectionError::TruncatedFrame | ConnectionError::Io(_) | ConnectionError::FrameTimeout(_) => {
                 info!(%error, "peer connection from {} failed", self.remote);
             }
         }

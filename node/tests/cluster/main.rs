@@ -10,5 +10,6 @@ mod crashes;
 mod identity;
 mod membership;
 mod refusals;
+mod security;
 mod support;
 mod writers;

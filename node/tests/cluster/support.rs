@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use client::client::{Client, ClientOptions};
 use client::local_cluster::{LocalCluster, LocalClusterOptions};
 use client::wire::{NodeDump, NodeStatus};
 use client::{parse_endpoints, Endpoint};
+use rustls::client::ClientConfig;
 use tempfile::TempDir;
 
 /// Longest any single wait (election, convergence, a metric) may take.
@@ -36,6 +38,8 @@ pub struct TestCluster {
     pub cluster: LocalCluster,
     endpoints: Vec<Endpoint>,
     name: String,
+    /// The `admin` client's TLS, when the cluster runs mutual TLS.
+    tls: Option<Arc<ClientConfig>>,
     directory: TempDir,
 }
 
@@ -63,6 +67,18 @@ impl TestCluster {
     /// it; the losing node then exits with "Address already in use". Such a start is
     /// retried on fresh ports (in a fresh directory), a few times at most.
     pub async fn start(name: &str, size: u64, snapshot_every: u64) -> Self {
+        Self::start_with(name, size, snapshot_every, false, &[]).await
+    }
+
+    /// `start`, with mutual TLS on every port when `tls` (certificates under the
+    /// cluster's directory, `certs/`).
+    pub async fn start_with(
+        name: &str,
+        size: u64,
+        snapshot_every: u64,
+        tls: bool,
+        extra_args: &[String],
+    ) -> Self {
         const ATTEMPTS_MAX: u32 = 5;
         let mut directory = tempfile::Builder::new()
             .prefix(&format!("raftkv-{name}-"))
@@ -77,16 +93,18 @@ impl TestCluster {
                 cluster_name: name.to_string(),
                 tick_ms: TICK_MS,
                 snapshot_every,
-                extra_args: Vec::new(),
-                tls: false,
+                extra_args: extra_args.to_vec(),
+                tls,
             })
             .unwrap_or_else(|error| panic!("[{name}] cannot start the cluster: {error}"));
             let endpoints =
                 parse_endpoints(&cluster.endpoints().join(",")).expect("LocalCluster endpoints parse");
+            let tls = cluster.client_tls().expect("the admin client's TLS files load");
             let mut test = Self {
                 cluster,
                 endpoints,
                 name: name.to_string(),
+                tls,
                 directory,
             };
             match test.all_up().await {
@@ -245,7 +263,15 @@ impl TestCluster {
     /// A client of every member; one per concurrent task (a `Client` sends one request
     /// at a time).
     pub fn client(&self, options: ClientOptions) -> Client {
-        Client::new(self.endpoints.clone(), options).expect("endpoints are not empty")
+        self.with_tls(Client::new(self.endpoints.clone(), options).expect("endpoints are not empty"))
+    }
+
+    /// `client` over the cluster's TLS, if it runs TLS.
+    pub fn with_tls(&self, client: Client) -> Client {
+        match &self.tls {
+            Some(tls) => client.with_tls(tls.clone()),
+            None => client,
+        }
     }
 
     /// The last lines of every node's log, for failure messages.
@@ -286,7 +312,7 @@ impl TestCluster {
     /// One status request to node `id`, or `None` if it does not answer within 500 ms.
     pub async fn status(&self, id: u64) -> Option<NodeStatus> {
         let endpoint = self.endpoint(id).clone();
-        let mut client = Client::new(vec![endpoint.clone()], quick_options()).ok()?;
+        let mut client = self.with_tls(Client::new(vec![endpoint.clone()], quick_options()).ok()?);
         client.status(&endpoint).await.ok()
     }
 
@@ -297,7 +323,7 @@ impl TestCluster {
             request_timeout: Duration::from_secs(5),
             deadline: Duration::from_secs(5),
         };
-        let mut client = Client::new(vec![endpoint.clone()], options).ok()?;
+        let mut client = self.with_tls(Client::new(vec![endpoint.clone()], options).ok()?);
         client.dump(&endpoint).await.ok()
     }
 
