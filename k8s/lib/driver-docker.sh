@@ -92,6 +92,8 @@ docker_start_replica() {
     --volume "$WORK/tls/node:$TLS_MOUNT:ro" --env "RAFTKV_TLS_DIR=$TLS_MOUNT" \
     --read-only --cap-drop ALL --security-opt no-new-privileges --stop-timeout 30 \
     --env "RAFTKV_POD_NAME=$pod" \
+    --env "RAFTKV_LISTEN_PEER=0.0.0.0:$PEER_PORT" --env "RAFTKV_LISTEN_CLIENT=0.0.0.0:$CLIENT_PORT" \
+    --env "RAFTKV_LISTEN_HTTP=0.0.0.0:7201" \
     --env "RAFTKV_PEERS=$(docker_peers)" \
     --env "RAFTKV_ADVERTISE_CLIENT=$(endpoint_of "$pod")" \
     --env "RAFTKV_ADVERTISE_PEER=$(fqdn_of "$pod"):$PEER_PORT" \
@@ -155,6 +157,24 @@ driver_logs() {
     echo "--- last log lines of $pod"
     docker logs --tail 30 "$pod" 2>&1 || true
   done
+}
+
+# The replicas speak TLS only: none logged the --insecure warning, and a CLI without a
+# certificate (plain TCP, from a container of its own on the network) gets no answer.
+tls_enforced() {
+  local pod
+  for pod in "${PODS[@]}"; do
+    if docker logs "$pod" 2>&1 | grep -q -- '--insecure'; then
+      fail "$pod runs with --insecure"
+    fi
+  done
+  ok "no replica logged the --insecure warning (RAFTKV_TLS_DIR=$TLS_MOUNT)"
+  if docker run --rm --quiet --label "$DOCKER_LABEL" --network "$DOCKER_NETWORK" --read-only \
+    --entrypoint raftkv "$IMAGE" --endpoints "$(docker_client_endpoints)" --timeout-ms 2000 \
+    status >"$WORK/plain.out" 2>&1; then
+    fail "raftkv status over plain TCP succeeded: $(cat "$WORK/plain.out")"
+  fi
+  ok "raftkv status without a certificate (plain TCP) fails: $(tail -n 1 "$WORK/plain.out")"
 }
 
 # raftkv in the client container.
