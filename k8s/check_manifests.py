@@ -52,6 +52,13 @@ ELECTION_TICKS_MAX_DEFAULT = 20
 GRACE_SECONDS_MIN = 10
 GRACE_TRANSFER_MARGIN = 5
 SMOKE_BACKOFF_LIMIT_MAX = 3
+# TLS (issue 11): the StatefulSet finds ca.crt and node-<id>.crt/.key in RAFTKV_TLS_DIR,
+# its Secret; client pods name their three files, from theirs. Never plain TCP.
+NODE_TLS_SECRET = "raftkv-tls"
+CLIENT_TLS_SECRET = "raftkv-client-tls"
+CLIENT_TLS_VARIABLES = ("RAFTKV_TLS_CERT", "RAFTKV_TLS_KEY", "RAFTKV_TLS_CA")
+# Octal 0440: keys readable by the pods' group (fsGroup) only, never by others.
+TLS_MODE_MAX = 0o440
 
 
 class Problem(Exception):
@@ -310,6 +317,10 @@ def check_probes(manifests: Manifests) -> None:
             get_action.get("path") == path,
             f"{probe_name} path is {shown(get_action.get('path'))}, not {shown(path)}",
         )
+        expect(
+            get_action.get("scheme") == "HTTPS",
+            f"{probe_name} scheme is {shown(get_action.get('scheme', 'HTTP'))}, not 'HTTPS' (the ops port serves TLS)",
+        )
         port = container_port(container, get_action.get("port"), probe_name)
         expect(port == http_port, f"{probe_name} port {port} is not the ops HTTP port {http_port}")
         budgets[probe_name] = probe.get("initialDelaySeconds", 0) + probe.get(
@@ -541,6 +552,66 @@ def check_security(manifests: Manifests) -> None:
             )
 
 
+def secret_mount(spec: dict[str, Any], container: dict[str, Any], path: str, where: str) -> str:
+    """The Secret mounted (whole, read-only) at the directory holding `path`."""
+    directory = path.rsplit("/", 1)[0] if not path.endswith("/") else path.rstrip("/")
+    mounts = [m for m in container.get("volumeMounts") or [] if m.get("mountPath", "").rstrip("/") == directory]
+    expect(len(mounts) == 1, f"{where}: nothing is mounted at {shown(directory)} (for {shown(path)})")
+    mount = mounts[0]
+    expect(mount.get("readOnly") is True, f"{where}: the mount at {shown(directory)} is not readOnly")
+    # A subPath mount never sees an update of its Secret: certificates could not rotate.
+    expect(
+        not mount.get("subPath") and not mount.get("subPathExpr"),
+        f"{where}: the mount at {shown(directory)} uses a subPath (a Secret update would never reach it)",
+    )
+    volumes = [v for v in spec.get("volumes") or [] if v.get("name") == mount.get("name")]
+    expect(len(volumes) == 1, f"{where}: no volume {shown(mount.get('name'))}")
+    secret = volumes[0].get("secret")
+    expect(secret is not None, f"{where}: volume {shown(mount.get('name'))} is not a Secret")
+    mode = secret.get("defaultMode", 0o644)
+    expect(
+        mode & ~TLS_MODE_MAX == 0,
+        f"{where}: Secret {shown(secret.get('secretName'))} is mounted with mode {mode:o}, wider than {TLS_MODE_MAX:o}",
+    )
+    return str(secret.get("secretName"))
+
+
+def check_tls(manifests: Manifests) -> None:
+    specs = pod_specs(manifests)
+    expect(bool(specs), "no pods")
+    for where, _metadata, spec in specs:
+        for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+            name = f"{where} container {container.get('name')}"
+            names = [variable["name"] for variable in container.get("env") or []]
+            expect("RAFTKV_INSECURE" not in names, f"{name}: RAFTKV_INSECURE is set (plain TCP)")
+            expect(
+                not any("--insecure" in str(arg) for arg in (container.get("command") or []) + (container.get("args") or [])),
+                f"{name}: runs with --insecure (plain TCP)",
+            )
+            expect(not container.get("envFrom"), f"{name}: envFrom could set RAFTKV_* (RAFTKV_INSECURE) unseen")
+            environment = expand_environment(container, "raftkv-0", "ns")
+            if where == f"StatefulSet {STATEFULSET}":
+                for variable in CLIENT_TLS_VARIABLES:
+                    expect(variable not in names, f"{name}: {variable} is set: every replica would use the same files")
+                directory = environment.get("RAFTKV_TLS_DIR")
+                expect(bool(directory), f"{name}: RAFTKV_TLS_DIR is not set: the node would refuse to start")
+                secret = secret_mount(spec, container, directory.rstrip("/") + "/", name)
+                expect(
+                    secret == NODE_TLS_SECRET,
+                    f"{name}: RAFTKV_TLS_DIR is Secret {shown(secret)}, not {shown(NODE_TLS_SECRET)}",
+                )
+            else:
+                expect("RAFTKV_TLS_DIR" not in names, f"{name}: RAFTKV_TLS_DIR is a node setting")
+                for variable in CLIENT_TLS_VARIABLES:
+                    path = environment.get(variable)
+                    expect(bool(path), f"{name}: {variable} is not set: the CLI would speak plain TCP")
+                    secret = secret_mount(spec, container, path, name)
+                    expect(
+                        secret == CLIENT_TLS_SECRET,
+                        f"{name}: {variable} is in Secret {shown(secret)}, not {shown(CLIENT_TLS_SECRET)}",
+                    )
+
+
 def check_resources(manifests: Manifests) -> None:
     for where, _metadata, spec in pod_specs(manifests):
         for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
@@ -592,6 +663,11 @@ def check_images(manifests: Manifests) -> None:
 
 
 COMMON = [
+    Check(
+        "tls",
+        "mutual TLS from mounted Secrets: nodes RAFTKV_TLS_DIR (raftkv-tls), clients RAFTKV_TLS_* (raftkv-client-tls), no RAFTKV_INSECURE",
+        check_tls,
+    ),
     Check("security", "restricted security context on every pod and container", check_security),
     Check("resources", "cpu and memory requests and a memory limit on every container", check_resources),
     Check(
@@ -625,7 +701,7 @@ DEPLOYMENT = [
     ),
     Check(
         "probes",
-        "startup /livez sized for recovery, liveness /livez, readiness /readyz on the ops HTTP port",
+        "startup /livez sized for recovery, liveness /livez, readiness /readyz over HTTPS on the ops port",
         check_probes,
     ),
     Check(
@@ -741,7 +817,63 @@ def remove_probe(name: str) -> Callable[[list[dict[str, Any]]], None]:
 
 # (check expected to fail, what the mutation does, the mutation). Each removes or weakens
 # one property the design relies on.
+def node_spec(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    return statefulset_of(documents)["spec"]["template"]["spec"]
+
+
+def client_container(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    return of_kind(documents, "Pod", CLIENT_POD)["spec"]["containers"][0]
+
+
 DEPLOYMENT_MUTATIONS: list[tuple[str, str, Callable[[list[dict[str, Any]]], None]]] = [
+    ("tls", "RAFTKV_INSECURE on the nodes", lambda d: set_env(node_container(d), "RAFTKV_INSECURE", "true")),
+    ("tls", "RAFTKV_TLS_DIR removed", lambda d: remove_env(node_container(d), "RAFTKV_TLS_DIR")),
+    (
+        "tls",
+        "RAFTKV_TLS_DIR not a mounted Secret",
+        lambda d: set_env(node_container(d), "RAFTKV_TLS_DIR", "/var/lib/raftkv/tls"),
+    ),
+    (
+        "tls",
+        "one certificate for every node",
+        lambda d: set_env(node_container(d), "RAFTKV_TLS_CERT", "/etc/raftkv/tls/node-1.crt"),
+    ),
+    (
+        "tls",
+        "node TLS volume an emptyDir",
+        lambda d: node_spec(d)["volumes"].__setitem__(0, {"name": "tls", "emptyDir": {}}),
+    ),
+    (
+        "tls",
+        "node TLS Secret mounted with a subPath",
+        lambda d: node_container(d)["volumeMounts"][1].update(subPath="node-1.crt"),
+    ),
+    (
+        "tls",
+        "node TLS Secret world-readable",
+        lambda d: node_spec(d)["volumes"][0]["secret"].update(defaultMode=0o644),
+    ),
+    (
+        "tls",
+        "nodes mount the client Secret",
+        lambda d: node_spec(d)["volumes"][0]["secret"].update(secretName=CLIENT_TLS_SECRET),
+    ),
+    ("tls", "client Pod without RAFTKV_TLS_KEY", lambda d: remove_env(client_container(d), "RAFTKV_TLS_KEY")),
+    (
+        "tls",
+        "client Pod CA outside its Secret",
+        lambda d: set_env(client_container(d), "RAFTKV_TLS_CA", "/tmp/ca.crt"),
+    ),
+    (
+        "probes",
+        "readiness probe over plain HTTP",
+        lambda d: node_container(d)["readinessProbe"]["httpGet"].pop("scheme"),
+    ),
+    (
+        "probes",
+        "startup probe over plain HTTP",
+        lambda d: node_container(d)["startupProbe"]["httpGet"].update(scheme="HTTP"),
+    ),
     (
         "anti-affinity",
         "pod anti-affinity removed",
@@ -1020,6 +1152,21 @@ DEPLOYMENT_MUTATIONS: list[tuple[str, str, Callable[[list[dict[str, Any]]], None
 ]
 
 SMOKE_MUTATIONS: list[tuple[str, str, Callable[[list[dict[str, Any]]], None]]] = [
+    (
+        "tls",
+        "Job without RAFTKV_TLS_CERT",
+        lambda d: remove_env(of_kind(d, "Job")["spec"]["template"]["spec"]["containers"][0], "RAFTKV_TLS_CERT"),
+    ),
+    (
+        "tls",
+        "Job with RAFTKV_INSECURE",
+        lambda d: set_env(of_kind(d, "Job")["spec"]["template"]["spec"]["containers"][0], "RAFTKV_INSECURE", "true"),
+    ),
+    (
+        "tls",
+        "Job's Secret mounted read-write",
+        lambda d: of_kind(d, "Job")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0].pop("readOnly"),
+    ),
     ("smoke-job", "backoffLimit 10", lambda d: of_kind(d, "Job")["spec"].update(backoffLimit=10)),
     (
         "smoke-job",

@@ -1,5 +1,11 @@
 #!/usr/bin/env bash
 # Deploys raftkv on the kind cluster of k8s/cluster-up.sh and proves it serves:
+#   0. the TLS Secrets, if the namespace does not have them yet: `raftkv certs init
+#      --nodes 5` (run from the image $LOCAL_IMAGE) into $TLS_DIR (default k8s/tls,
+#      gitignored; kept, with the CA key, to issue more certificates later), then
+#      raftkv-tls (ca.crt, node-<id>.crt/.key: the StatefulSet's) and raftkv-client-tls
+#      (ca.crt, client.crt/.key: the client pod's and the smoke Job's). An existing
+#      $TLS_DIR/ca.crt is used as it is (certificates made elsewhere, e.g. with openssl);
 #   1. kubectl apply -k k8s/overlays/kind (namespace, Services, StatefulSet, PDB, client);
 #      on a re-deploy, recreates the client pod and restarts the replicas one at a time
 #      so that they run the image last pushed under the same tag (skip: RESTART=0);
@@ -17,6 +23,37 @@ timeout=${ROLLOUT_TIMEOUT:-10m}
 
 kind_kubectl cluster-info >/dev/null ||
     { echo "deploy: no cluster behind kubectl context $KUBE_CONTEXT (k8s/cluster-up.sh)" >&2; exit 1; }
+
+# --- TLS Secrets ------------------------------------------------------------------------
+tls_dir=${TLS_DIR:-k8s/tls}
+# Enough node certificates for the validation's scale-up to 5; scaling further needs
+# `raftkv certs init` with more --nodes (same CA: see k8s/README.md) and a Secret update.
+tls_nodes=${TLS_NODES:-5}
+kind_kubectl apply -f k8s/base/namespace.yaml >/dev/null
+if kind_kubectl "${ns[@]}" get secret raftkv-tls raftkv-client-tls >/dev/null 2>&1; then
+    echo "==> TLS: Secrets raftkv-tls and raftkv-client-tls exist; kept as they are"
+else
+    if [[ ! -f $tls_dir/ca.crt ]]; then
+        echo "==> TLS: raftkv certs init --nodes $tls_nodes into $tls_dir (from the image $LOCAL_IMAGE)"
+        require docker
+        mkdir -p "$tls_dir"
+        chmod 0700 "$tls_dir"
+        docker run --rm --user "$(id -u):$(id -g)" --network none \
+            --volume "$(cd "$tls_dir" && pwd):/certs" --entrypoint raftkv "$LOCAL_IMAGE" \
+            certs init --dir /certs --nodes "$tls_nodes" --namespace "$NAMESPACE"
+    fi
+    node_files=(--from-file="$tls_dir/ca.crt")
+    for id in $(seq 1 "$tls_nodes"); do
+        node_files+=(--from-file="$tls_dir/node-$id.crt" --from-file="$tls_dir/node-$id.key")
+    done
+    echo "==> TLS: Secrets raftkv-tls (nodes 1..$tls_nodes) and raftkv-client-tls from $tls_dir"
+    # create --dry-run | apply: idempotent, and a way to update them (rotation) too.
+    kind_kubectl "${ns[@]}" create secret generic raftkv-tls "${node_files[@]}" \
+        --dry-run=client --output yaml | kind_kubectl apply -f -
+    kind_kubectl "${ns[@]}" create secret generic raftkv-client-tls --from-file="$tls_dir/ca.crt" \
+        --from-file="$tls_dir/client.crt" --from-file="$tls_dir/client.key" \
+        --dry-run=client --output yaml | kind_kubectl apply -f -
+fi
 
 generation=""
 if kind_kubectl "${ns[@]}" get statefulset raftkv >/dev/null 2>&1; then

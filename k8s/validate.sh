@@ -13,6 +13,7 @@
 #   1. all replicas run, each on its own worker
 #   2. a leader is elected; 3 writes and 3 linearizable reads from the client; the
 #      client check of the Kubernetes Job (`raftkv smoke`)
+#      (docker only) the replicas speak TLS only: no --insecure, a plain-TCP CLI fails
 #   3. find the leader through `raftkv status`; delete its pod; time until the next
 #      write is acknowledged; a new leader of a higher term serves
 #   4. the pod is recreated on its volume and catches up: same applied index and same KV
@@ -476,6 +477,11 @@ started=$(now_ms)
 put "validate/$RUN/baseline" "one-write"
 BASELINE_MS=$(($(now_ms) - started))
 ok "one more write, for scale: $BASELINE_MS ms through the $driver exec"
+
+if declare -F tls_enforced >/dev/null; then
+  step "mutual TLS only: no plain TCP"
+  tls_enforced
+fi
 
 step "the Kubernetes Job's check: raftkv smoke"
 cli smoke 2>&1 | sed 's/^/    /' || fail "raftkv smoke failed"

@@ -12,6 +12,13 @@
 #   StatefulSet         this file: a deleted pod (`docker rm -f`) is recreated with the
 #                       same name, alias and volume by wait_recreated
 #   client pod          container raftkv-client running `raftkv idle`, for `docker exec`
+#   Secrets raftkv-tls, raftkv-client-tls
+#                       `raftkv certs init --nodes 5` (run from the image) into $WORK/tls;
+#                       the node files bind-mounted read-only where the StatefulSet mounts
+#                       its Secret (/etc/raftkv/tls, RAFTKV_TLS_DIR), the client's where the
+#                       client pod mounts its own (RAFTKV_TLS_CERT/KEY/CA): mutual TLS, as
+#                       on Kubernetes. The containers answer to the DNS names the
+#                       certificates carry (the aliases above).
 #   partition           `docker network disconnect` / `connect` (re-adding the alias)
 #   scale up            what the StatefulSet does for `kubectl scale`: containers
 #                       raftkv-3, raftkv-4, ... on new volumes, with the same settings
@@ -33,6 +40,26 @@ DOCKER_NETWORK=${DOCKER_NETWORK:-raftkv-net}
 # Scale-up members becoming voters, a wiped replica rejoining, k8s/scale.sh's waits.
 : "${SCALE_TIMEOUT_S:=60}"
 : "${WRITE_TIMEOUT_MS:=30000}"
+
+# Where the Secrets are mounted (k8s/base/statefulset.yaml, client-pod.yaml).
+TLS_MOUNT=/etc/raftkv/tls
+
+# The two Secrets deploy.sh makes, as directories: $WORK/tls/node (ca.crt, node-<id>.crt/.key
+# for ids 1..SCALED_REPLICAS) and $WORK/tls/client (ca.crt, client.crt/.key). `raftkv
+# certs init` runs from the image, as this user, so the files are ours. The containers run
+# as 65532, which must read the keys: they are made world-readable, inside $WORK, which
+# only this user can enter (mktemp -d), and the keys are thrown away with it.
+docker_make_certificates() {
+  local dir="$WORK/tls"
+  mkdir -p "$dir/all" "$dir/node" "$dir/client"
+  docker run --rm --quiet --user "$(id -u):$(id -g)" --network none --read-only \
+    --label "$DOCKER_LABEL" --volume "$dir/all:/certs" --entrypoint raftkv "$IMAGE" \
+    certs init --dir /certs --nodes "$SCALED_REPLICAS" --namespace "$NAMESPACE" >/dev/null
+  cp "$dir/all/ca.crt" "$dir/all"/node-*.crt "$dir/all"/node-*.key "$dir/node/"
+  cp "$dir/all/ca.crt" "$dir/all/client.crt" "$dir/all/client.key" "$dir/client/"
+  chmod 0755 "$dir/node" "$dir/client"
+  chmod 0644 "$dir/node"/* "$dir/client"/*
+}
 
 # RAFTKV_PEERS as the StatefulSet gives it: every member's stable DNS name.
 docker_peers() {
@@ -62,8 +89,11 @@ docker_start_replica() {
   docker run --detach --quiet --name "$pod" --hostname "$pod" --label "$DOCKER_LABEL" \
     --network "$DOCKER_NETWORK" --network-alias "$pod.$PEER_SERVICE" \
     --network-alias "$(fqdn_of "$pod")" --volume "raftkv-data-$ordinal:/var/lib/raftkv" \
+    --volume "$WORK/tls/node:$TLS_MOUNT:ro" --env "RAFTKV_TLS_DIR=$TLS_MOUNT" \
     --read-only --cap-drop ALL --security-opt no-new-privileges --stop-timeout 30 \
     --env "RAFTKV_POD_NAME=$pod" \
+    --env "RAFTKV_LISTEN_PEER=0.0.0.0:$PEER_PORT" --env "RAFTKV_LISTEN_CLIENT=0.0.0.0:$CLIENT_PORT" \
+    --env "RAFTKV_LISTEN_HTTP=0.0.0.0:7201" \
     --env "RAFTKV_PEERS=$(docker_peers)" \
     --env "RAFTKV_ADVERTISE_CLIENT=$(endpoint_of "$pod")" \
     --env "RAFTKV_ADVERTISE_PEER=$(fqdn_of "$pod"):$PEER_PORT" \
@@ -99,6 +129,7 @@ driver_down() {
 driver_up() {
   driver_down
   docker network create --label "$DOCKER_LABEL" "$DOCKER_NETWORK" >/dev/null
+  docker_make_certificates
   local ordinal
   for ordinal in "${!PODS[@]}"; do
     docker volume create --label "$DOCKER_LABEL" "raftkv-data-$ordinal" >/dev/null
@@ -106,10 +137,12 @@ driver_up() {
   done
   docker run --detach --quiet --name "$CLIENT_POD" --hostname "$CLIENT_POD" --label "$DOCKER_LABEL" \
     --network "$DOCKER_NETWORK" --read-only --cap-drop ALL --security-opt no-new-privileges \
-    --env "RAFTKV_ENDPOINTS=$(docker_client_endpoints)" \
+    --env "RAFTKV_ENDPOINTS=$(docker_client_endpoints)" --volume "$WORK/tls/client:$TLS_MOUNT:ro" \
+    --env "RAFTKV_TLS_CERT=$TLS_MOUNT/client.crt" --env "RAFTKV_TLS_KEY=$TLS_MOUNT/client.key" \
+    --env "RAFTKV_TLS_CA=$TLS_MOUNT/ca.crt" \
     --entrypoint raftkv "$IMAGE" idle >/dev/null
   info "network $DOCKER_NETWORK; containers ${PODS[*]} (image $IMAGE, volumes raftkv-data-0..$((${#PODS[@]} - 1)))" \
-    "and $CLIENT_POD (raftkv idle)"
+    "and $CLIENT_POD (raftkv idle); mutual TLS, certificates of \`raftkv certs init\` at $TLS_MOUNT"
 }
 
 # The replicas' containers (raftkv-0, raftkv-1, ..., scale-ups included), in ordinal order.
@@ -124,6 +157,24 @@ driver_logs() {
     echo "--- last log lines of $pod"
     docker logs --tail 30 "$pod" 2>&1 || true
   done
+}
+
+# The replicas speak TLS only: none logged the --insecure warning, and a CLI without a
+# certificate (plain TCP, from a container of its own on the network) gets no answer.
+tls_enforced() {
+  local pod
+  for pod in "${PODS[@]}"; do
+    if docker logs "$pod" 2>&1 | grep -q -- '--insecure'; then
+      fail "$pod runs with --insecure"
+    fi
+  done
+  ok "no replica logged the --insecure warning (RAFTKV_TLS_DIR=$TLS_MOUNT)"
+  if docker run --rm --quiet --label "$DOCKER_LABEL" --network "$DOCKER_NETWORK" --read-only \
+    --entrypoint raftkv "$IMAGE" --endpoints "$(docker_client_endpoints)" --timeout-ms 2000 \
+    status >"$WORK/plain.out" 2>&1; then
+    fail "raftkv status over plain TCP succeeded: $(cat "$WORK/plain.out")"
+  fi
+  ok "raftkv status without a certificate (plain TCP) fails: $(tail -n 1 "$WORK/plain.out")"
 }
 
 # raftkv in the client container.

@@ -95,6 +95,12 @@ pub struct NodeArgs {
     /// The certificate authority every peer and client certificate must chain to (PEM).
     #[arg(long, env = "RAFTKV_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// A directory as `raftkv certs init` writes it (or a Secret made from one, mounted):
+    /// short for --tls-cert DIR/node-<id>.crt --tls-key DIR/node-<id>.key --tls-ca
+    /// DIR/ca.crt, with <id> this node's id (--id, or from --pod-name). For a StatefulSet,
+    /// whose pods all get the same settings. Exclusive with the three flags.
+    #[arg(long, env = "RAFTKV_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
     /// Plain TCP on every port, no authentication: for a laptop demo only. Without it,
     /// the three --tls-* flags are required.
     #[arg(long, env = "RAFTKV_INSECURE")]
@@ -237,20 +243,29 @@ impl NodeArgs {
             snapshot_every: self.snapshot_every,
             log_format: self.log_format,
             force_new_cluster: self.force_new_cluster,
-            security: self.security()?,
+            security: self.security(id)?,
             client_connections_max: self.client_connections_max.max(1),
         })
     }
 
-    fn security(&self) -> Result<Security, String> {
-        let files = TlsFiles::from_flags(
+    fn security(&self, id: NodeId) -> Result<Security, String> {
+        let flags = TlsFiles::from_flags(
             self.tls_cert.as_deref(),
             self.tls_key.as_deref(),
             self.tls_ca.as_deref(),
         )
         .map_err(|error| error.to_string())?;
+        let files = match (flags, &self.tls_dir) {
+            (Some(_), Some(_)) => {
+                return Err("--tls-dir contradicts --tls-cert/--tls-key/--tls-ca: choose one".into())
+            }
+            (None, Some(dir)) => Some(TlsFiles::in_dir(dir, &format!("node-{id}"))),
+            (flags, None) => flags,
+        };
         match (files, self.insecure) {
-            (Some(_), true) => Err("--insecure contradicts --tls-cert/--tls-key/--tls-ca: choose one".into()),
+            (Some(_), true) => {
+                Err("--insecure contradicts --tls-cert/--tls-key/--tls-ca/--tls-dir: choose one".into())
+            }
             (None, true) => {
                 if self.client_roles.is_some() {
                     return Err("--client-roles needs TLS (clients are their certificates' names)".into());
@@ -258,8 +273,8 @@ impl NodeArgs {
                 Ok(Security::Insecure)
             }
             (None, false) => Err(
-                "TLS is required: pass --tls-cert, --tls-key and --tls-ca (see `raftkv certs init`), \
-                 or --insecure for plain TCP on a laptop"
+                "TLS is required: pass --tls-cert, --tls-key and --tls-ca, or --tls-dir (see \
+                 `raftkv certs init`), or --insecure for plain TCP on a laptop"
                     .into(),
             ),
             (Some(files), false) => {
@@ -380,6 +395,56 @@ mod tests {
             "127.0.0.1:7101",
             "only a deliberate flag listens beyond loopback"
         );
+    }
+
+    #[test]
+    fn tls_dir_names_this_nodes_own_files_and_excludes_the_three_flags() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "raftkv-node",
+                "--data-dir",
+                "/tmp/x",
+                "--peers",
+                "1=a:7001,2=b:7001,3=c:7001",
+                "--advertise-client",
+                "b:7101",
+            ];
+            argv.extend_from_slice(extra);
+            NodeArgs::try_parse_from(argv)
+                .map_err(|e| e.to_string())?
+                .validate()
+        };
+        // raftkv-1 is node 2: its files, whatever pod runs with the same settings.
+        let settings = parse(&["--pod-name", "raftkv-1", "--tls-dir", "/etc/raftkv/tls"]).expect("tls dir");
+        match settings.security {
+            Security::Tls { files, .. } => {
+                assert_eq!(files.cert, PathBuf::from("/etc/raftkv/tls/node-2.crt"));
+                assert_eq!(files.key, PathBuf::from("/etc/raftkv/tls/node-2.key"));
+                assert_eq!(files.ca, PathBuf::from("/etc/raftkv/tls/ca.crt"));
+            }
+            Security::Insecure => panic!("--tls-dir is TLS"),
+        }
+        let with_id = parse(&["--id", "3", "--tls-dir", "d"]).expect("tls dir");
+        assert!(
+            matches!(with_id.security, Security::Tls { files, .. } if files.cert == PathBuf::from("d/node-3.crt"))
+        );
+        let both = parse(&[
+            "--id",
+            "1",
+            "--tls-dir",
+            "d",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--tls-ca",
+            "a",
+        ]);
+        assert!(both.expect_err("dir and flags").contains("--tls-dir contradicts"));
+        let insecure = parse(&["--id", "1", "--tls-dir", "d", "--insecure"]);
+        assert!(insecure
+            .expect_err("dir and insecure")
+            .contains("--insecure contradicts"));
     }
 
     #[test]
