@@ -14,7 +14,8 @@ use tokio::net::TcpStream;
 use tokio::time::{self, Instant};
 
 use super::error::ClientError;
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionError};
+use crate::frame::FrameError;
 use crate::tls::{server_name, Stream};
 use crate::wire::{RequestEnvelope, Response, ResponseEnvelope};
 
@@ -111,6 +112,12 @@ async fn send_and_receive(
                 tracing::debug!(%address, expected = envelope.id, got = reply.id, "skipping a stray response");
             }
             Ok(None) => return Err(ClientError::connection(address, "connection closed by the node")),
+            Err(error) if tls.is_none() && is_tls_record(&error) => {
+                return Err(ClientError::connection(
+                    address,
+                    "the node speaks TLS: pass --tls-cert, --tls-key and --tls-ca (RAFTKV_TLS_*)",
+                ))
+            }
             Err(error) => return Err(ClientError::connection(address, error)),
         }
     }
@@ -137,4 +144,15 @@ async fn connect(address: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Conne
         .await
         .map_err(|error| ClientError::connection(address, format!("TLS handshake failed: {error}")))?;
     Ok(Connection::new(Stream::from(stream)))
+}
+
+/// Whether a "frame too large" was really a TLS record read as a frame header: the node
+/// runs TLS and this client does not (a TLS alert or handshake record starts 0x15 0x03 or
+/// 0x16 0x03, which as a length is hundreds of megabytes).
+fn is_tls_record(error: &ConnectionError) -> bool {
+    matches!(
+        error,
+        ConnectionError::Frame(FrameError::TooLarge { payload_bytes, .. })
+            if matches!(payload_bytes >> 16, 0x1503 | 0x1603)
+    )
 }
