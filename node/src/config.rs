@@ -426,7 +426,7 @@ mod tests {
         }
         let with_id = parse(&["--id", "3", "--tls-dir", "d"]).expect("tls dir");
         assert!(
-            matches!(with_id.security, Security::Tls { files, .. } if files.cert == PathBuf::from("d/node-3.crt"))
+            matches!(with_id.security, Security::Tls { files, .. } if files.cert == std::path::Path::new("d/node-3.crt"))
         );
         let both = parse(&[
             "--id",
