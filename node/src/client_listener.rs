@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client::connection::{Connection, ConnectionError};
+use client::frame::FRAME_HEADER_BYTES;
 use client::tls::{certificate_identity, ReloadingTls, Stream};
 use client::wire::{
     ErrorKind, ErrorReply, Request, RequestEnvelope, Response, ResponseEnvelope, CLIENT_PROTOCOL_VERSION,
@@ -41,10 +42,15 @@ use crate::driver::ClientCall;
 pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 1024;
 /// Largest request frame: a compare-and-swap carries a key and two values.
 pub const REQUEST_PAYLOAD_BYTES_MAX: usize = 2 * VALUE_BYTES_MAX + 2 * KEY_BYTES_MAX + 1024;
+/// A largest request frame with its header: what a connection needs free to read on.
+const FRAME_BYTES_MAX: usize = FRAME_HEADER_BYTES + REQUEST_PAYLOAD_BYTES_MAX;
 /// Request bytes one connection may have read and not yet answered.
 pub const CONNECTION_REQUEST_BYTES_IN_FLIGHT_MAX: usize = 4 * REQUEST_PAYLOAD_BYTES_MAX;
 /// Request bytes all connections of the node may have read and not yet answered.
 pub const NODE_REQUEST_BYTES_IN_FLIGHT_MAX: usize = 64 * 1024 * 1024;
+// Both budgets hold at least one largest frame, or a connection could wait forever.
+const _: () = assert!(CONNECTION_REQUEST_BYTES_IN_FLIGHT_MAX >= FRAME_BYTES_MAX);
+const _: () = assert!(NODE_REQUEST_BYTES_IN_FLIGHT_MAX >= FRAME_BYTES_MAX);
 /// Connections in their TLS handshake at once (see `crate::admission`).
 pub const PENDING_HANDSHAKES_MAX: usize = 256;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -237,7 +243,7 @@ impl ClientConnection {
         let mut last_activity = Instant::now();
         let mut refusals_logged = false;
         loop {
-            let may_read = connection_budget.available_permits() >= REQUEST_PAYLOAD_BYTES_MAX;
+            let may_read = connection_budget.available_permits() >= FRAME_BYTES_MAX;
             // A started frame is bounded inside the read (`with_frame_timeout`); this
             // deadline is for a connection that sends nothing while nothing is in flight.
             let deadline = if in_flight == 0 {
@@ -258,10 +264,15 @@ impl ClientConnection {
                     };
                     last_activity = Instant::now();
                     let frame_bytes = node_permit.num_permits();
-                    let connection_permit = connection_budget
+                    // Reading only starts with room for a largest frame, so this succeeds;
+                    // were it ever not to, closing the connection is the safe answer.
+                    let Ok(connection_permit) = connection_budget
                         .clone()
                         .try_acquire_many_owned(u32::try_from(frame_bytes).unwrap_or(u32::MAX))
-                        .expect("reading only starts with room for a largest frame");
+                    else {
+                        warn!(peer = %self.peer, frame_bytes, "a request over this connection's byte budget; closing it");
+                        return;
+                    };
                     let permits = (node_permit, connection_permit);
                     if envelope.protocol_version != CLIENT_PROTOCOL_VERSION {
                         let reply = error(ErrorKind::InvalidRequest, format!(

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use client::Endpoint;
@@ -30,6 +31,7 @@ use crate::incarnations::Incarnations;
 use crate::invariants::RaftMonitor;
 use crate::parameters::RunParameters;
 use crate::sim_store::{CrashOutcome, SimDisk, SimStore};
+use crate::tls::SimTls;
 
 /// Port every node listens on for peers.
 pub const PEER_PORT: u16 = 7001;
@@ -100,12 +102,15 @@ pub struct ClusterConfig {
     /// A known bug injected into every node (canary tests only).
     #[cfg(feature = "canaries")]
     pub canary: Option<raft::canary::Canary>,
+    /// This run's certificates: every node runs mutual TLS, as in production.
+    pub tls: Arc<SimTls>,
 }
 
 impl ClusterConfig {
     /// The cluster a run's parameters describe.
     pub fn from_parameters(parameters: &RunParameters) -> Self {
         Self {
+            tls: Arc::new(SimTls::create(parameters.cluster_size)),
             size: parameters.cluster_size,
             tick_interval: parameters.tick_interval,
             election_timeout_ticks_min: parameters.election_timeout_ticks_min,
@@ -321,6 +326,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         .filter(|&peer| peer != id)
         .map(|peer| (peer, format!("{}:{PEER_PORT}", node_ip(peer))))
         .collect();
+    let node_tls = config.tls.node(id);
     let (inbound_sender, inbound) = mpsc::channel(DRIVER_QUEUE_MAX);
     let transport = Transport::start(
         TransportConfig {
@@ -334,7 +340,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
             queue_messages_max: 4096,
             reconnect_backoff_min: Duration::from_millis(20),
             reconnect_backoff_max: Duration::from_secs(1),
-            tls: None,
+            tls: Some(node_tls.clone()),
         },
         inbound_sender,
     )
@@ -362,7 +368,10 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
             canary: config.canary,
         },
         force_new_cluster: false,
-        client_port: node::client_listener::ClientPort::insecure(),
+        client_port: node::client_listener::ClientPort {
+            tls: Some(node_tls),
+            ..node::client_listener::ClientPort::insecure()
+        },
     };
     let monitor = config.monitor.clone();
     let network = move |transport: Transport| SimNetwork {

@@ -25,6 +25,8 @@ pub mod runner;
 pub mod scenario;
 pub mod sim_store;
 #[cfg(madsim)]
+pub mod tls;
+#[cfg(madsim)]
 pub mod workload;
 
 pub use parameters::RunParameters;

@@ -8,6 +8,7 @@ use client::wire::{MemberList, MemberRole};
 use raft::NodeId;
 
 use crate::cluster::client_endpoint;
+use crate::tls::with_run_tls;
 
 /// A node's whole KV map, as `Client::dump` returns it.
 pub type KvMap = Vec<(Vec<u8>, Vec<u8>)>;
@@ -17,9 +18,11 @@ fn probe_client() -> Client {
         request_timeout: Duration::from_millis(500),
         deadline: Duration::from_secs(2),
     };
-    Client::new(vec![client_endpoint(1)], options)
-        .expect("one endpoint")
-        .with_client_id(u64::MAX)
+    with_run_tls(
+        Client::new(vec![client_endpoint(1)], options)
+            .expect("one endpoint")
+            .with_client_id(u64::MAX),
+    )
 }
 
 /// The node that says it is leader with the highest term, if any of `ids` answers.
@@ -93,9 +96,11 @@ pub async fn members(ids: Vec<NodeId>) -> Result<MemberList, String> {
         request_timeout: Duration::from_millis(500),
         deadline: Duration::from_secs(2),
     };
-    let mut client = Client::new(endpoints, options)
-        .map_err(|e| format!("no endpoint: {e}"))?
-        .with_client_id(u64::MAX - 1);
+    let mut client = with_run_tls(
+        Client::new(endpoints, options)
+            .map_err(|e| format!("no endpoint: {e}"))?
+            .with_client_id(u64::MAX - 1),
+    );
     client.members().await.map_err(|e| format!("members: {e}"))
 }
 
@@ -127,9 +132,11 @@ pub async fn remove_member(ids: Vec<NodeId>, id: NodeId, deadline: Duration) -> 
         request_timeout: Duration::from_millis(1_000),
         deadline,
     };
-    let mut client = Client::new(endpoints, options)
-        .map_err(|e| format!("no endpoint: {e}"))?
-        .with_client_id(u64::MAX - 2);
+    let mut client = with_run_tls(
+        Client::new(endpoints, options)
+            .map_err(|e| format!("no endpoint: {e}"))?
+            .with_client_id(u64::MAX - 2),
+    );
     let change = client::wire::MemberChange::Remove {
         id,
         incarnation: None,

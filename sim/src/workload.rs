@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::history::{History, Op, OpResult};
 use crate::parameters::OpMix;
+use crate::tls::with_run_tls;
 
 /// What the clients do.
 #[derive(Debug, Clone)]
@@ -60,9 +61,11 @@ pub async fn run(
     for index in 0..config.client_count {
         // Fixed ids: a run is reproducible from its seed, and ids never collide.
         let client_id = 1 + index as u64;
-        let client = Client::new(endpoints.clone(), config.client_options)
-            .expect("endpoints are not empty")
-            .with_client_id(client_id);
+        let client = with_run_tls(
+            Client::new(endpoints.clone(), config.client_options)
+                .expect("endpoints are not empty")
+                .with_client_id(client_id),
+        );
         tasks.push(tokio::spawn(run_client(
             client,
             config.clone(),

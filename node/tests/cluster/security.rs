@@ -372,3 +372,55 @@ async fn idle_sockets_and_half_sent_frames_neither_lock_out_nor_bloat_a_node() {
     drop(half_sent);
     serves(&test, "after-half-sent-frames").await;
 }
+
+/// The certificate node 1 presents to a new client connection, as DER.
+async fn served_certificate(test: &TestCluster, certs: &Path) -> Vec<u8> {
+    let stream = TcpStream::connect(&test.cluster.node(1).client_address)
+        .await
+        .expect("connect");
+    let admin = client_config(&TlsFiles::in_dir(certs, "client")).expect("admin");
+    let name = server_name("127.0.0.1").expect("name");
+    let tls = TlsConnector::from(admin)
+        .connect(name, stream)
+        .await
+        .expect("TLS");
+    let certificates = tls.get_ref().1.peer_certificates().expect("a server certificate");
+    certificates[0].as_ref().to_vec()
+}
+
+fn certificate_file(path: &Path) -> Vec<u8> {
+    let pem = std::fs::read(path).expect("certificate file");
+    CertificateDer::from_pem_slice(&pem)
+        .expect("PEM")
+        .as_ref()
+        .to_vec()
+}
+
+/// A certificate rotated in place (as a Secret update or cert-manager does) is served to
+/// new connections without a restart, and the cluster keeps working across it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_served_without_a_restart() {
+    let test = TestCluster::start_with("tls-rotation", 3, 1_000, true, &[]).await;
+    let ids = test.ids();
+    test.wait_for_leader(&ids).await;
+    let certs = test.cluster.certs_dir();
+    let before = certificate_file(&certs.join("node-1.crt"));
+    let pid = test.cluster.pid(1);
+    assert_eq!(served_certificate(&test, &certs).await, before);
+
+    std::fs::remove_file(certs.join("node-1.crt")).expect("remove");
+    init(&CertsPlan::for_manifests(certs.clone(), 3)).expect("reissue node 1");
+    let after = certificate_file(&certs.join("node-1.crt"));
+    assert_ne!(before, after, "a new certificate");
+    // Files are looked at once a second at most.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        served_certificate(&test, &certs).await,
+        after,
+        "new connections get the new certificate"
+    );
+    logged(&test, 1, "TLS files changed").await;
+    assert_eq!(test.cluster.pid(1), pid, "node 1 was not restarted");
+    serves(&test, "after-rotation").await;
+    test.wait_for_convergence(&ids).await;
+}
