@@ -37,6 +37,7 @@ use crate::accept_loop::accept_until_shutdown;
 use crate::admission::{Admission, PendingTicket};
 use crate::client_roles::{ClientRoles, Role};
 use crate::driver::ClientCall;
+use crate::warn_limiter::WarnLimiter;
 
 /// Requests one connection may have in flight before it is answered `Overloaded`.
 pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 1024;
@@ -60,6 +61,8 @@ pub const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection with nothing in flight and no byte received for this long is closed.
 /// Clients reconnect on use (`client::client::pool` retries a closed cached connection).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Failed client TLS handshakes are warned about once per 10 s (a stranger controls them).
+static TLS_FAILURE_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
 /// How long one response may take to write before the client is presumed gone.
 const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -219,7 +222,9 @@ impl ClientConnection {
                 return None;
             }
             Ok(Err(error)) => {
-                warn!(peer = %self.peer, %error, "refused a client connection: TLS handshake failed");
+                if let Some(left_out) = TLS_FAILURE_WARNINGS.allow() {
+                    warn!(peer = %self.peer, %error, left_out, "refused a client connection: TLS handshake failed");
+                }
                 return None;
             }
             Ok(Ok(stream)) => Stream::from(stream),

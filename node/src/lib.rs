@@ -29,3 +29,4 @@ pub mod pod;
 pub mod server;
 pub mod storage;
 pub mod transport;
+pub mod warn_limiter;

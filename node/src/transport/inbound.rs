@@ -27,6 +27,11 @@ use super::peer_frame::check_routing;
 use super::shared::Shared;
 use super::stats::bump;
 use crate::admission::PendingTicket;
+use crate::warn_limiter::WarnLimiter;
+
+/// Failed peer TLS handshakes are warned about once per 10 s (a stranger controls them;
+/// each is counted in `connections_refused` all the same).
+static TLS_FAILURE_WARNINGS: WarnLimiter = WarnLimiter::new(std::time::Duration::from_secs(10));
 
 /// Largest handshake frame accepted: names and addresses of a few hundred bytes.
 const HANDSHAKE_PAYLOAD_BYTES_MAX: usize = 4 * 1024;
@@ -108,7 +113,9 @@ impl InboundSession {
                     }
                     Ok(Err(error)) => {
                         bump(&self.shared.counters.connections_refused);
-                        warn!(%error, "refused a peer connection from {}: TLS handshake failed", self.remote);
+                        if let Some(left_out) = TLS_FAILURE_WARNINGS.allow() {
+                            warn!(%error, left_out, "refused a peer connection from {}: TLS handshake failed", self.remote);
+                        }
                         return None;
                     }
                     Ok(Ok(stream)) => Stream::from(stream),
