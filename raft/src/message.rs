@@ -212,6 +212,17 @@ impl Message {
                             entry.index, entry.term, self.term
                         )));
                     }
+                    // A configuration no server could have made (a member both voter and
+                    // learner) would become this server's own on append (found by the
+                    // raft_step fuzz target; InstallSnapshot's metadata is checked below).
+                    if let crate::types::EntryPayload::Config(conf) = &entry.payload {
+                        if !conf.is_well_formed() {
+                            return Err(malformed(format!(
+                                "entry {} holds a malformed configuration",
+                                entry.index
+                            )));
+                        }
+                    }
                     previous_term = entry.term;
                     expected_index = entry.index.checked_add(1);
                 }

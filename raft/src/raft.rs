@@ -88,6 +88,12 @@ pub struct Raft {
     /// For `check_invariants`: commit never moves back, one leader per term.
     pub(crate) highest_commit_seen: Index,
     pub(crate) leader_seen: (Term, Option<NodeId>),
+    /// The node whose leader messages this server took in term `.0` (itself, if it won
+    /// it). Unlike `leader`, which stepping down or a pre-vote clears without a new term,
+    /// this is kept for the whole term: a second node claiming the same term's
+    /// leadership is refused (§5.2, one leader per term; found by the raft_step fuzz
+    /// target with a forged heartbeat).
+    pub(crate) term_leader: (Term, Option<NodeId>),
 }
 
 impl Raft {
@@ -202,6 +208,7 @@ impl Raft {
             ready_in_flight: None,
             highest_commit_seen: 0,
             leader_seen: (0, None),
+            term_leader: (0, None),
             config,
         };
         raft.reset_election_timer();
@@ -308,6 +315,23 @@ impl Raft {
     }
 
     fn step_current_term(&mut self, message: Message) -> Result<(), MalformedMessage> {
+        if matches!(
+            message.body,
+            MessageBody::Append(_) | MessageBody::Heartbeat(_) | MessageBody::InstallSnapshot(_)
+        ) {
+            match self.term_leader {
+                (term, Some(leader)) if term == self.term && leader != message.from => {
+                    return Err(MalformedMessage {
+                        from: message.from,
+                        reason: format!(
+                            "node {} claims to lead term {term}, which node {leader} leads (one leader per term)",
+                            message.from
+                        ),
+                    });
+                }
+                _ => self.term_leader = (self.term, Some(message.from)),
+            }
+        }
         match message.body {
             MessageBody::PreVote(request) | MessageBody::Vote(request) => {
                 let pre_vote = matches!(message.body, MessageBody::PreVote(_));
@@ -479,6 +503,7 @@ impl Raft {
             "only a candidate can win"
         );
         assert_eq!(self.vote, Some(self.config.id));
+        self.term_leader = (self.term, Some(self.config.id));
         let next_index = self.log.last_index() + 1;
         let max_inflight = self.config.max_inflight_appends_per_follower;
         let progress: BTreeMap<NodeId, Progress> = self

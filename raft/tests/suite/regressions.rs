@@ -1,8 +1,11 @@
 //! Regressions for bugs found in review, each pinned by the scenario that exposed it.
 
-use raft::{AppendResponse, ConfState, Message, MessageBody, Raft, SnapshotChunk, SnapshotMeta};
+use raft::{
+    AppendRequest, AppendResponse, ConfState, Entry, EntryPayload, Message, MessageBody, Raft, Role,
+    SnapshotChunk, SnapshotMeta,
+};
 
-use crate::harness::single::{heartbeat, message};
+use crate::harness::single::{bootstrapped, heartbeat, message};
 use crate::harness::{test_config, Cluster};
 
 /// Thesis §5.3: one chunk in flight. When a round trip outlasts the heartbeat interval,
@@ -134,4 +137,70 @@ fn a_lost_forwarded_read_is_dropped_after_an_election_timeout() {
         cluster.reads_dropped.contains(&(3, 55)),
         "the lost read was reported dropped"
     );
+}
+
+/// Found by the raft_step fuzz target: an `Append` carrying a configuration no server
+/// could make (node 2 both voter and learner) passed `validate`, became the follower's
+/// configuration and broke its invariants. It is malformed now, and changes nothing.
+#[test]
+fn an_append_with_a_malformed_configuration_is_refused() {
+    let mut follower = bootstrapped(test_config(1), &[1, 2, 3]);
+    let mut impossible = ConfState::with_voters([2]);
+    impossible.learners.insert(2);
+    let append = MessageBody::Append(AppendRequest {
+        prev_log_index: 1,
+        prev_log_term: 1,
+        entries: vec![Entry {
+            index: 2,
+            term: 2,
+            payload: EntryPayload::Config(impossible),
+        }],
+        leader_commit: 1,
+    });
+    let refused = follower.step(message(2, 1, 2, append)).expect_err("malformed");
+    assert!(
+        refused.reason.contains("malformed configuration"),
+        "{}",
+        refused.reason
+    );
+    assert_eq!(follower.term(), 1, "a refused message changes nothing");
+}
+
+/// Found by the raft_step fuzz target: a pre-vote (like a check-quorum step-down) clears
+/// `leader` without a new term, after which any node's heartbeat of that same term was
+/// taken as its leader's: two leaders in one term on one server. One leader per term
+/// (§5.2) is now remembered for the whole term, and a second claimant is refused.
+#[test]
+fn a_second_leader_of_the_same_term_is_refused_after_a_pre_vote() {
+    let mut cluster = Cluster::new(&[1, 2, 3], 7);
+    cluster.elect(1);
+    cluster.in_flight.clear();
+    let term = cluster.server(3).term();
+    assert_eq!(cluster.server(3).leader(), Some(1));
+    // Node 3 hears nothing until its election timeout: it becomes a pre-candidate of the
+    // same term and forgets its leader.
+    for _ in 0..200 {
+        cluster.tick(3);
+        if cluster.server(3).role() == Role::PreCandidate {
+            break;
+        }
+    }
+    assert_eq!(cluster.server(3).role(), Role::PreCandidate);
+    assert_eq!(cluster.server(3).term(), term);
+    let forged = message(2, 3, term, heartbeat(0));
+    let refused = cluster
+        .server_mut(3)
+        .step(forged)
+        .expect_err("node 1 leads this term");
+    assert!(
+        refused.reason.contains("one leader per term"),
+        "{}",
+        refused.reason
+    );
+    // The real leader is still followed.
+    cluster
+        .server_mut(3)
+        .step(message(1, 3, term, heartbeat(0)))
+        .expect("the leader's heartbeat");
+    assert_eq!(cluster.server(3).leader(), Some(1));
 }
