@@ -59,9 +59,16 @@ pub struct Outcome {
 /// Runs one script; the first byte chooses pre-vote (bit 0 clear) and check-quorum
 /// (bit 1 clear).
 pub fn run(data: &[u8]) -> Outcome {
+    run_traced(data, false)
+}
+
+/// `run`, printing every operation and delivered message to stderr with `trace` (to
+/// read a crash: `cargo run --example replay_raft_step -- <input file>`).
+pub fn run_traced(data: &[u8], trace: bool) -> Outcome {
     let mut script = Script::new(data);
     let flags = script.byte();
     let mut cluster = Cluster::new(flags & 1 == 0, flags & 2 == 0);
+    cluster.trace = trace;
     let mut applied = 0;
     let mut leader_terms = BTreeSet::new();
     for _ in 0..OPS_MAX {
@@ -255,6 +262,7 @@ pub struct Cluster {
     checker: Checker,
     next_value: u64,
     next_read: u64,
+    trace: bool,
 }
 
 impl Cluster {
@@ -268,6 +276,7 @@ impl Cluster {
             checker: Checker::default(),
             next_value: 1,
             next_read: 1,
+            trace: false,
         };
         let voters = ConfState::with_voters(VOTERS);
         for id in VOTERS {
@@ -304,7 +313,11 @@ impl Cluster {
 
     /// Reads one operation off the script and performs it.
     pub fn step_script(&mut self, script: &mut Script<'_>) {
-        match script.byte() % op::OP_COUNT {
+        let tag = script.byte() % op::OP_COUNT;
+        if self.trace {
+            eprintln!("op {tag} ({})", op::NAMES[usize::from(tag)]);
+        }
+        match tag {
             op::TICK => {
                 let id = node_id(script.byte());
                 for _ in 0..=script.byte() % 16 {
@@ -452,6 +465,9 @@ impl Cluster {
     fn deliver_honest(&mut self, message: Message) {
         let to = message.to;
         let tainted = self.tainted;
+        if self.trace {
+            eprintln!("  deliver {message:?}");
+        }
         let Some(raft) = self.raft_mut(to) else {
             return;
         };
@@ -467,6 +483,9 @@ impl Cluster {
     /// Delivers a forged message to `target`.
     fn deliver_forged(&mut self, target: NodeId, message: Message) {
         let valid = message.validate(target);
+        if self.trace {
+            eprintln!("  forged to {target} ({valid:?}): {message:?}");
+        }
         if valid.is_ok() && self.raft(target).is_some() {
             self.tainted = true;
         }

@@ -42,6 +42,25 @@ pub mod op {
     /// wire encoding, delivered if it still decodes.
     pub const CORRUPT: u8 = 16;
     pub const OP_COUNT: u8 = 17;
+    pub const NAMES: [&str; OP_COUNT as usize] = [
+        "tick",
+        "tick all",
+        "deliver",
+        "deliver all",
+        "drop",
+        "duplicate",
+        "propose",
+        "read",
+        "transfer",
+        "conf change",
+        "compact",
+        "crash",
+        "restart",
+        "set lazy",
+        "ready",
+        "forge",
+        "corrupt",
+    ];
 }
 
 #[derive(Debug)]
