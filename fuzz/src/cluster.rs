@@ -630,7 +630,6 @@ impl Cluster {
             if !raft.has_ready() {
                 return;
             }
-            let known_commit = node.recorded_through;
             let ready = raft.ready();
 
             // 1. Messages that may leave at once.
@@ -674,13 +673,11 @@ impl Cluster {
                     disk.snapshot_index(),
                     disk.last_index()
                 );
-                for entry in ready.entries.iter().filter(|entry| entry.index <= known_commit) {
-                    if let Some(durable) = disk.entry(entry.index) {
-                        assert_eq!(
-                            durable.term, entry.term,
-                            "{id}: rewrites committed entry {}",
-                            entry.index
-                        );
+                // An entry this process saw committed is never written with another term
+                // (an uncommitted durable one may be, by a later leader).
+                for entry in &ready.entries {
+                    if let Some(&term) = node.committed_terms.get(&entry.index) {
+                        assert_eq!(term, entry.term, "{id}: rewrites committed entry {}", entry.index);
                     }
                 }
                 disk.entries.retain(|entry| entry.index < first.index);
