@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README quick start; `.ci/run` calls it).
 # Knobs: CASES=<n> random Raft schedules in the property test (default 2000);
-#        SIM_SEEDS=<n> simulated cluster runs (default 200).
+#        SIM_SEEDS=<n> simulated cluster runs (default 200);
+#        FUZZ_SECS=<n> seconds per fuzz target (default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,9 @@ step "deterministic simulation: ${SIM_SEEDS:-200} seeds of 3-5 real nodes under 
 MADSIM_TEST_SEED=1 ci/sim.sh "${SIM_SEEDS:-200}"
 step "simulation determinism: one seed run twice"
 MADSIM_TEST_CHECK_DETERMINISM=1 MADSIM_TEST_SEED=42 ci/sim.sh 1
+
+step "fuzz: every cargo-fuzz target for FUZZ_SECS=${FUZZ_SECS:-15}s from the committed seed corpus (ci/fuzz.sh)"
+ci/fuzz.sh
 
 step "the README's local cluster walk-through (ci/demo.sh)"
 ci/demo.sh

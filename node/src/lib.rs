@@ -17,6 +17,10 @@ pub mod client_roles;
 pub mod config;
 pub mod driver;
 pub mod force_new_cluster;
+// Entry points for the fuzz targets in fuzz/ (not an API); fjall's codecs are not built under madsim.
+#[cfg(not(madsim))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod join;
 pub mod kv;

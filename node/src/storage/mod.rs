@@ -16,7 +16,7 @@
 #[cfg(any(test, feature = "storage-contract"))]
 pub mod contract_tests;
 #[cfg(not(madsim))]
-mod fjall_codec;
+pub(crate) mod fjall_codec;
 #[cfg(not(madsim))]
 pub mod fjall_store;
 pub mod memory_store;

@@ -71,7 +71,7 @@ pub enum HandshakeReply {
 
 /// What an accepted handshake asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Accepted {
+pub(crate) enum Accepted {
     RaftMessages,
     /// A member id under another incarnation than the one this node's configuration
     /// names: a wiped or replaced disk that has not been made a member again, or the
@@ -92,7 +92,7 @@ pub(super) enum Accepted {
 
 /// Whether a message from a peer under an unverified incarnation may pass (see
 /// [`Accepted::LeaderMessagesOnly`]).
-pub(super) fn is_leader_message(body: &raft::MessageBody) -> bool {
+pub(crate) fn is_leader_message(body: &raft::MessageBody) -> bool {
     use raft::MessageBody as Body;
     match body {
         Body::Append(_)
@@ -230,18 +230,18 @@ const QUOTED_CLUSTER_NAME_CHARS_MAX: usize = 64;
 
 /// What the acceptor checks a handshake against.
 #[derive(Debug)]
-pub(super) struct Expected<'a> {
-    pub(super) own_id: u64,
-    pub(super) own_incarnation: u64,
-    pub(super) cluster_name: &'a str,
+pub(crate) struct Expected<'a> {
+    pub(crate) own_id: u64,
+    pub(crate) own_incarnation: u64,
+    pub(crate) cluster_name: &'a str,
     /// `None` while this node is not a member of any cluster.
-    pub(super) cluster_id: Option<ClusterId>,
-    pub(super) peers: BTreeMap<u64, PeerEntry>,
+    pub(crate) cluster_id: Option<ClusterId>,
+    pub(crate) peers: BTreeMap<u64, PeerEntry>,
 }
 
 /// Decides whether to accept `handshake`, and for what. The version is checked first:
 /// under another version the remaining fields may not mean what we think.
-pub(super) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) -> Result<Accepted, Refusal> {
+pub(crate) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) -> Result<Accepted, Refusal> {
     let dialer_id = handshake.node_id;
     let acceptor_id = expected.own_id;
     if handshake.protocol_version != PROTOCOL_VERSION {

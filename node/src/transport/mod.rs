@@ -28,12 +28,12 @@
 mod backoff;
 mod config;
 mod dial;
-mod handshake;
+pub(crate) mod handshake;
 mod inbound;
 mod lifecycle;
 mod listener;
 mod outbound;
-mod peer_frame;
+pub(crate) mod peer_frame;
 mod shared;
 mod stats;
 #[cfg(test)]

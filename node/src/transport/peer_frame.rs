@@ -6,7 +6,7 @@ use std::fmt;
 
 /// A message whose routing does not match its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Misrouted {
+pub(crate) enum Misrouted {
     /// `from` differs from the node id given in this connection's handshake: a buggy or
     /// hostile peer speaking for another node.
     WrongSender { from: u64, peer_id: u64 },
@@ -30,7 +30,7 @@ impl fmt::Display for Misrouted {
 impl std::error::Error for Misrouted {}
 
 /// Accepts `message` read on the connection of `peer_id` at node `own_id`.
-pub(super) fn check_routing(message: &raft::Message, peer_id: u64, own_id: u64) -> Result<(), Misrouted> {
+pub(crate) fn check_routing(message: &raft::Message, peer_id: u64, own_id: u64) -> Result<(), Misrouted> {
     if message.from != peer_id {
         return Err(Misrouted::WrongSender {
             from: message.from,

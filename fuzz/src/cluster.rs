@@ -1,0 +1,1095 @@
+//! A small cluster of real `raft::Raft` servers driven by a byte script (`script.rs`):
+//! voters 1, 2 and 3 bootstrap it, node 4 starts empty and may be added. The bus
+//! delivers, loses, duplicates and reorders messages; servers crash (also half way
+//! through a `Ready`) and restart from exactly what they were told to make durable; and
+//! forged messages are injected: any term, index, sender or body, near the servers'
+//! state or far outside it.
+//!
+//! Checked after every input:
+//! - always, whatever was injected (a peer may send anything): no panic, the raft
+//!   crate's own invariants (debug assertions), and per server: entries it knew to be
+//!   committed never change while it runs; its durable term never goes back nor its
+//!   vote change within a term; the `Ready` contract (entries extend the durable log
+//!   without a gap and never rewrite a known-committed one, committed entries handed
+//!   out are durable and follow the applied index, a snapshot moves the state machine
+//!   forward, reads are answered at most once and only once applied, `has_ready` false
+//!   means an empty `Ready`, and vote requests and grants and a leader's messages leave
+//!   only once the term they speak for is durable); a message `validate` refuses is
+//!   refused by `step` and changes nothing.
+//! - while only honest messages were delivered (a forged message that passes
+//!   `validate` may legitimately lie its way to two leaders): honest messages are never
+//!   refused, election safety, log matching, leader completeness, state machine safety
+//!   (every server applies the same entry at each index, and a restored snapshot holds
+//!   exactly what was applied through it), a commit is durable on a quorum when the
+//!   leader advances it, acknowledgements speak for durable entries, and reads are
+//!   linearizable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use raft::{
+    AppendRequest, AppendResponse, ConfChange, ConfState, Config, Entry, EntryPayload, HardState, Heartbeat,
+    HeartbeatResponse, Index, Message, MessageBody, NodeId, Raft, ReadIndexRequest, ReadIndexResponse,
+    RestartState, Role, Snapshot, SnapshotChunk, SnapshotChunkResponse, SnapshotMeta, Term, VoteRequest,
+    VoteResponse,
+};
+
+use crate::script::{op, Script};
+
+pub const VOTERS: [NodeId; 3] = [1, 2, 3];
+pub const JOINER: NodeId = 4;
+/// Inputs per script, whatever its length.
+const OPS_MAX: usize = 4096;
+/// Messages on the bus; beyond it new ones are lost (Raft tolerates loss).
+const IN_FLIGHT_MAX: usize = 1024;
+const DELIVER_ALL_MAX: usize = 256;
+/// `Ready`s one server may hand out in a row before it must have nothing left.
+const READY_ROUNDS_MAX: usize = 10_000;
+
+/// What a script did, for the seed corpus's own tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The highest index applied anywhere.
+    pub applied: Index,
+    /// Terms that had a leader.
+    pub leader_terms: usize,
+    /// Whether a forged message passed `validate`.
+    pub tainted: bool,
+}
+
+/// Runs one script; the first byte chooses pre-vote (bit 0 clear) and check-quorum
+/// (bit 1 clear).
+pub fn run(data: &[u8]) -> Outcome {
+    run_traced(data, false)
+}
+
+/// `run`, printing every operation and delivered message to stderr with `trace` (to
+/// read a crash: `cargo run --example replay_raft_step -- <input file>`).
+pub fn run_traced(data: &[u8], trace: bool) -> Outcome {
+    let mut script = Script::new(data);
+    let flags = script.byte();
+    let mut cluster = Cluster::new(flags & 1 == 0, flags & 2 == 0);
+    cluster.trace = trace;
+    let mut applied = 0;
+    let mut leader_terms = BTreeSet::new();
+    for _ in 0..OPS_MAX {
+        if script.is_done() {
+            break;
+        }
+        cluster.step_script(&mut script);
+        for node in cluster.nodes.values() {
+            applied = applied.max(node.machine.applied);
+            if let Some(raft) = node.raft.as_ref().filter(|raft| raft.role() == Role::Leader) {
+                leader_terms.insert(raft.term());
+            }
+        }
+    }
+    Outcome {
+        applied,
+        leader_terms: leader_terms.len(),
+        tainted: cluster.tainted,
+    }
+}
+
+/// Small limits so batching, byte bounds, flow control and chunking all happen.
+fn config(id: NodeId, pre_vote: bool, check_quorum: bool) -> Config {
+    Config {
+        pre_vote,
+        check_quorum,
+        max_append_bytes_per_message: 256,
+        max_inflight_appends_per_follower: 4,
+        max_uncommitted_bytes: 4096,
+        max_pending_reads: 64,
+        snapshot_chunk_bytes: 64,
+        max_apply_bytes_per_ready: 512,
+        seed: id.wrapping_mul(0x9E37_79B9),
+        ..Config::new(id)
+    }
+}
+
+fn node_id(byte: u8) -> NodeId {
+    NodeId::from(byte % 4) + 1
+}
+
+/// What a server made durable: all that survives its crash.
+#[derive(Debug, Clone, Default)]
+struct Disk {
+    hard_state: HardState,
+    snapshot: Option<Snapshot>,
+    /// The log after the snapshot, contiguous.
+    entries: Vec<Entry>,
+}
+
+impl Disk {
+    fn snapshot_index(&self) -> Index {
+        self.snapshot.as_ref().map_or(0, |s| s.meta.index)
+    }
+
+    fn last_index(&self) -> Index {
+        self.entries.last().map_or(self.snapshot_index(), |e| e.index)
+    }
+
+    fn entry(&self, index: Index) -> Option<&Entry> {
+        let first = self.entries.first()?.index;
+        let position = usize::try_from(index.checked_sub(first)?).ok()?;
+        self.entries.get(position)
+    }
+
+    fn holds(&self, index: Index) -> bool {
+        index <= self.last_index()
+    }
+}
+
+/// The application: a digest of every entry applied, in order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Machine {
+    applied: Index,
+    digest: u64,
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn payload_digest(payload: &EntryPayload) -> u64 {
+    match payload {
+        EntryPayload::Empty => mix(1),
+        EntryPayload::Normal(data) => data.iter().fold(mix(2), |h, &b| mix(h ^ u64::from(b))),
+        EntryPayload::Config(conf) => conf
+            .voters
+            .iter()
+            .chain([&0])
+            .chain(conf.learners.iter())
+            .fold(mix(3), |h, &id| mix(h ^ id)),
+    }
+}
+
+impl Machine {
+    fn apply(&mut self, entry: &Entry) {
+        assert_eq!(
+            entry.index,
+            self.applied + 1,
+            "entries are applied in order, once"
+        );
+        self.applied = entry.index;
+        self.digest = mix(self.digest ^ mix(entry.term ^ mix(payload_digest(&entry.payload))));
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        self.digest.to_be_bytes().to_vec()
+    }
+
+    /// A forged snapshot may hold any bytes: they restore to some digest all the same.
+    fn decode(applied: Index, data: &[u8]) -> Self {
+        let mut digest = [0u8; 8];
+        for (to, from) in digest.iter_mut().zip(data) {
+            *to = *from;
+        }
+        Self {
+            applied,
+            digest: u64::from_be_bytes(digest),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum CrashPoint {
+    BeforePersist,
+    AfterPersist,
+}
+
+#[derive(Debug)]
+struct Node {
+    raft: Option<Raft>,
+    disk: Disk,
+    machine: Machine,
+    lazy: bool,
+    armed_crash: Option<CrashPoint>,
+    /// Entries this process saw committed: (index -> term). Cleared on restart: commit
+    /// is persisted lazily, so a restarted server may know less.
+    committed_terms: BTreeMap<Index, Term>,
+    recorded_through: Index,
+    /// Reads this process issued and has not seen answered.
+    reads_pending: BTreeSet<u64>,
+}
+
+impl Node {
+    fn new(raft: Raft) -> Self {
+        Self {
+            raft: Some(raft),
+            disk: Disk::default(),
+            machine: Machine::default(),
+            lazy: false,
+            armed_crash: None,
+            committed_terms: BTreeMap::new(),
+            recorded_through: 0,
+            reads_pending: BTreeSet::new(),
+        }
+    }
+}
+
+/// The Raft safety properties across servers (paper Figure 3), for honest runs.
+#[derive(Debug, Default)]
+struct Checker {
+    leaders_by_term: BTreeMap<Term, NodeId>,
+    /// (index, term) -> (payload, term of the entry before): log matching.
+    entries: BTreeMap<(Index, Term), (EntryPayload, Term)>,
+    /// index -> (term, payload, machine digest after applying it): state machine safety.
+    applied: BTreeMap<Index, (Term, EntryPayload, u64)>,
+    checked_leaders: BTreeSet<(NodeId, Term)>,
+    /// Per leader and term, the commit index already checked to be durable on a quorum.
+    durable_commit_checked: BTreeMap<(NodeId, Term), Index>,
+    /// (node, context) -> highest index applied anywhere when the read was issued.
+    reads_issued: BTreeMap<(NodeId, u64), Index>,
+}
+
+impl Checker {
+    fn highest_applied(&self) -> Index {
+        self.applied.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug)]
+pub struct Cluster {
+    nodes: BTreeMap<NodeId, Node>,
+    in_flight: Vec<Message>,
+    pre_vote: bool,
+    check_quorum: bool,
+    /// A forged message passed `validate`: from here on only the per-server checks hold.
+    tainted: bool,
+    checker: Checker,
+    next_value: u64,
+    next_read: u64,
+    trace: bool,
+}
+
+impl Cluster {
+    pub fn new(pre_vote: bool, check_quorum: bool) -> Self {
+        let mut cluster = Self {
+            nodes: BTreeMap::new(),
+            in_flight: Vec::new(),
+            pre_vote,
+            check_quorum,
+            tainted: false,
+            checker: Checker::default(),
+            next_value: 1,
+            next_read: 1,
+            trace: false,
+        };
+        let voters = ConfState::with_voters(VOTERS);
+        for id in VOTERS {
+            let raft = Raft::bootstrap(cluster.config(id), voters.clone()).expect("valid bootstrap");
+            cluster.nodes.insert(id, Node::new(raft));
+        }
+        let joiner = Raft::join(cluster.config(JOINER)).expect("valid config");
+        cluster.nodes.insert(JOINER, Node::new(joiner));
+        for id in cluster.ids() {
+            cluster.process_ready(id);
+        }
+        cluster
+    }
+
+    fn config(&self, id: NodeId) -> Config {
+        config(id, self.pre_vote, self.check_quorum)
+    }
+
+    fn ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn raft(&self, id: NodeId) -> Option<&Raft> {
+        self.nodes.get(&id).and_then(|node| node.raft.as_ref())
+    }
+
+    fn raft_mut(&mut self, id: NodeId) -> Option<&mut Raft> {
+        self.nodes.get_mut(&id).and_then(|node| node.raft.as_mut())
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        self.nodes.get_mut(&id).expect("a node of the cluster")
+    }
+
+    /// Reads one operation off the script and performs it.
+    pub fn step_script(&mut self, script: &mut Script<'_>) {
+        let tag = script.byte() % op::OP_COUNT;
+        if self.trace {
+            eprintln!("op {tag} ({})", op::NAMES[usize::from(tag)]);
+        }
+        match tag {
+            op::TICK => {
+                let id = node_id(script.byte());
+                for _ in 0..=script.byte() % 16 {
+                    self.tick(id);
+                }
+            }
+            op::TICK_ALL => {
+                for id in self.ids() {
+                    self.tick(id);
+                }
+            }
+            op::DELIVER => {
+                let position = usize::from(script.u16());
+                if let Some(message) = self.take(position) {
+                    self.deliver_honest(message);
+                }
+            }
+            op::DELIVER_ALL => {
+                for _ in 0..DELIVER_ALL_MAX {
+                    if self.in_flight.is_empty() {
+                        break;
+                    }
+                    let message = self.in_flight.remove(0);
+                    self.deliver_honest(message);
+                }
+            }
+            op::DROP => {
+                let position = usize::from(script.u16());
+                self.take(position);
+            }
+            op::DUPLICATE => {
+                let position = usize::from(script.u16());
+                if let Some(message) = self.take(position) {
+                    self.send(message.clone());
+                    self.deliver_honest(message);
+                }
+            }
+            op::PROPOSE => {
+                let id = node_id(script.byte());
+                let size = usize::from(script.byte() % 24);
+                self.propose(id, size);
+            }
+            op::READ => {
+                let id = node_id(script.byte());
+                self.read(id);
+            }
+            op::TRANSFER => {
+                let id = node_id(script.byte());
+                let target = node_id(script.byte());
+                if let Some(raft) = self.raft_mut(id) {
+                    if raft.transfer_leader(target).is_ok() {
+                        self.after_input(id);
+                    }
+                }
+            }
+            op::CONF_CHANGE => {
+                let id = node_id(script.byte());
+                let kind = script.byte();
+                let target = node_id(script.byte());
+                let change = match kind % 3 {
+                    0 => ConfChange::AddLearner(target),
+                    1 => ConfChange::PromoteLearner(target),
+                    _ => ConfChange::Remove(target),
+                };
+                if let Some(raft) = self.raft_mut(id) {
+                    if raft.propose_conf_change(change).is_ok() {
+                        self.after_input(id);
+                    }
+                }
+            }
+            op::COMPACT => {
+                let id = node_id(script.byte());
+                self.compact(id);
+            }
+            op::CRASH => {
+                let id = node_id(script.byte());
+                let point = script.byte() % 3;
+                let node = self.node_mut(id);
+                match point {
+                    0 => {
+                        node.raft = None;
+                        node.armed_crash = None;
+                    }
+                    1 => node.armed_crash = Some(CrashPoint::BeforePersist),
+                    _ => node.armed_crash = Some(CrashPoint::AfterPersist),
+                }
+            }
+            op::RESTART => {
+                let id = node_id(script.byte());
+                self.restart(id);
+            }
+            op::SET_LAZY => {
+                let id = node_id(script.byte());
+                self.node_mut(id).lazy = script.bool();
+            }
+            op::READY => {
+                let id = node_id(script.byte());
+                self.ready_or_nothing(id);
+            }
+            op::FORGE => {
+                if let Some((target, message)) = self.forge(script) {
+                    self.deliver_forged(target, message);
+                }
+            }
+            _ => {
+                let position = usize::from(script.u16());
+                let at = usize::from(script.u16());
+                let byte = script.byte();
+                if let Some(message) = self.take(position) {
+                    let mut bytes = postcard::to_allocvec(&message).expect("messages encode");
+                    let at = at % bytes.len();
+                    bytes[at] = byte;
+                    if let Ok(corrupted) = postcard::from_bytes::<Message>(&bytes) {
+                        self.deliver_forged(message.to, corrupted);
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- inputs --------------------------------------------------------------------
+
+    fn tick(&mut self, id: NodeId) {
+        if let Some(raft) = self.raft_mut(id) {
+            raft.tick();
+            self.after_input(id);
+        }
+    }
+
+    fn take(&mut self, position: usize) -> Option<Message> {
+        if self.in_flight.is_empty() {
+            return None;
+        }
+        let position = position % self.in_flight.len();
+        Some(self.in_flight.swap_remove(position))
+    }
+
+    fn send(&mut self, message: Message) {
+        if self.in_flight.len() < IN_FLIGHT_MAX {
+            self.in_flight.push(message);
+        }
+    }
+
+    /// Delivers a message some server sent.
+    fn deliver_honest(&mut self, message: Message) {
+        let to = message.to;
+        let tainted = self.tainted;
+        if self.trace {
+            eprintln!("  deliver {message:?}");
+        }
+        let Some(raft) = self.raft_mut(to) else {
+            return;
+        };
+        let result = raft.step(message.clone());
+        if !tainted {
+            if let Err(error) = result {
+                panic!("an honest message was refused: {error} in {message:?}");
+            }
+        }
+        self.after_input(to);
+    }
+
+    /// Delivers a forged message to `target`.
+    fn deliver_forged(&mut self, target: NodeId, message: Message) {
+        let valid = message.validate(target);
+        if self.trace {
+            eprintln!("  forged to {target} ({valid:?}): {message:?}");
+        }
+        if valid.is_ok() && self.raft(target).is_some() {
+            self.tainted = true;
+        }
+        let Some(raft) = self.raft_mut(target) else {
+            return;
+        };
+        match valid {
+            Err(refusal) => {
+                let before = raft.status();
+                let had_ready = raft.has_ready();
+                assert_eq!(
+                    raft.step(message),
+                    Err(refusal),
+                    "step refuses what validate refuses"
+                );
+                assert_eq!(raft.status(), before, "a refused message changed the server");
+                assert_eq!(
+                    raft.has_ready(),
+                    had_ready,
+                    "a refused message changed the server"
+                );
+            }
+            Ok(()) => {
+                let _ = raft.step(message);
+                self.after_input(target);
+            }
+        }
+    }
+
+    fn propose(&mut self, id: NodeId, size: usize) {
+        let value = self.next_value;
+        let mut data = value.to_be_bytes().to_vec();
+        data.resize(size.max(8), 0xAB);
+        let Some(raft) = self.raft_mut(id) else {
+            return;
+        };
+        if raft.propose(data).is_ok() {
+            self.next_value += 1;
+            self.after_input(id);
+        }
+    }
+
+    fn read(&mut self, id: NodeId) {
+        let context = self.next_read;
+        let acknowledged = self.checker.highest_applied();
+        let Some(raft) = self.raft_mut(id) else {
+            return;
+        };
+        if raft.read_index(context).is_ok() {
+            self.next_read += 1;
+            self.checker.reads_issued.insert((id, context), acknowledged);
+            self.node_mut(id).reads_pending.insert(context);
+            self.after_input(id);
+        }
+    }
+
+    fn compact(&mut self, id: NodeId) {
+        let node = self.node_mut(id);
+        let Some(raft) = node.raft.as_mut() else {
+            return;
+        };
+        let Ok(compaction) = raft.compact(node.machine.applied, node.machine.encode()) else {
+            return;
+        };
+        let snapshot = raft.snapshot().cloned().expect("compact keeps the snapshot");
+        assert_eq!(snapshot.meta, compaction.meta);
+        node.disk.snapshot = Some(snapshot);
+        node.disk
+            .entries
+            .retain(|entry| entry.index > compaction.purged_to);
+        self.after_input(id);
+    }
+
+    fn restart(&mut self, id: NodeId) {
+        let config = self.config(id);
+        let node = self.node_mut(id);
+        if node.raft.is_some() {
+            return;
+        }
+        let machine = node
+            .disk
+            .snapshot
+            .as_ref()
+            .map_or_else(Machine::default, |s| Machine::decode(s.meta.index, &s.data));
+        let state = RestartState {
+            hard_state: node.disk.hard_state,
+            snapshot: node.disk.snapshot.clone(),
+            entries: node.disk.entries.clone(),
+            applied: machine.applied,
+        };
+        let raft = Raft::restart(config, state).expect("a disk written as the Ready contract says restarts");
+        node.raft = Some(raft);
+        node.machine = machine;
+        node.armed_crash = None;
+        node.committed_terms.clear();
+        node.recorded_through = 0;
+        node.reads_pending.clear();
+        self.after_input(id);
+    }
+
+    /// Handles `id`'s `Ready`s; with none pending, checks that `ready` is empty.
+    fn ready_or_nothing(&mut self, id: NodeId) {
+        let Some(raft) = self.raft_mut(id) else {
+            return;
+        };
+        if raft.has_ready() {
+            self.process_ready(id);
+        } else {
+            let ready = raft.ready();
+            assert!(
+                ready.messages.is_empty()
+                    && ready.snapshot.is_none()
+                    && ready.entries.is_empty()
+                    && ready.hard_state.is_none()
+                    && ready.persisted_messages.is_empty()
+                    && ready.committed_entries.is_empty()
+                    && ready.read_states.is_empty()
+                    && ready.dropped_reads.is_empty(),
+                "has_ready() was false but ready() handed out {ready:?}"
+            );
+            raft.advance();
+        }
+        self.observe(id);
+    }
+
+    fn after_input(&mut self, id: NodeId) {
+        if !self.nodes[&id].lazy || self.nodes[&id].armed_crash.is_some() {
+            self.process_ready(id);
+        }
+        self.observe(id);
+    }
+
+    // ----- the Ready contract ----------------------------------------------------------
+
+    /// Handles `Ready`s of `id` until it has none, in the contract's order, checking it.
+    fn process_ready(&mut self, id: NodeId) {
+        for _ in 0..READY_ROUNDS_MAX {
+            let node = self.nodes.get_mut(&id).expect("node");
+            let Some(raft) = node.raft.as_mut() else {
+                return;
+            };
+            if !raft.has_ready() {
+                return;
+            }
+            let ready = raft.ready();
+
+            // 1. Messages that may leave at once.
+            for message in &ready.messages {
+                self.check_departure(id, message);
+            }
+            for message in ready.messages {
+                self.send(message);
+            }
+            let node = self.nodes.get_mut(&id).expect("node");
+            if matches!(node.armed_crash, Some(CrashPoint::BeforePersist)) {
+                node.raft = None;
+                node.armed_crash = None;
+                return;
+            }
+
+            // 2. Persist: snapshot, entries, hard state, in one write.
+            let disk = &mut node.disk;
+            if let Some(snapshot) = &ready.snapshot {
+                assert!(
+                    snapshot.meta.index > node.machine.applied,
+                    "{id}: a snapshot at {} behind applied {}",
+                    snapshot.meta.index,
+                    node.machine.applied
+                );
+                disk.snapshot = Some(snapshot.clone());
+                disk.entries.clear();
+            }
+            if let Some(first) = ready.entries.first() {
+                for pair in ready.entries.windows(2) {
+                    assert_eq!(
+                        pair[1].index,
+                        pair[0].index + 1,
+                        "{id}: entries to persist have a gap"
+                    );
+                }
+                assert!(
+                    first.index > disk.snapshot_index() && first.index <= disk.last_index() + 1,
+                    "{id}: entries from {} do not extend the durable log (snapshot {}, last {})",
+                    first.index,
+                    disk.snapshot_index(),
+                    disk.last_index()
+                );
+                // An entry this process saw committed is never written with another term
+                // (an uncommitted durable one may be, by a later leader).
+                for entry in &ready.entries {
+                    if let Some(&term) = node.committed_terms.get(&entry.index) {
+                        assert_eq!(term, entry.term, "{id}: rewrites committed entry {}", entry.index);
+                    }
+                }
+                disk.entries.retain(|entry| entry.index < first.index);
+                disk.entries.extend(ready.entries.iter().cloned());
+            }
+            if let Some(hard_state) = ready.hard_state {
+                let before = disk.hard_state;
+                assert!(hard_state.term >= before.term, "{id}: durable term goes back");
+                if hard_state.term == before.term && before.vote.is_some() {
+                    assert_eq!(
+                        hard_state.vote, before.vote,
+                        "{id}: changed its vote in term {}",
+                        before.term
+                    );
+                }
+                disk.hard_state = hard_state;
+            }
+            if !self.tainted {
+                let raft = node.raft.as_ref().expect("up");
+                let previous_term = ready.entries.first().map(|first| {
+                    raft.log()
+                        .term(first.index - 1)
+                        .expect("the entry before new ones")
+                });
+                let mut previous = previous_term.unwrap_or(0);
+                for entry in &ready.entries {
+                    let known = self
+                        .checker
+                        .entries
+                        .entry((entry.index, entry.term))
+                        .or_insert_with(|| (entry.payload.clone(), previous));
+                    assert_eq!(
+                        *known,
+                        (entry.payload.clone(), previous),
+                        "log matching: {id} holds another entry at index {} term {}",
+                        entry.index,
+                        entry.term
+                    );
+                    previous = entry.term;
+                }
+            }
+            if matches!(node.armed_crash, Some(CrashPoint::AfterPersist)) {
+                node.raft = None;
+                node.armed_crash = None;
+                return;
+            }
+
+            // 3. Messages that speak for durable state.
+            for message in &ready.persisted_messages {
+                self.check_departure(id, message);
+            }
+            for message in ready.persisted_messages {
+                self.send(message);
+            }
+
+            // 4. Apply.
+            let node = self.nodes.get_mut(&id).expect("node");
+            if let Some(snapshot) = &ready.snapshot {
+                node.machine = Machine::decode(snapshot.meta.index, &snapshot.data);
+                if !self.tainted {
+                    let index = snapshot.meta.index;
+                    let (_, _, digest) =
+                        self.checker.applied.get(&index).unwrap_or_else(|| {
+                            panic!("{id} installed a snapshot at {index}, applied nowhere")
+                        });
+                    assert_eq!(
+                        node.machine.digest, *digest,
+                        "{id} restored a wrong snapshot at {index}"
+                    );
+                }
+            }
+            for entry in &ready.committed_entries {
+                assert!(
+                    entry.index <= node.disk.hard_state.commit.max(node.recorded_through),
+                    "{id}: applies {} beyond its commit",
+                    entry.index
+                );
+                assert_eq!(
+                    node.disk.entry(entry.index),
+                    Some(entry),
+                    "{id}: applies entry {} that is not durable as handed out",
+                    entry.index
+                );
+                node.machine.apply(entry);
+                if !self.tainted {
+                    let recorded = self
+                        .checker
+                        .applied
+                        .entry(entry.index)
+                        .or_insert_with(|| (entry.term, entry.payload.clone(), node.machine.digest));
+                    assert_eq!(
+                        *recorded,
+                        (entry.term, entry.payload.clone(), node.machine.digest),
+                        "state machine safety: {id} applied another entry at index {}",
+                        entry.index
+                    );
+                }
+            }
+
+            // 5. Reads.
+            for read in &ready.read_states {
+                assert!(
+                    read.index <= node.machine.applied,
+                    "{id}: read {} released at {} before it was applied ({})",
+                    read.context,
+                    read.index,
+                    node.machine.applied
+                );
+                assert!(
+                    node.reads_pending.remove(&read.context) || self.tainted,
+                    "{id}: read {} answered but not pending",
+                    read.context
+                );
+                if !self.tainted {
+                    let acknowledged = self
+                        .checker
+                        .reads_issued
+                        .get(&(id, read.context))
+                        .copied()
+                        .unwrap_or(0);
+                    assert!(
+                        read.index >= acknowledged,
+                        "stale read on {id}: index {} < {acknowledged} applied before it was issued",
+                        read.index
+                    );
+                }
+            }
+            for context in &ready.dropped_reads {
+                assert!(
+                    node.reads_pending.remove(context) || self.tainted,
+                    "{id}: read {context} dropped but not pending"
+                );
+            }
+
+            // 6. Advance.
+            node.raft.as_mut().expect("up").advance();
+            self.record_committed(id);
+        }
+        panic!("{id}: has_ready() stays true after {READY_ROUNDS_MAX} Readys");
+    }
+
+    /// The rules for a message leaving `id` now, given what its disk holds.
+    fn check_departure(&self, id: NodeId, message: &Message) {
+        let disk = &self.nodes[&id].disk;
+        assert_eq!(message.from, id, "{id} sends as {}", message.from);
+        let durable_term = disk.hard_state.term;
+        match &message.body {
+            MessageBody::Vote(_)
+            | MessageBody::Append(_)
+            | MessageBody::Heartbeat(_)
+            | MessageBody::InstallSnapshot(_) => {
+                assert!(
+                    durable_term >= message.term,
+                    "{id} speaks for term {} before it is durable ({durable_term}): {message:?}",
+                    message.term
+                );
+            }
+            MessageBody::VoteResponse(VoteResponse { granted: true }) => {
+                assert!(
+                    durable_term > message.term
+                        || (durable_term == message.term && disk.hard_state.vote == Some(message.to)),
+                    "{id} grants its term-{} vote to {} before it is durable ({:?})",
+                    message.term,
+                    message.to,
+                    disk.hard_state
+                );
+            }
+            MessageBody::AppendResponse(AppendResponse::Accepted { match_index }) if !self.tainted => {
+                assert!(
+                    durable_term > message.term || disk.holds(*match_index),
+                    "{id} acknowledges {match_index} in term {} but its disk ends at {}",
+                    message.term,
+                    disk.last_index()
+                );
+            }
+            _ => {}
+        }
+    }
+
+    // ----- the checks after every input --------------------------------------------------
+
+    /// Records newly committed entries of `id` and checks known ones never change.
+    fn record_committed(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("node");
+        let Some(raft) = node.raft.as_ref() else {
+            return;
+        };
+        let purged = raft.log().purged_index();
+        let committed = raft.committed();
+        for index in (node.recorded_through + 1).max(purged + 1)..=committed {
+            let term = raft
+                .log()
+                .term(index)
+                .expect("committed entries above the purge point are in the log");
+            node.committed_terms.insert(index, term);
+        }
+        node.recorded_through = node.recorded_through.max(committed);
+        node.committed_terms = node.committed_terms.split_off(&(purged + 1));
+        for (&index, &term) in &node.committed_terms {
+            assert_eq!(
+                raft.log().term(index),
+                Some(term),
+                "{id}: committed entry {index} of term {term} changed"
+            );
+        }
+    }
+
+    fn observe(&mut self, id: NodeId) {
+        self.record_committed(id);
+        if self.tainted {
+            return;
+        }
+        // Election safety, and leader completeness for each new leader.
+        for node in self.nodes.values() {
+            let Some(raft) = node.raft.as_ref() else {
+                continue;
+            };
+            if raft.role() != Role::Leader {
+                continue;
+            }
+            let (leader, term) = (raft.id(), raft.term());
+            let first = *self.checker.leaders_by_term.entry(term).or_insert(leader);
+            assert_eq!(
+                first, leader,
+                "election safety: {first} and {leader} both lead term {term}"
+            );
+            if self.checker.checked_leaders.insert((leader, term)) {
+                let purged = raft.log().purged_index();
+                for (&index, (entry_term, _, _)) in self.checker.applied.range(purged + 1..) {
+                    assert_eq!(
+                        raft.log().term(index),
+                        Some(*entry_term),
+                        "leader completeness: {leader} of term {term} lacks committed entry {index}"
+                    );
+                }
+            }
+            // Paper §5.3: committed means stored on a majority of the voters' disks.
+            let commit = raft.committed();
+            let checked = self
+                .checker
+                .durable_commit_checked
+                .entry((leader, term))
+                .or_insert(commit);
+            if commit > *checked {
+                *checked = commit;
+                let commit_term = raft.log().term(commit);
+                let voters = &raft.conf_state().voters;
+                let durable = voters
+                    .iter()
+                    .filter(|voter| {
+                        self.nodes.get(voter).is_some_and(|n| {
+                            n.disk.snapshot_index() >= commit
+                                || n.disk.entry(commit).map(|e| e.term) == commit_term
+                        })
+                    })
+                    .count();
+                assert!(
+                    durable > voters.len() / 2,
+                    "commit durability: {leader} of term {term} committed {commit}, durable on {durable} of {} voters",
+                    voters.len()
+                );
+            }
+        }
+    }
+
+    // ----- forged messages ---------------------------------------------------------------
+
+    /// A hostile message for a live server: sender, recipient, term and every field read
+    /// off the script, mostly near that server's own state.
+    fn forge(&self, script: &mut Script<'_>) -> Option<(NodeId, Message)> {
+        let target = node_id(script.byte());
+        let raft = self.raft(target)?;
+        let term = raft.term();
+        let last = raft.log().last_index();
+        let commit = raft.committed();
+        let from = [2, 3, 1, 4, 5, 0][usize::from(script.byte() % 6)];
+        let from = if from == target { target % 4 + 1 } else { from };
+        let to = if script.byte().is_multiple_of(16) {
+            NodeId::from(script.byte() % 6)
+        } else {
+            target
+        };
+        let message_term = script.number(term);
+        let body = match script.byte() % 13 {
+            0 => MessageBody::PreVote(vote_request(script, last, term)),
+            1 => MessageBody::PreVoteResponse(VoteResponse {
+                granted: script.bool(),
+            }),
+            2 => MessageBody::Vote(vote_request(script, last, term)),
+            3 => MessageBody::VoteResponse(VoteResponse {
+                granted: script.bool(),
+            }),
+            4 => {
+                let prev_log_index = script.number(last);
+                let prev_log_term = script.number(term);
+                let entries = forged_entries(script, prev_log_index, prev_log_term, message_term);
+                MessageBody::Append(AppendRequest {
+                    prev_log_index,
+                    prev_log_term,
+                    entries,
+                    leader_commit: script.number(commit),
+                })
+            }
+            5 => MessageBody::AppendResponse(if script.bool() {
+                AppendResponse::Accepted {
+                    match_index: script.number(last),
+                }
+            } else {
+                AppendResponse::Rejected {
+                    rejected_prev_index: script.number(last),
+                    hint_index: script.number(last),
+                    hint_term: script.number(term),
+                }
+            }),
+            6 => MessageBody::Heartbeat(Heartbeat {
+                leader_commit: script.number(commit),
+                read_round: script.number(1),
+            }),
+            7 => MessageBody::HeartbeatResponse(HeartbeatResponse {
+                read_round: script.number(1),
+                last_log_index: script.number(last),
+            }),
+            8 => {
+                let meta = SnapshotMeta {
+                    index: script.number(last),
+                    term: script.number(term),
+                    conf_state: forged_conf(script),
+                };
+                let total_bytes = script.number(16);
+                let offset = script.number(8);
+                let length = usize::from(script.byte() % 24);
+                MessageBody::InstallSnapshot(SnapshotChunk {
+                    meta,
+                    total_bytes,
+                    offset,
+                    data: script.bytes(length),
+                })
+            }
+            9 => MessageBody::InstallSnapshotResponse(SnapshotChunkResponse {
+                snapshot_index: script.number(last),
+                next_offset: script.number(64),
+            }),
+            10 => MessageBody::TimeoutNow,
+            11 => MessageBody::ReadIndex(ReadIndexRequest {
+                context: script.number(self.next_read),
+            }),
+            _ => MessageBody::ReadIndexResponse(ReadIndexResponse {
+                context: script.number(self.next_read),
+                index: script.bool().then(|| script.number(commit)),
+            }),
+        };
+        Some((
+            target,
+            Message {
+                from,
+                to,
+                term: message_term,
+                body,
+            },
+        ))
+    }
+}
+
+fn vote_request(script: &mut Script<'_>, last: Index, term: Term) -> VoteRequest {
+    VoteRequest {
+        last_log_index: script.number(last),
+        last_log_term: script.number(term),
+        leadership_transfer: script.bool(),
+    }
+}
+
+/// Voters and learners from 1..=5 (overlapping ones make a malformed configuration).
+fn forged_conf(script: &mut Script<'_>) -> ConfState {
+    let voters = script.byte();
+    let learners = script.byte();
+    let pick = |mask: u8| (1..=5).filter(move |id| mask & (1 << (id - 1)) != 0);
+    ConfState {
+        voters: pick(voters).collect(),
+        learners: pick(learners).collect(),
+    }
+}
+
+/// Up to four entries, usually forming a plausible log segment after `prev_index`.
+fn forged_entries(script: &mut Script<'_>, prev_index: Index, prev_term: Term, term: Term) -> Vec<Entry> {
+    let count = script.byte() % 5;
+    let mut index = if script.byte().is_multiple_of(8) {
+        script.number(prev_index)
+    } else {
+        prev_index.wrapping_add(1)
+    };
+    let mut entry_term = prev_term;
+    let mut entries = Vec::new();
+    for _ in 0..count {
+        entry_term = match script.byte() % 8 {
+            0 => script.number(term),
+            1..=3 => entry_term.saturating_add(1).min(term),
+            _ => entry_term,
+        };
+        let payload = match script.byte() % 4 {
+            0 => EntryPayload::Empty,
+            1 => EntryPayload::Config(forged_conf(script)),
+            _ => {
+                let length = usize::from(script.byte() % 12);
+                EntryPayload::Normal(script.bytes(length).into())
+            }
+        };
+        entries.push(Entry {
+            term: entry_term,
+            index,
+            payload,
+        });
+        index = index.wrapping_add(1);
+    }
+    entries
+}
