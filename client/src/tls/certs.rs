@@ -81,7 +81,7 @@ impl CertsPlan {
 /// What a certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Validity {
-    /// From January 1st of this year for `years` years.
+    /// From yesterday (UTC) for `years` years: a day of margin for clocks that lag.
     Years(i32),
     /// Expired a year ago: for tests that must see it refused.
     Expired,
@@ -155,12 +155,23 @@ impl Authority {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        let year = this_year();
+        let (year, month, day) = civil_from_days(days_since_epoch() - 1);
+        // February 29th has no anniversary in most years: the 28th then.
+        let day_in = |year: i32| {
+            if month == 2 && day == 29 && !is_leap(year) {
+                28
+            } else {
+                day
+            }
+        };
         (params.not_before, params.not_after) = match validity {
-            Validity::Years(years) => (
-                date_time_ymd(year, 1, 1),
-                date_time_ymd(year + years.max(1), 1, 1),
-            ),
+            Validity::Years(years) => {
+                let until = year + years.max(1);
+                (
+                    date_time_ymd(year, month, day),
+                    date_time_ymd(until, month, day_in(until)),
+                )
+            }
             Validity::Expired => (date_time_ymd(year - 3, 1, 1), date_time_ymd(year - 1, 1, 1)),
         };
         let key = KeyPair::generate().map_err(generate_error)?;
@@ -235,15 +246,38 @@ fn authority_params() -> CertificateParams {
     params
 }
 
-/// The current UTC year, from the system clock (a year is 365.2425 days on average; the
-/// error is a day at most around New Year, which the validity window absorbs).
-fn this_year() -> i32 {
+/// Whole days from 1970-01-01 to now (UTC), by the system clock.
+fn days_since_epoch() -> i64 {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or(0);
-    let years = seconds as f64 / (365.2425 * 86_400.0);
-    1970 + years.floor() as i32
+    i64::try_from(seconds / 86_400).unwrap_or(0)
+}
+
+fn is_leap(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+/// The (year, month, day) of a day count from 1970-01-01, in the proleptic Gregorian
+/// calendar (H. Hinnant's `civil_from_days`). Exact: an approximate year (365.2425 days)
+/// once made certificates issued on December 31st "not valid yet" for hours (found by
+/// the simulation, whose clock starts around New Year 2022).
+fn civil_from_days(days: i64) -> (i32, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year as i32, month as u8, day as u8)
 }
 
 /// Writes `contents` to `path` (created or replaced), keys readable by their owner only.
@@ -265,4 +299,19 @@ fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), TlsError
 
 fn generate_error(error: rcgen::Error) -> TlsError {
     TlsError::Generate(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{civil_from_days, is_leap};
+
+    #[test]
+    fn calendar_dates_are_exact_around_new_year_and_leap_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(18_992), (2021, 12, 31));
+        assert_eq!(civil_from_days(18_993), (2022, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_791), (2026, 12, 4));
+        assert!(is_leap(2000) && is_leap(2024) && !is_leap(1900) && !is_leap(2026));
+    }
 }
