@@ -162,7 +162,10 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
 }
 
 /// Creates the data dir readable by its owner only (0700), and tightens an existing one:
-/// it holds every key and value. (Files in it are 0600: `main` sets the umask.)
+/// it holds every key and value. (Files in it are 0600: `main` sets the umask.) A data
+/// dir this user does not own (a Kubernetes volume's root, owned by root and shared
+/// through `fsGroup`) cannot be chmod-ed: its mode is then the volume's business, and
+/// everything the node creates inside is still its owner's alone.
 fn create_private_dir(dir: &Path) -> Result<(), String> {
     let context = |e: std::io::Error| format!("cannot create data dir {}: {e}", dir.display());
     std::fs::DirBuilder::new()
@@ -170,5 +173,12 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
         .mode(0o700)
         .create(dir)
         .map_err(context)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(context)
+    match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            warn!(dir = %dir.display(), %error, "cannot restrict the data dir to 0700 (not its owner); files in it are 0600");
+            Ok(())
+        }
+        Err(error) => Err(context(error)),
+    }
 }
