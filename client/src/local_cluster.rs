@@ -132,17 +132,9 @@ impl LocalCluster {
 
     /// The `raftkv` CLI flags for the `admin` client (`--tls-*`), or none without `tls`.
     pub fn cli_tls_args(&self) -> Vec<String> {
-        let Some(files) = self.client_tls_files() else {
-            return Vec::new();
-        };
-        [
-            ("--tls-cert", files.cert),
-            ("--tls-key", files.key),
-            ("--tls-ca", files.ca),
-        ]
-        .into_iter()
-        .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
-        .collect()
+        self.client_tls_files()
+            .map(|files| files.flags())
+            .unwrap_or_default()
     }
 
     /// Lays out one more node (id: the next one) with fresh ports, not started. It is
@@ -215,15 +207,7 @@ impl LocalCluster {
         let security: Vec<String> = if self.options.tls {
             // A node added past the initial size gets its certificate now.
             init_certs(&self.options.base_dir, id)?;
-            let files = TlsFiles::in_dir(&self.certs_dir(), &format!("node-{id}"));
-            [
-                ("--tls-cert", files.cert),
-                ("--tls-key", files.key),
-                ("--tls-ca", files.ca),
-            ]
-            .into_iter()
-            .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
-            .collect()
+            TlsFiles::in_dir(&self.certs_dir(), &format!("node-{id}")).flags()
         } else {
             vec!["--insecure".to_string()]
         };

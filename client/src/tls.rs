@@ -71,6 +71,19 @@ impl TlsFiles {
         }
     }
 
+    /// These files as `--tls-cert`, `--tls-key`, `--tls-ca` arguments (the node and the
+    /// CLI take the same three).
+    pub fn flags(&self) -> Vec<String> {
+        [
+            ("--tls-cert", &self.cert),
+            ("--tls-key", &self.key),
+            ("--tls-ca", &self.ca),
+        ]
+        .into_iter()
+        .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+        .collect()
+    }
+
     /// The files of `dir` as `raftkv certs init` writes them for `who` (`node-3`, `client`).
     pub fn in_dir(dir: &Path, who: &str) -> Self {
         Self {
