@@ -28,6 +28,10 @@ cargo fuzz --version
 started=$(date +%s)
 # fuzz/Cargo.lock as committed (cargo fuzz build has no --locked of its own).
 cargo metadata --locked --format-version 1 >/dev/null
+# The harness's own tests first: its checker catches what it must (src/checker.rs) and the
+# raft_step seeds still elect and replicate (tests/seeds.rs).
+cargo test --locked --release --quiet
+echo "fuzz harness tests took $(( $(date +%s) - started ))s"
 # -O: optimised; -a: with debug assertions (the raft crate's invariant checks) and
 # overflow checks.
 RUSTC_BOOTSTRAP=1 cargo fuzz build -O -a -s "$FUZZ_SANITIZER"

@@ -27,12 +27,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use raft::{
-    AppendRequest, AppendResponse, ConfChange, ConfState, Config, Entry, EntryPayload, HardState, Heartbeat,
-    HeartbeatResponse, Index, Message, MessageBody, NodeId, Raft, ReadIndexRequest, ReadIndexResponse,
-    RestartState, Role, Snapshot, SnapshotChunk, SnapshotChunkResponse, SnapshotMeta, Term, VoteRequest,
-    VoteResponse,
+    AppendResponse, ConfChange, ConfState, Config, Index, Message, MessageBody, NodeId, Raft, RestartState,
+    Role, Term, VoteResponse,
 };
 
+use crate::checker::Checker;
+use crate::disk::Disk;
+use crate::forge;
+use crate::machine::Machine;
 use crate::script::{op, Script};
 
 pub const VOTERS: [NodeId; 3] = [1, 2, 3];
@@ -110,90 +112,6 @@ fn node_id(byte: u8) -> NodeId {
     NodeId::from(byte % 4) + 1
 }
 
-/// What a server made durable: all that survives its crash.
-#[derive(Debug, Clone, Default)]
-struct Disk {
-    hard_state: HardState,
-    snapshot: Option<Snapshot>,
-    /// The log after the snapshot, contiguous.
-    entries: Vec<Entry>,
-}
-
-impl Disk {
-    fn snapshot_index(&self) -> Index {
-        self.snapshot.as_ref().map_or(0, |s| s.meta.index)
-    }
-
-    fn last_index(&self) -> Index {
-        self.entries.last().map_or(self.snapshot_index(), |e| e.index)
-    }
-
-    fn entry(&self, index: Index) -> Option<&Entry> {
-        let first = self.entries.first()?.index;
-        let position = usize::try_from(index.checked_sub(first)?).ok()?;
-        self.entries.get(position)
-    }
-
-    fn holds(&self, index: Index) -> bool {
-        index <= self.last_index()
-    }
-}
-
-/// The application: a digest of every entry applied, in order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Machine {
-    applied: Index,
-    digest: u64,
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn payload_digest(payload: &EntryPayload) -> u64 {
-    match payload {
-        EntryPayload::Empty => mix(1),
-        EntryPayload::Normal(data) => data.iter().fold(mix(2), |h, &b| mix(h ^ u64::from(b))),
-        EntryPayload::Config(conf) => conf
-            .voters
-            .iter()
-            .chain([&0])
-            .chain(conf.learners.iter())
-            .fold(mix(3), |h, &id| mix(h ^ id)),
-    }
-}
-
-impl Machine {
-    fn apply(&mut self, entry: &Entry) {
-        assert_eq!(
-            entry.index,
-            self.applied + 1,
-            "entries are applied in order, once"
-        );
-        self.applied = entry.index;
-        self.digest = mix(self.digest ^ mix(entry.term ^ mix(payload_digest(&entry.payload))));
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        self.digest.to_be_bytes().to_vec()
-    }
-
-    /// A forged snapshot may hold any bytes: they restore to some digest all the same.
-    fn decode(applied: Index, data: &[u8]) -> Self {
-        let mut digest = [0u8; 8];
-        for (to, from) in digest.iter_mut().zip(data) {
-            *to = *from;
-        }
-        Self {
-            applied,
-            digest: u64::from_be_bytes(digest),
-        }
-    }
-}
-
 #[derive(Debug)]
 enum CrashPoint {
     BeforePersist,
@@ -227,27 +145,6 @@ impl Node {
             recorded_through: 0,
             reads_pending: BTreeSet::new(),
         }
-    }
-}
-
-/// The Raft safety properties across servers (paper Figure 3), for honest runs.
-#[derive(Debug, Default)]
-struct Checker {
-    leaders_by_term: BTreeMap<Term, NodeId>,
-    /// (index, term) -> (payload, term of the entry before): log matching.
-    entries: BTreeMap<(Index, Term), (EntryPayload, Term)>,
-    /// index -> (term, payload, machine digest after applying it): state machine safety.
-    applied: BTreeMap<Index, (Term, EntryPayload, u64)>,
-    checked_leaders: BTreeSet<(NodeId, Term)>,
-    /// Per leader and term, the commit index already checked to be durable on a quorum.
-    durable_commit_checked: BTreeMap<(NodeId, Term), Index>,
-    /// (node, context) -> highest index applied anywhere when the read was issued.
-    reads_issued: BTreeMap<(NodeId, u64), Index>,
-}
-
-impl Checker {
-    fn highest_applied(&self) -> Index {
-        self.applied.keys().next_back().copied().unwrap_or(0)
     }
 }
 
@@ -418,7 +315,9 @@ impl Cluster {
                 self.ready_or_nothing(id);
             }
             op::FORGE => {
-                if let Some((target, message)) = self.forge(script) {
+                let target = node_id(script.byte());
+                if let Some(raft) = self.raft(target) {
+                    let message = forge::message(raft, target, self.next_read, script);
                     self.deliver_forged(target, message);
                 }
             }
@@ -530,13 +429,12 @@ impl Cluster {
 
     fn read(&mut self, id: NodeId) {
         let context = self.next_read;
-        let acknowledged = self.checker.highest_applied();
         let Some(raft) = self.raft_mut(id) else {
             return;
         };
         if raft.read_index(context).is_ok() {
             self.next_read += 1;
-            self.checker.reads_issued.insert((id, context), acknowledged);
+            self.checker.read_issued(id, context);
             self.node_mut(id).reads_pending.insert(context);
             self.after_input(id);
         }
@@ -702,22 +600,8 @@ impl Cluster {
                         .term(first.index - 1)
                         .expect("the entry before new ones")
                 });
-                let mut previous = previous_term.unwrap_or(0);
-                for entry in &ready.entries {
-                    let known = self
-                        .checker
-                        .entries
-                        .entry((entry.index, entry.term))
-                        .or_insert_with(|| (entry.payload.clone(), previous));
-                    assert_eq!(
-                        *known,
-                        (entry.payload.clone(), previous),
-                        "log matching: {id} holds another entry at index {} term {}",
-                        entry.index,
-                        entry.term
-                    );
-                    previous = entry.term;
-                }
+                self.checker
+                    .check_persisted(id, previous_term.unwrap_or(0), &ready.entries);
             }
             if matches!(node.armed_crash, Some(CrashPoint::AfterPersist)) {
                 node.raft = None;
@@ -738,15 +622,8 @@ impl Cluster {
             if let Some(snapshot) = &ready.snapshot {
                 node.machine = Machine::decode(snapshot.meta.index, &snapshot.data);
                 if !self.tainted {
-                    let index = snapshot.meta.index;
-                    let (_, _, digest) =
-                        self.checker.applied.get(&index).unwrap_or_else(|| {
-                            panic!("{id} installed a snapshot at {index}, applied nowhere")
-                        });
-                    assert_eq!(
-                        node.machine.digest, *digest,
-                        "{id} restored a wrong snapshot at {index}"
-                    );
+                    self.checker
+                        .check_restored(id, snapshot.meta.index, node.machine.digest);
                 }
             }
             for entry in &ready.committed_entries {
@@ -763,17 +640,7 @@ impl Cluster {
                 );
                 node.machine.apply(entry);
                 if !self.tainted {
-                    let recorded = self
-                        .checker
-                        .applied
-                        .entry(entry.index)
-                        .or_insert_with(|| (entry.term, entry.payload.clone(), node.machine.digest));
-                    assert_eq!(
-                        *recorded,
-                        (entry.term, entry.payload.clone(), node.machine.digest),
-                        "state machine safety: {id} applied another entry at index {}",
-                        entry.index
-                    );
+                    self.checker.check_applied(id, entry, node.machine.digest);
                 }
             }
 
@@ -792,17 +659,7 @@ impl Cluster {
                     read.context
                 );
                 if !self.tainted {
-                    let acknowledged = self
-                        .checker
-                        .reads_issued
-                        .get(&(id, read.context))
-                        .copied()
-                        .unwrap_or(0);
-                    assert!(
-                        read.index >= acknowledged,
-                        "stale read on {id}: index {} < {acknowledged} applied before it was issued",
-                        read.index
-                    );
+                    self.checker.check_read(id, read);
                 }
             }
             for context in &ready.dropped_reads {
@@ -859,7 +716,8 @@ impl Cluster {
 
     // ----- the checks after every input --------------------------------------------------
 
-    /// Records newly committed entries of `id` and checks known ones never change.
+    /// Records newly committed entries of `id` (for the checker too, with the term `id`
+    /// knew them committed in) and checks known ones never change.
     fn record_committed(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("node");
         let Some(raft) = node.raft.as_ref() else {
@@ -873,6 +731,9 @@ impl Cluster {
                 .term(index)
                 .expect("committed entries above the purge point are in the log");
             node.committed_terms.insert(index, term);
+            if !self.tainted {
+                self.checker.record_commit(id, index, term, raft.term());
+            }
         }
         node.recorded_through = node.recorded_through.max(committed);
         node.committed_terms = node.committed_terms.split_off(&(purged + 1));
@@ -890,7 +751,7 @@ impl Cluster {
         if self.tainted {
             return;
         }
-        // Election safety, and leader completeness for each new leader.
+        // Election safety, leader completeness and commit durability, for every leader.
         for node in self.nodes.values() {
             let Some(raft) = node.raft.as_ref() else {
                 continue;
@@ -898,198 +759,13 @@ impl Cluster {
             if raft.role() != Role::Leader {
                 continue;
             }
-            let (leader, term) = (raft.id(), raft.term());
-            let first = *self.checker.leaders_by_term.entry(term).or_insert(leader);
-            assert_eq!(
-                first, leader,
-                "election safety: {first} and {leader} both lead term {term}"
-            );
-            if self.checker.checked_leaders.insert((leader, term)) {
-                let purged = raft.log().purged_index();
-                for (&index, (entry_term, _, _)) in self.checker.applied.range(purged + 1..) {
-                    assert_eq!(
-                        raft.log().term(index),
-                        Some(*entry_term),
-                        "leader completeness: {leader} of term {term} lacks committed entry {index}"
-                    );
-                }
-            }
-            // Paper §5.3: committed means stored on a majority of the voters' disks.
-            let commit = raft.committed();
-            let checked = self
-                .checker
-                .durable_commit_checked
-                .entry((leader, term))
-                .or_insert(commit);
-            if commit > *checked {
-                *checked = commit;
-                let commit_term = raft.log().term(commit);
-                let voters = &raft.conf_state().voters;
-                let durable = voters
-                    .iter()
-                    .filter(|voter| {
-                        self.nodes.get(voter).is_some_and(|n| {
-                            n.disk.snapshot_index() >= commit
-                                || n.disk.entry(commit).map(|e| e.term) == commit_term
-                        })
-                    })
-                    .count();
-                assert!(
-                    durable > voters.len() / 2,
-                    "commit durability: {leader} of term {term} committed {commit}, durable on {durable} of {} voters",
-                    voters.len()
-                );
-            }
+            self.checker
+                .check_leader(raft.id(), raft.term(), raft.log().purged_index(), |index| {
+                    raft.log().term(index)
+                });
+            let nodes = &self.nodes;
+            self.checker
+                .check_commit_durable(raft, |voter| nodes.get(&voter).map(|n| &n.disk));
         }
     }
-
-    // ----- forged messages ---------------------------------------------------------------
-
-    /// A hostile message for a live server: sender, recipient, term and every field read
-    /// off the script, mostly near that server's own state.
-    fn forge(&self, script: &mut Script<'_>) -> Option<(NodeId, Message)> {
-        let target = node_id(script.byte());
-        let raft = self.raft(target)?;
-        let term = raft.term();
-        let last = raft.log().last_index();
-        let commit = raft.committed();
-        let from = [2, 3, 1, 4, 5, 0][usize::from(script.byte() % 6)];
-        let from = if from == target { target % 4 + 1 } else { from };
-        let to = if script.byte().is_multiple_of(16) {
-            NodeId::from(script.byte() % 6)
-        } else {
-            target
-        };
-        let message_term = script.number(term);
-        let body = match script.byte() % 13 {
-            0 => MessageBody::PreVote(vote_request(script, last, term)),
-            1 => MessageBody::PreVoteResponse(VoteResponse {
-                granted: script.bool(),
-            }),
-            2 => MessageBody::Vote(vote_request(script, last, term)),
-            3 => MessageBody::VoteResponse(VoteResponse {
-                granted: script.bool(),
-            }),
-            4 => {
-                let prev_log_index = script.number(last);
-                let prev_log_term = script.number(term);
-                let entries = forged_entries(script, prev_log_index, prev_log_term, message_term);
-                MessageBody::Append(AppendRequest {
-                    prev_log_index,
-                    prev_log_term,
-                    entries,
-                    leader_commit: script.number(commit),
-                })
-            }
-            5 => MessageBody::AppendResponse(if script.bool() {
-                AppendResponse::Accepted {
-                    match_index: script.number(last),
-                }
-            } else {
-                AppendResponse::Rejected {
-                    rejected_prev_index: script.number(last),
-                    hint_index: script.number(last),
-                    hint_term: script.number(term),
-                }
-            }),
-            6 => MessageBody::Heartbeat(Heartbeat {
-                leader_commit: script.number(commit),
-                read_round: script.number(1),
-            }),
-            7 => MessageBody::HeartbeatResponse(HeartbeatResponse {
-                read_round: script.number(1),
-                last_log_index: script.number(last),
-            }),
-            8 => {
-                let meta = SnapshotMeta {
-                    index: script.number(last),
-                    term: script.number(term),
-                    conf_state: forged_conf(script),
-                };
-                let total_bytes = script.number(16);
-                let offset = script.number(8);
-                let length = usize::from(script.byte() % 24);
-                MessageBody::InstallSnapshot(SnapshotChunk {
-                    meta,
-                    total_bytes,
-                    offset,
-                    data: script.bytes(length),
-                })
-            }
-            9 => MessageBody::InstallSnapshotResponse(SnapshotChunkResponse {
-                snapshot_index: script.number(last),
-                next_offset: script.number(64),
-            }),
-            10 => MessageBody::TimeoutNow,
-            11 => MessageBody::ReadIndex(ReadIndexRequest {
-                context: script.number(self.next_read),
-            }),
-            _ => MessageBody::ReadIndexResponse(ReadIndexResponse {
-                context: script.number(self.next_read),
-                index: script.bool().then(|| script.number(commit)),
-            }),
-        };
-        Some((
-            target,
-            Message {
-                from,
-                to,
-                term: message_term,
-                body,
-            },
-        ))
-    }
-}
-
-fn vote_request(script: &mut Script<'_>, last: Index, term: Term) -> VoteRequest {
-    VoteRequest {
-        last_log_index: script.number(last),
-        last_log_term: script.number(term),
-        leadership_transfer: script.bool(),
-    }
-}
-
-/// Voters and learners from 1..=5 (overlapping ones make a malformed configuration).
-fn forged_conf(script: &mut Script<'_>) -> ConfState {
-    let voters = script.byte();
-    let learners = script.byte();
-    let pick = |mask: u8| (1..=5).filter(move |id| mask & (1 << (id - 1)) != 0);
-    ConfState {
-        voters: pick(voters).collect(),
-        learners: pick(learners).collect(),
-    }
-}
-
-/// Up to four entries, usually forming a plausible log segment after `prev_index`.
-fn forged_entries(script: &mut Script<'_>, prev_index: Index, prev_term: Term, term: Term) -> Vec<Entry> {
-    let count = script.byte() % 5;
-    let mut index = if script.byte().is_multiple_of(8) {
-        script.number(prev_index)
-    } else {
-        prev_index.wrapping_add(1)
-    };
-    let mut entry_term = prev_term;
-    let mut entries = Vec::new();
-    for _ in 0..count {
-        entry_term = match script.byte() % 8 {
-            0 => script.number(term),
-            1..=3 => entry_term.saturating_add(1).min(term),
-            _ => entry_term,
-        };
-        let payload = match script.byte() % 4 {
-            0 => EntryPayload::Empty,
-            1 => EntryPayload::Config(forged_conf(script)),
-            _ => {
-                let length = usize::from(script.byte() % 12);
-                EntryPayload::Normal(script.bytes(length).into())
-            }
-        };
-        entries.push(Entry {
-            term: entry_term,
-            index,
-            payload,
-        });
-        index = index.wrapping_add(1);
-    }
-    entries
 }
