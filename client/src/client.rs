@@ -66,8 +66,11 @@ pub struct Client {
     options: ClientOptions,
     router: Router,
     pool: ConnectionPool,
+    /// The id of this client's session (thesis §6.3); a new one after it expired.
     client_id: u64,
-    /// The sequence number the next new write takes; starts at 1.
+    /// Whether the session `client_id` was opened (as far as this client knows).
+    session_open: bool,
+    /// The sequence number the next new write takes; starts at 1 in each session.
     next_sequence: u64,
     next_request_id: u64,
 }
@@ -96,6 +99,7 @@ impl Client {
             router: Router::new(addresses),
             pool: ConnectionPool::default(),
             client_id,
+            session_open: false,
             next_sequence: 1,
             next_request_id: 1,
         })
@@ -110,6 +114,8 @@ impl Client {
     /// Two live clients must never share one (see `client_id`).
     pub fn with_client_id(mut self, client_id: u64) -> Self {
         self.client_id = client_id;
+        self.session_open = false;
+        self.next_sequence = 1;
         self
     }
 
@@ -195,7 +201,7 @@ impl Client {
     ) -> Result<Option<Vec<u8>>, ClientError> {
         let key = key.into();
         check_key(&key)?;
-        match self.call(Request::Get { key, consistency }).await? {
+        match self.call(&Request::Get { key, consistency }).await? {
             (_, Response::Value(value)) => Ok(value),
             (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
         }
@@ -220,7 +226,7 @@ impl Client {
             limit,
             consistency,
         };
-        match self.call(request).await? {
+        match self.call(&request).await? {
             (_, Response::Listing(pairs)) => Ok(pairs),
             (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
         }
@@ -265,7 +271,7 @@ impl Client {
 
     /// The cluster's members as the leader sees them.
     pub async fn members(&mut self) -> Result<MemberList, ClientError> {
-        match self.call(Request::Members).await? {
+        match self.call(&Request::Members).await? {
             (_, Response::Members(list)) => Ok(list),
             (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
         }
@@ -280,36 +286,97 @@ impl Client {
                 message: "member ids start at 1".to_string(),
             });
         }
-        match self.call(Request::ChangeMembers(change)).await? {
+        match self.call(&Request::ChangeMembers(change)).await? {
             (_, Response::Members(list)) => Ok(list),
             (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
         }
     }
 
-    /// Sends a new write under the next session sequence, retrying it with that same
-    /// sequence. Returns the answering endpoint with the result.
-    async fn write(&mut self, command: Command) -> Result<(String, WriteResult), ClientError> {
-        check_command(&command)?;
-        // Taken before the first attempt and never reused: even a write that failed
-        // with an unknown outcome may still be applied, so its number is spent.
+    /// Opens the session `client_id` through the log unless it is open. Opening is
+    /// idempotent, so `call`'s retries are safe.
+    async fn open_session(&mut self) -> Result<(), ClientError> {
+        if self.session_open {
+            return Ok(());
+        }
+        let request = Request::OpenSession {
+            client_id: self.client_id,
+        };
+        match self.call(&request).await? {
+            (_, Response::SessionOpened { .. }) => {
+                self.session_open = true;
+                self.next_sequence = 1;
+                Ok(())
+            }
+            (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
+        }
+    }
+
+    /// Forgets the session after the cluster dropped it: the next write opens a new id,
+    /// never this one again, so a late copy of an old write cannot find it open.
+    fn renew_session(&mut self) {
+        self.client_id = client_id::next_client_id(self.client_id);
+        self.session_open = false;
+        self.next_sequence = 1;
+    }
+
+    /// The next sequence of the open session. Taken before the first attempt and never
+    /// reused: even a write that failed with an unknown outcome may still be applied.
+    fn next_session(&mut self) -> Session {
         let session = Session {
             client_id: self.client_id,
             sequence: self.next_sequence,
         };
         self.next_sequence += 1;
-        match self.call(Request::Write { session, command }).await? {
-            (endpoint, Response::Written(result)) => Ok((endpoint, result)),
-            (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
+        session
+    }
+
+    /// Sends a new write under the next session sequence, retrying it with that same
+    /// sequence. Returns the answering endpoint with the result. A write refused because
+    /// its session expired before any copy of it could have been applied is sent once
+    /// more in a new session; otherwise its outcome is unknown and said so.
+    async fn write(&mut self, command: Command) -> Result<(String, WriteResult), ClientError> {
+        check_command(&command)?;
+        self.open_session().await?;
+        let mut request = Request::Write {
+            session: self.next_session(),
+            command,
+        };
+        let mut renewed = false;
+        loop {
+            match self.call(&request).await {
+                Ok((endpoint, Response::Written(result))) => return Ok((endpoint, result)),
+                Ok((endpoint, other)) => return Err(ClientError::unexpected_response(endpoint, other)),
+                Err(ClientError::SessionExpired {
+                    outcome_unknown: false,
+                    ..
+                }) if !renewed => {
+                    renewed = true;
+                    self.renew_session();
+                    self.open_session().await?;
+                    if let Request::Write { session, .. } = &mut request {
+                        *session = self.next_session();
+                    }
+                }
+                Err(error @ ClientError::SessionExpired { .. }) => {
+                    self.renew_session();
+                    return Err(error);
+                }
+                Err(error) => return Err(error),
+            }
         }
     }
 
     /// Sends `request` to the believed leader until a node answers it or the deadline
     /// passes. The request (and so a write's session) is identical on every attempt.
-    async fn call(&mut self, request: Request) -> Result<(String, Response), ClientError> {
+    async fn call(&mut self, request: &Request) -> Result<(String, Response), ClientError> {
         let deadline_at = Instant::now() + self.options.deadline;
         let mut backoff = Backoff::new(self.client_id ^ self.next_request_id);
         let mut attempts: u32 = 0;
         let mut redirects_without_pause: u32 = 0;
+        // Whether an earlier attempt may have reached the log: it timed out, its
+        // connection broke, or its leader lost the entry. A refusal (not the leader,
+        // overloaded) never did.
+        let mut maybe_proposed = false;
         loop {
             let address = self.router.target().to_string();
             let remaining = deadline_at.saturating_duration_since(Instant::now());
@@ -352,6 +419,7 @@ impl Client {
                         ErrorKind::SessionExpired => {
                             return Err(ClientError::SessionExpired {
                                 message: reply.message,
+                                outcome_unknown: maybe_proposed,
                             })
                         }
                         ErrorKind::PermissionDenied => {
@@ -362,8 +430,13 @@ impl Client {
                         ErrorKind::Internal => return Err(error),
                         // Busy, or leadership moved mid-request: the same node may serve
                         // (or redirect) after a pause.
-                        ErrorKind::Overloaded | ErrorKind::Unavailable => (Retry::AfterPause, error),
+                        ErrorKind::Overloaded => (Retry::AfterPause, error),
+                        ErrorKind::Unavailable => {
+                            maybe_proposed = true;
+                            (Retry::AfterPause, error)
+                        }
                         ErrorKind::ShuttingDown => {
+                            maybe_proposed = true;
                             self.router.advance();
                             (Retry::AfterPause, error)
                         }
@@ -372,6 +445,7 @@ impl Client {
                 Ok(response) => return Ok((address, response)),
                 // Down, partitioned or too slow: another node may know a leader.
                 Err(error @ (ClientError::Connection { .. } | ClientError::Timeout { .. })) => {
+                    maybe_proposed = true;
                     self.router.advance();
                     (Retry::AfterPause, error)
                 }

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the client protocol; a node refuses requests of another version.
-pub const CLIENT_PROTOCOL_VERSION: u16 = 1;
+/// 2: sessions are opened through the log (`Request::OpenSession`) before their writes.
+pub const CLIENT_PROTOCOL_VERSION: u16 = 2;
 
 /// Upper bounds a node enforces on client input.
 pub const KEY_BYTES_MAX: usize = 4 * 1024;
@@ -26,7 +27,9 @@ pub struct ResponseEnvelope {
 }
 
 /// Identifies a client's write for exactly-once application (Raft thesis §6.3): a
-/// retried write carries the same `client_id` and `sequence` and is applied once.
+/// retried write carries the same `client_id` and `sequence` and is applied once. The
+/// session must have been opened (`Request::OpenSession`) and not have expired: a write
+/// of an unknown session is refused with `SessionExpired`, never applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Session {
     pub client_id: u64,
@@ -44,6 +47,13 @@ pub enum ReadConsistency {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
+    /// Registers session `client_id` through the log (thesis §6.3), answered with
+    /// `SessionOpened` once applied. Opening a session that is open only keeps it alive,
+    /// so a retry is safe. A client opens a new id (never a used one) after its session
+    /// expired: a late copy of an old write must not find the id open again.
+    OpenSession {
+        client_id: u64,
+    },
     Write {
         session: Session,
         command: Command,
@@ -176,6 +186,14 @@ impl Command {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
+    /// The session is open; it expires `timeout_millis` (cluster time, carried in the
+    /// log) after its latest write, or earlier if the cluster must make room.
+    /// `client_id` is the session's id in the log: for a client with a certificate, the
+    /// one its id is bound to (the client keeps sending its own).
+    SessionOpened {
+        client_id: u64,
+        timeout_millis: u64,
+    },
     Written(WriteResult),
     Value(Option<Vec<u8>>),
     Listing(Vec<(Vec<u8>, Vec<u8>)>),
@@ -215,7 +233,10 @@ pub enum ErrorKind {
     Unavailable,
     /// The node is shutting down.
     ShuttingDown,
-    /// A write with an old sequence number whose response is no longer cached.
+    /// The write's session is unknown: never opened, expired after `timeout_millis`
+    /// without a write, evicted to make room, or the write's sequence is older than the
+    /// session's latest. The write was not applied now; a retry's earlier copy may have
+    /// been. Open a new session for new writes.
     SessionExpired,
     Internal,
     /// The client's certificate name has no role that allows this request (issue 11).

@@ -13,7 +13,7 @@ use client::wire::{
     CLIENT_PROTOCOL_VERSION,
 };
 use node::identity::{ClusterId, ClusterMembership, Founder, Identity};
-use node::kv::command::KvCommand;
+use node::kv::command::{KvBody, KvCommand, SessionLimits};
 use node::membership::MemberRecord;
 use node::storage::{SessionRecord, SnapshotImage};
 use node::transport::{Handshake, HandshakeReply, PeerState, PROTOCOL_VERSION};
@@ -69,6 +69,7 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
         sequence: 1,
     };
     let writes = frames(&[
+        request(0, Request::OpenSession { client_id: 7 }),
         request(
             1,
             Request::Write {
@@ -158,6 +159,13 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
         }],
     };
     let responses = frames(&[
+        response(
+            0,
+            Response::SessionOpened {
+                client_id: 7,
+                timeout_millis: 3_600_000,
+            },
+        ),
         response(
             1,
             Response::Written(WriteResult::Done {
@@ -420,8 +428,9 @@ fn storage_codecs() -> Vec<(&'static str, Vec<u8>)> {
             "session-record",
             encoded(&SessionRecord {
                 sequence: 3,
-                result: write.clone(),
-                index: 12,
+                result: Some(write.clone()),
+                expires_at_millis: 1_700_000_012_000,
+                timeout_millis: 3_600_000,
             }),
         ),
         (
@@ -432,8 +441,9 @@ fn storage_codecs() -> Vec<(&'static str, Vec<u8>)> {
                     7,
                     SessionRecord {
                         sequence: 1,
-                        result: write,
-                        index: 4,
+                        result: Some(write),
+                        expires_at_millis: 1_700_000_004_000,
+                        timeout_millis: 3_600_000,
                     },
                 )],
             }
@@ -441,14 +451,26 @@ fn storage_codecs() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "kv-command",
-            KvCommand {
-                session: Session {
+            KvCommand::write(
+                1_700_000_000_000,
+                Session {
                     client_id: 7,
                     sequence: 2,
                 },
-                command: Command::Put {
+                Command::Put {
                     key: b"k".to_vec(),
                     value: b"v".to_vec(),
+                },
+            )
+            .encode(),
+        ),
+        (
+            "kv-command-open-session",
+            KvCommand {
+                at_millis: 1_700_000_000_000,
+                body: KvBody::OpenSession {
+                    client_id: 7,
+                    limits: SessionLimits::DEFAULT,
                 },
             }
             .encode(),

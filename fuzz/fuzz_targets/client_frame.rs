@@ -10,19 +10,30 @@ use std::fmt::Debug;
 use client::frame::{encode_frame, parse_frame, FrameError, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX};
 use client::wire::{Request, RequestEnvelope, ResponseEnvelope};
 use libfuzzer_sys::fuzz_target;
+use node::kv::command::{validate_command, KvBody, KvCommand, SessionLimits};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 fuzz_target!(|data: &[u8]| {
-    for request in read_stream::<RequestEnvelope>(data) {
-        if let Request::Write { session, command } = request.request {
-            // The driver's check before a write enters the log, then the log's encoding.
-            let _ = node::kv::command::validate_command(&command);
-            let entry = node::kv::command::KvCommand { session, command };
-            let decoded =
-                node::kv::command::KvCommand::decode(&entry.encode()).expect("own encoding decodes");
-            assert_eq!(decoded, entry);
-        }
+    for (position, request) in read_stream::<RequestEnvelope>(data).into_iter().enumerate() {
+        // The driver's check before a write enters the log, then the log's encoding.
+        let at_millis = request.id.rotate_left(position as u32);
+        let entry = match request.request {
+            Request::Write { session, command } => {
+                let _ = validate_command(&command);
+                KvCommand::write(at_millis, session, command)
+            }
+            Request::OpenSession { client_id } => KvCommand {
+                at_millis,
+                body: KvBody::OpenSession {
+                    client_id,
+                    limits: SessionLimits::DEFAULT,
+                },
+            },
+            _ => continue,
+        };
+        let decoded = KvCommand::decode(&entry.encode()).expect("own encoding decodes");
+        assert_eq!(decoded, entry);
     }
     read_stream::<ResponseEnvelope>(data);
 });

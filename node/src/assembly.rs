@@ -19,8 +19,6 @@ use crate::membership::{load_records, PeerDirectory};
 use crate::storage::Storage;
 use crate::transport::Transport;
 
-/// Client sessions kept for exactly-once writes (thesis §6.3).
-pub const SESSIONS_MAX: usize = 100_000;
 /// Inbound peer messages and client calls queued for the driver.
 pub const DRIVER_QUEUE_MAX: usize = 8192;
 
@@ -89,7 +87,7 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
     );
     let had_raft_state = recovered.is_some();
     let mut start =
-        member_raft(settings.raft.clone(), &joined, recovered, SESSIONS_MAX).map_err(|e| e.to_string())?;
+        member_raft(settings.raft.clone(), &joined, recovered).map_err(|e| e.to_string())?;
     if had_raft_state {
         let records = load_records(&storage).map_err(|e| e.to_string())?;
         start.joining = must_join(

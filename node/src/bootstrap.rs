@@ -338,7 +338,6 @@ pub fn member_raft(
     raft_config: raft::Config,
     joined: &Joined,
     recovered: Option<Recovered>,
-    sessions_max: usize,
 ) -> Result<MemberStart, StartupError> {
     let own_id = raft_config.id;
     match (recovered, joined) {
@@ -348,7 +347,7 @@ pub fn member_raft(
             let joining = raft.conf_state().learners.contains(&own_id);
             Ok(MemberStart {
                 raft,
-                machine: StateMachine::new(recovered.sessions, sessions_max),
+                machine: StateMachine::new(recovered.sessions),
                 joining,
             })
         }
@@ -359,7 +358,7 @@ pub fn member_raft(
                 Raft::bootstrap(raft_config, ConfState::with_voters(voters)).map_err(StartupError::Raft)?;
             Ok(MemberStart {
                 raft,
-                machine: StateMachine::new([], sessions_max),
+                machine: StateMachine::new([]),
                 joining: false,
             })
         }
@@ -368,7 +367,7 @@ pub fn member_raft(
             let raft = Raft::join(raft_config).map_err(StartupError::Raft)?;
             Ok(MemberStart {
                 raft,
-                machine: StateMachine::new([], sessions_max),
+                machine: StateMachine::new([]),
                 joining: true,
             })
         }

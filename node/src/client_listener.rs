@@ -117,10 +117,14 @@ impl Caller {
     /// id (read from a dump, say) names a different session and cannot make this one's
     /// next write a silent duplicate.
     fn bind(&self, request: &mut Request) {
-        let (Self::Named { name, .. }, Request::Write { session, .. }) = (self, request) else {
+        let Self::Named { name, .. } = self else {
             return;
         };
-        session.client_id = bound_client_id(name, session.client_id);
+        match request {
+            Request::Write { session, .. } => session.client_id = bound_client_id(name, session.client_id),
+            Request::OpenSession { client_id } => *client_id = bound_client_id(name, *client_id),
+            _ => {}
+        }
     }
 }
 

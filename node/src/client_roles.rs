@@ -25,7 +25,7 @@ impl Role {
     pub fn required_for(request: &Request) -> Role {
         match request {
             Request::Get { .. } | Request::List { .. } => Role::Read,
-            Request::Write { .. } => Role::Write,
+            Request::Write { .. } | Request::OpenSession { .. } => Role::Write,
             Request::Status | Request::Dump | Request::Members | Request::ChangeMembers(_) => Role::Admin,
         }
     }

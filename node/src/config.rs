@@ -12,7 +12,11 @@ use client::tls::TlsFiles;
 
 use crate::client_roles::ClientRoles;
 use crate::identity::ClusterId;
+use crate::kv::command::SessionLimits;
 use crate::pod::node_id_from_pod_name;
+
+/// A week: a session that outlives it holds memory for a client long gone.
+const SESSION_TIMEOUT_SECS_MAX: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -80,6 +84,15 @@ pub struct NodeArgs {
     pub snapshot_every: u64,
     #[arg(long, env = "RAFTKV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// A client session (exactly-once writes, Raft thesis §6.3) expires this long after
+    /// its latest write: a retry later than that is refused, never applied twice. Carried
+    /// in the log with each session this node opens as leader, so replicas never disagree.
+    #[arg(long, env = "RAFTKV_SESSION_TIMEOUT_SECS", default_value_t = 3600)]
+    pub session_timeout_secs: u64,
+    /// Open client sessions kept at most; past it, the one closest to expiry is evicted
+    /// (its retries are refused). Carried in the log like the timeout.
+    #[arg(long, env = "RAFTKV_SESSIONS_MAX", default_value_t = 100_000)]
+    pub sessions_max: u64,
     /// Disaster recovery from a survivor: make this node the only voter of its cluster,
     /// with every entry of its log committed. Only when a majority's data is lost for
     /// good; wipe the other members before they start again (they rejoin by themselves).
@@ -143,6 +156,7 @@ pub struct NodeSettings {
     pub raft: raft::Config,
     pub snapshot_every: u64,
     pub log_format: LogFormat,
+    pub session_limits: SessionLimits,
     pub force_new_cluster: bool,
     pub security: Security,
     pub client_connections_max: usize,
@@ -203,6 +217,14 @@ impl NodeArgs {
         if self.snapshot_every == 0 {
             return Err("--snapshot-every must be at least 1".into());
         }
+        if self.session_timeout_secs == 0 || self.session_timeout_secs > SESSION_TIMEOUT_SECS_MAX {
+            return Err(format!(
+                "--session-timeout-secs must be within 1..={SESSION_TIMEOUT_SECS_MAX}"
+            ));
+        }
+        if self.sessions_max == 0 {
+            return Err("--sessions-max must be at least 1".into());
+        }
         let raft = raft::Config {
             election_timeout_ticks_min: self.election_ticks_min,
             election_timeout_ticks_max: self.election_ticks_max,
@@ -242,6 +264,11 @@ impl NodeArgs {
             raft,
             snapshot_every: self.snapshot_every,
             log_format: self.log_format,
+            session_limits: SessionLimits {
+                timeout_millis: self.session_timeout_secs * 1000,
+                sessions_max: self.sessions_max,
+                ..SessionLimits::DEFAULT
+            },
             force_new_cluster: self.force_new_cluster,
             security: self.security(id)?,
             client_connections_max: self.client_connections_max.max(1),

@@ -55,6 +55,11 @@ pub fn is_system_key(key: &[u8]) -> bool {
     key.starts_with(SYSTEM_KEY_PREFIX)
 }
 
+/// Whether `key` is a member record's (writing one reloads the peer directory).
+pub fn is_member_key(key: &[u8]) -> bool {
+    key.starts_with(MEMBER_KEY_PREFIX)
+}
+
 /// The reserved key of member `id`'s record.
 pub fn member_key(id: NodeId) -> Vec<u8> {
     let mut key = MEMBER_KEY_PREFIX.to_vec();
@@ -62,15 +67,14 @@ pub fn member_key(id: NodeId) -> Vec<u8> {
     key
 }
 
-/// The command that writes member `id`'s record, proposed by the leader only.
-pub fn record_command(id: NodeId, record: &MemberRecord) -> KvCommand {
-    KvCommand {
-        session: SYSTEM_SESSION,
-        command: Command::Put {
-            key: member_key(id),
-            value: postcard::to_allocvec(record).expect("in-memory record encodes"),
-        },
-    }
+/// The command that writes member `id`'s record, proposed by the leader only, whose
+/// clock reads `at_millis`.
+pub fn record_command(id: NodeId, record: &MemberRecord, at_millis: u64) -> KvCommand {
+    let command = Command::Put {
+        key: member_key(id),
+        value: postcard::to_allocvec(record).expect("in-memory record encodes"),
+    };
+    KvCommand::write(at_millis, SYSTEM_SESSION, command)
 }
 
 /// Every member record in `storage`'s applied state. A record that does not decode is

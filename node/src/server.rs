@@ -25,7 +25,6 @@ use crate::ops_http::{serve_ops, OpsState};
 use crate::storage::fjall_store::FjallStore;
 use crate::transport::{Transport, TransportConfig};
 
-pub use crate::assembly::SESSIONS_MAX;
 
 impl PeerNetwork for Transport {
     fn send(&self, message: Message) {
@@ -115,6 +114,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
             cluster_id: 0,
             shutdown_transfer_ticks_max: settings.raft.election_timeout_ticks_max.saturating_mul(2),
             inputs_per_turn_max: 4096,
+            session_limits: settings.session_limits,
         },
         force_new_cluster: settings.force_new_cluster,
         client_port,

@@ -19,6 +19,10 @@ pub enum Canary {
     /// Retried writes are applied again instead of answered from the session's cached
     /// result (thesis §6.3).
     NoWriteDedup,
+    /// A write whose session is not open (expired or evicted) opens it and applies, as
+    /// raftkv did before issue 12: a retry that arrives after its session was dropped
+    /// applies a second time (thesis §6.3 has such a request refused).
+    UnknownSessionApplies,
     /// A node whose disk was lost comes back as the member it was, with an empty log, no
     /// term and no vote: raftkv before issue 10, where a wiped founder bootstrapped
     /// itself again and voted and acknowledged as a blank voter (it can vote twice in a

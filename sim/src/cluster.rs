@@ -99,6 +99,8 @@ pub struct ClusterConfig {
     pub monitor: RaftMonitor,
     /// Every node's data dir incarnation, kept outside the nodes.
     pub incarnations: Incarnations,
+    /// The session limits every node puts in the log.
+    pub session_limits: node::kv::command::SessionLimits,
     /// A known bug injected into every node (canary tests only).
     #[cfg(feature = "canaries")]
     pub canary: Option<raft::canary::Canary>,
@@ -121,6 +123,7 @@ impl ClusterConfig {
             max_inflight_appends_per_follower: parameters.max_inflight_appends_per_follower,
             monitor: RaftMonitor::new(),
             incarnations: Incarnations::default(),
+            session_limits: parameters.session_limits,
             #[cfg(feature = "canaries")]
             canary: parameters.canary,
         }
@@ -364,6 +367,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
             cluster_id: 0,
             shutdown_transfer_ticks_max: config.election_timeout_ticks_max.saturating_mul(2),
             inputs_per_turn_max: 4096,
+            session_limits: config.session_limits,
             #[cfg(feature = "canaries")]
             canary: config.canary,
         },

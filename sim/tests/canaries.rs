@@ -74,6 +74,11 @@ fn applying_a_retried_write_twice_is_found() {
 }
 
 #[test]
+fn a_retry_applied_again_after_its_session_expired_is_found() {
+    assert_found(Canary::UnknownSessionApplies);
+}
+
+#[test]
 fn an_empty_disk_taken_for_the_member_it_replaces_is_found() {
     assert_found(Canary::EmptyDiskBootstrapsAsVoter);
 }

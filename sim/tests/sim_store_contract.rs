@@ -38,8 +38,9 @@ fn hard_state(term: Term, commit: Index) -> HardState {
 fn session(index: Index) -> SessionRecord {
     SessionRecord {
         sequence: index,
-        result: WriteResult::Done { previous: None },
-        index,
+        result: Some(WriteResult::Done { previous: None }),
+        expires_at_millis: index,
+        timeout_millis: 1,
     }
 }
 

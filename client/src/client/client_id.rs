@@ -30,6 +30,20 @@ pub(crate) fn generate_client_id() -> u64 {
     hasher.finish().max(1)
 }
 
+/// The id a client takes after its session `previous` expired: derived from it (so a
+/// simulation stays replayable), non-zero, and never `previous` itself.
+pub(crate) fn next_client_id(previous: u64) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    previous.hash(&mut hasher);
+    "renewed".hash(&mut hasher);
+    let next = hasher.finish().max(1);
+    if next == previous {
+        previous.wrapping_add(1).max(1)
+    } else {
+        next
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,13 @@ pub enum ClientError {
     /// The request breaks a protocol limit (checked before sending) or the node refused
     /// it as malformed. Retrying the same request will not help.
     InvalidRequest { message: String },
-    /// The node no longer remembers this write's session (its sequence is older than the
-    /// latest one the cluster applied for this client): the outcome cannot be reported.
-    SessionExpired { message: String },
+    /// The write's session was not open when it reached the log (expired after the
+    /// cluster's session timeout, evicted to make room, or the write is older than the
+    /// session's latest): that copy was not applied. `outcome_unknown`: an earlier
+    /// attempt of the same write may have been (it timed out or its leader changed), so
+    /// whether the write happened cannot be told. The client opens a new session for its
+    /// next write.
+    SessionExpired { message: String, outcome_unknown: bool },
     /// The node refused the request: this client's identity lacks the role for it.
     PermissionDenied { message: String },
     /// The node reported an error of `kind`. Returned at once only for kinds that retrying
@@ -92,7 +96,17 @@ impl fmt::Display for ClientError {
         match self {
             Self::Endpoints(error) => error.fmt(f),
             Self::InvalidRequest { message } => write!(f, "invalid request: {message}"),
-            Self::SessionExpired { message } => write!(f, "client session expired: {message}"),
+            Self::SessionExpired {
+                message,
+                outcome_unknown: true,
+            } => write!(
+                f,
+                "client session expired: {message}; an earlier attempt may have been applied: the outcome is unknown"
+            ),
+            Self::SessionExpired {
+                message,
+                outcome_unknown: false,
+            } => write!(f, "client session expired: {message}"),
             Self::PermissionDenied { message } => write!(f, "permission denied: {message}"),
             Self::Server {
                 endpoint,

@@ -5,7 +5,7 @@ use raft::{EntryPayload, Raft, Role};
 
 use client::wire::Command;
 
-use crate::kv::command::KvCommand;
+use crate::kv::command::{KvBody, KvCommand};
 
 /// A command with its key and value sizes, not its values: a dump must stay small.
 fn describe_command(command: &Command) -> String {
@@ -71,14 +71,18 @@ pub(super) fn node_dump(raft: &Raft, kv: Vec<(Vec<u8>, Vec<u8>)>) -> NodeDump {
                 EntryPayload::Config(conf) => {
                     format!("config voters={:?} learners={:?}", conf.voters, conf.learners)
                 }
-                EntryPayload::Normal(data) => match KvCommand::decode(data) {
-                    Ok(command) => format!(
+                EntryPayload::Normal(data) => match KvCommand::decode(data).map(|command| command.body) {
+                    Ok(KvBody::Write { session, command }) => format!(
                         "client {} seq {}: {}",
-                        command.session.client_id,
-                        command.session.sequence,
-                        describe_command(&command.command)
+                        session.client_id,
+                        session.sequence,
+                        describe_command(&command)
                     ),
-                    Err(error) => format!("undecodable command: {error}"),
+                    Ok(KvBody::OpenSession { client_id, limits }) => format!(
+                        "open session {client_id} (timeout {} ms, at most {} sessions)",
+                        limits.timeout_millis, limits.sessions_max
+                    ),
+                    Err(error) => error.to_string(),
                 },
             };
             (entry.index, entry.term, description)

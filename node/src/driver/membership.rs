@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::requests::invalid;
-use super::{Driver, PeerNetwork, PendingWrite};
+use super::{now_millis, Driver, PeerNetwork, PendingWrite};
 use crate::membership::{load_records, record_command, MemberRecord};
 use crate::storage::{Storage, StorageError};
 
@@ -161,7 +161,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     /// Proposes member `id`'s record. The leader uses it at once (its own transport
     /// must reach a new learner); followers when they apply it.
     fn propose_record(&mut self, id: NodeId, record: MemberRecord) -> Result<u64, Refused> {
-        let data = record_command(id, &record).encode();
+        let data = record_command(id, &record, now_millis()).encode();
         match self.raft.propose(data) {
             Ok(proposal) => {
                 self.metrics.proposals_total.fetch_add(1, Ordering::Relaxed);

@@ -23,8 +23,9 @@ use raft::{ConfState, Index, Message, NodeId, Raft, Role, Term};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
-use crate::kv::state_machine::StateMachine;
-use crate::membership::{is_system_key, PeerDirectory, PeerEntry};
+use crate::kv::command::SessionLimits;
+use crate::kv::state_machine::{Applied, StateMachine};
+use crate::membership::{is_member_key, PeerDirectory, PeerEntry};
 use crate::metrics::Metrics;
 use crate::storage::{Storage, StorageError};
 
@@ -60,6 +61,8 @@ pub struct DriverConfig {
     pub shutdown_transfer_ticks_max: u32,
     /// Upper bound of inputs taken per loop turn before handling the `Ready`.
     pub inputs_per_turn_max: usize,
+    /// The session limits this node puts in the log when it opens a session as leader.
+    pub session_limits: SessionLimits,
     /// A known bug to inject (simulation self-test only; see `raft::canary`).
     #[cfg(feature = "canaries")]
     pub canary: Option<raft::canary::Canary>,
@@ -149,8 +152,10 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         #[cfg(feature = "canaries")]
         let machine = {
             let mut machine = machine;
-            if config.canary == Some(raft::canary::Canary::NoWriteDedup) {
-                machine.disable_dedup();
+            match config.canary {
+                Some(raft::canary::Canary::NoWriteDedup) => machine.disable_dedup(),
+                Some(raft::canary::Canary::UnknownSessionApplies) => machine.apply_unknown_sessions(),
+                _ => {}
             }
             machine
         };
@@ -298,7 +303,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             if let Some(last) = ready.committed_entries.last() {
                 let last_index = last.index;
                 let (batch, outcomes) = self.machine.apply(&self.storage, &ready.committed_entries)?;
-                let records_written = batch.kv_writes.iter().any(|(key, _)| is_system_key(key));
+                let records_written = batch.kv_writes.iter().any(|(key, _)| is_member_key(key));
                 self.storage.apply(batch)?;
                 if records_written {
                     self.reload_records()?;
@@ -317,7 +322,14 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                     if let Some(pending) = self.pending_writes.remove(&outcome.index) {
                         let response = if pending.term == outcome.term {
                             match outcome.result {
-                                Ok(result) => Response::Written(result),
+                                Ok(Applied::Written(result)) => Response::Written(result),
+                                Ok(Applied::SessionOpened {
+                                    client_id,
+                                    timeout_millis,
+                                }) => Response::SessionOpened {
+                                    client_id,
+                                    timeout_millis,
+                                },
                                 Err(reply) => Response::Error(reply),
                             }
                         } else {
@@ -445,6 +457,15 @@ fn unavailable(message: &str) -> Response {
         kind: ErrorKind::Unavailable,
         message: message.to_string(),
     })
+}
+
+/// This leader's wall clock, stamped on the entries it proposes (`KvCommand::at_millis`).
+/// Only the log's clock (the largest stamp applied) decides anything, so a clock that
+/// steps back, or a new leader's that is behind, moves no session's expiry back.
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn lost_write() -> Response {

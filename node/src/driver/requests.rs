@@ -9,9 +9,12 @@ use client::wire::{
     ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, KEY_BYTES_MAX, LIST_LIMIT_MAX,
 };
 use raft::ProposalError;
+use tokio::sync::oneshot;
 
-use super::{describe, lost_write, unavailable, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite};
-use crate::kv::command::{validate_command, KvCommand};
+use super::{
+    describe, lost_write, now_millis, unavailable, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite,
+};
+use crate::kv::command::{validate_command, KvBody, KvCommand};
 use crate::membership::{is_system_key, SYSTEM_KEY_PREFIX, SYSTEM_SESSION};
 use crate::storage::Storage;
 
@@ -27,6 +30,21 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 self.change_members(change, reply);
                 return;
             }
+            Request::OpenSession { client_id } => {
+                if client_id == SYSTEM_SESSION.client_id {
+                    Some(invalid("client id 0 is reserved".to_string()))
+                } else {
+                    let body = KvBody::OpenSession {
+                        client_id,
+                        limits: self.config.session_limits,
+                    };
+                    self.propose_command(KvCommand {
+                        at_millis: now_millis(),
+                        body,
+                    }, reply);
+                    return;
+                }
+            }
             Request::Write { session, command } => {
                 if let Err(why) = validate_command(&command) {
                     Some(invalid(why))
@@ -38,27 +56,8 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                     // Already applied (Raft thesis §6.3): answer without a new entry.
                     Some(Response::Written(result.clone()))
                 } else {
-                    let data = KvCommand { session, command }.encode();
-                    match self.raft.propose(data) {
-                        Ok(proposal) => {
-                            self.metrics.proposals_total.fetch_add(1, Ordering::Relaxed);
-                            let pending = PendingWrite {
-                                term: proposal.term,
-                                reply,
-                            };
-                            if let Some(replaced) = self.pending_writes.insert(proposal.index, pending) {
-                                // The index was reused after a leadership change.
-                                let _ = replaced.reply.send(lost_write());
-                            }
-                            return;
-                        }
-                        Err(error) => {
-                            self.metrics
-                                .proposals_refused_total
-                                .fetch_add(1, Ordering::Relaxed);
-                            Some(self.refusal(error))
-                        }
-                    }
+                    self.propose_command(KvCommand::write(now_millis(), session, command), reply);
+                    return;
                 }
             }
             Request::Get { consistency, .. } | Request::List { consistency, .. } => {
@@ -89,6 +88,29 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         };
         if let Some(response) = response {
             let _ = reply.send(response);
+        }
+    }
+
+    /// Proposes a client's command; `reply` is answered once it is applied (or lost).
+    fn propose_command(&mut self, command: KvCommand, reply: oneshot::Sender<Response>) {
+        match self.raft.propose(command.encode()) {
+            Ok(proposal) => {
+                self.metrics.proposals_total.fetch_add(1, Ordering::Relaxed);
+                let pending = PendingWrite {
+                    term: proposal.term,
+                    reply,
+                };
+                if let Some(replaced) = self.pending_writes.insert(proposal.index, pending) {
+                    // The index was reused after a leadership change.
+                    let _ = replaced.reply.send(lost_write());
+                }
+            }
+            Err(error) => {
+                self.metrics
+                    .proposals_refused_total
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = reply.send(self.refusal(error));
+            }
         }
     }
 

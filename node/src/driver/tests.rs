@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use client::wire::{Command, ReadConsistency, Request, Response, Session, WriteResult};
+use client::wire::{Command, ErrorKind, ReadConsistency, Request, Response, Session, WriteResult};
 use raft::{ConfState, Message, NodeId, Raft};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -53,12 +53,13 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         cluster_id: 1,
         shutdown_transfer_ticks_max: 10,
         inputs_per_turn_max: 4096,
+        session_limits: crate::kv::command::SessionLimits::DEFAULT,
     };
     let (driver, handles) = Driver::new(
         raft,
         MemoryStore::default(),
         NoPeers,
-        StateMachine::new([], 1024),
+        StateMachine::new([]),
         config,
         crate::membership::PeerDirectory::default(),
     )
@@ -73,6 +74,21 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         .await
         .expect("elected")
         .expect("driver alive");
+    // Thesis §6.3: sessions are opened through the log before their writes; a write of
+    // a session never opened is refused, not applied.
+    let unopened = call(&calls_sender, put(999, 1, "never", "v")).await.await.expect("answered");
+    assert!(
+        matches!(&unopened, Response::Error(reply) if reply.kind == ErrorKind::SessionExpired),
+        "{unopened:?}"
+    );
+    let mut opened = Vec::new();
+    for client in 0..200u64 {
+        opened.push(call(&calls_sender, Request::OpenSession { client_id: client + 1 }).await);
+    }
+    for answer in opened {
+        let response = answer.await.expect("answered");
+        assert!(matches!(response, Response::SessionOpened { .. }), "{response:?}");
+    }
     let syncs_before = handles.metrics.fsync_count();
     let mut answers = Vec::new();
     for client in 0..200u64 {

@@ -1,21 +1,110 @@
-//! What a `Normal` Raft entry carries: one client write with its session.
+//! What a `Normal` Raft entry carries: one client command, stamped with the proposing
+//! leader's clock.
+//!
+//! Log format 2 (the first byte): every entry carries `at_millis`, and sessions are
+//! opened through the log (Raft thesis §6.3), so that every replica decides alike when a
+//! session expires and which one makes room. Entries of format 1 (raftkv before
+//! sessions were registered) are refused as such: applying them under the new rules, or
+//! skipping them, would change what they did.
+
+use std::fmt;
 
 use client::wire::{Command, Session, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
 
+/// The first byte of every entry this build writes.
+pub const LOG_FORMAT: u8 = 2;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvCommand {
-    pub session: Session,
-    pub command: Command,
+    /// The proposing leader's wall clock, in milliseconds since the Unix epoch. The state
+    /// machine's clock is the largest value applied so far, so it never goes back even
+    /// when a new leader's clock is behind the old one's.
+    pub at_millis: u64,
+    pub body: KvBody,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvBody {
+    /// Registers (or keeps alive) session `client_id`, under the proposing leader's
+    /// limits: the limits are in the log, so replicas configured differently (a rolling
+    /// upgrade, a changed flag) still expire and evict alike.
+    OpenSession { client_id: u64, limits: SessionLimits },
+    /// A client write of an open session, or a system record (`SYSTEM_SESSION`).
+    Write { session: Session, command: Command },
+}
+
+/// How long sessions live and how many the cluster keeps, as the latest `OpenSession`
+/// entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLimits {
+    /// A session expires this long (cluster clock) after its latest write or opening.
+    pub timeout_millis: u64,
+    /// Open sessions at most; past it, the one closest to expiry is evicted.
+    pub sessions_max: u64,
+    /// Bytes of cached results (values a retry is answered with) at most, over all
+    /// sessions; past it, sessions closest to expiry are evicted.
+    pub cached_bytes_max: u64,
+}
+
+impl SessionLimits {
+    pub const DEFAULT: Self = Self {
+        timeout_millis: 60 * 60 * 1000,
+        sessions_max: 100_000,
+        cached_bytes_max: 64 * 1024 * 1024,
+    };
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Why an entry's bytes are not a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// The entry is of another log format (1: raftkv before sessions were registered).
+    Format { found: Option<u8> },
+    Decode(postcard::Error),
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Format { found: None } => write!(f, "empty command"),
+            Self::Format { found: Some(found) } => write!(
+                f,
+                "command of log format {found} (first byte), this build reads format {LOG_FORMAT}: \
+                 a log written by an older raftkv"
+            ),
+            Self::Decode(error) => write!(f, "undecodable command: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
 impl KvCommand {
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("in-memory command encodes")
+    pub fn write(at_millis: u64, session: Session, command: Command) -> Self {
+        Self {
+            at_millis,
+            body: KvBody::Write { session, command },
+        }
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(data)
+    pub fn encode(&self) -> Vec<u8> {
+        let data = vec![LOG_FORMAT];
+        postcard::to_extend(self, data).expect("in-memory command encodes")
+    }
+
+    pub fn decode(data: &[u8]) -> Result<Self, CommandError> {
+        match data.split_first() {
+            Some((&LOG_FORMAT, rest)) => postcard::from_bytes(rest).map_err(CommandError::Decode),
+            other => Err(CommandError::Format {
+                found: other.map(|(first, _)| *first),
+            }),
+        }
     }
 }
 
@@ -45,4 +134,35 @@ pub fn validate_command(command: &Command) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_round_trips_and_another_format_is_named() {
+        let command = KvCommand::write(
+            1_700_000_000_000,
+            Session {
+                client_id: 9,
+                sequence: 3,
+            },
+            Command::Delete { key: b"k".to_vec() },
+        );
+        let data = command.encode();
+        assert_eq!(data[0], LOG_FORMAT);
+        assert_eq!(KvCommand::decode(&data), Ok(command));
+        // Format 1 began with the client id's varint: 0 for system records, >= 0x80 for
+        // the random ids clients took.
+        assert_eq!(
+            KvCommand::decode(&[0x00, 0x00, 0x00]),
+            Err(CommandError::Format { found: Some(0) })
+        );
+        assert_eq!(KvCommand::decode(&[]), Err(CommandError::Format { found: None }));
+        assert!(matches!(
+            KvCommand::decode(&[LOG_FORMAT, 0xFF]),
+            Err(CommandError::Decode(_))
+        ));
+    }
 }

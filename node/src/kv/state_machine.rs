@@ -1,69 +1,118 @@
 //! Applies committed entries to the KV data, deterministically on every replica.
 //!
-//! Client sessions (Raft thesis §6.3): each write carries (client id, sequence). A
-//! sequence already applied returns the cached result instead of applying twice, so a
-//! client may retry a write whose outcome it never learned. Only the latest result per
-//! client is kept (clients have one write in flight); an older sequence is refused as
-//! expired. The table is bounded: the session whose last write is oldest is evicted, a
-//! choice made from log indexes only, so every replica evicts the same one.
+//! Client sessions (Raft thesis §6.3). A client opens its session through the log
+//! (`KvBody::OpenSession`); then each write carries (client id, sequence). A sequence
+//! already applied is answered from the cached result instead of applying twice. A
+//! write whose session is not open (never opened, expired, evicted to make room) or
+//! whose sequence is older than the session's latest is refused with `SessionExpired`
+//! and never applied: however late a retry arrives, it applies at most once.
 //!
-//! Known gap: clients do not register their sessions (thesis §6.3 has them do so), so a
-//! retry arriving after its session was evicted, which takes `sessions_max` newer
-//! clients in between, is applied again instead of refused.
+//! Time and limits come from the log alone: the clock is the largest `at_millis`
+//! applied, the limits are the latest `OpenSession`'s. Both are kept with the applied
+//! state (`SESSION_STATE_KEY`, a system key, so snapshots carry it), so a replica that
+//! restarted, restored a snapshot or runs with other flags expires and evicts exactly
+//! as the others.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use client::wire::{Command, ErrorKind, ErrorReply, Session, WriteResult};
 use raft::{Entry, EntryPayload, Index, Term};
-use tracing::warn;
+use serde::{Deserialize, Serialize};
 
-use crate::kv::command::KvCommand;
+use crate::kv::command::{KvBody, KvCommand, SessionLimits};
 use crate::membership::SYSTEM_SESSION;
 use crate::storage::{ApplyBatch, SessionRecord, Storage, StorageError};
 
-/// The outcome of one applied write, to answer the client that proposed it.
+/// Where the sessions' clock and limits are kept in the applied state.
+pub const SESSION_STATE_KEY: &[u8] = b"\0raftkv/sessions";
+
+/// The clock and limits every replica derives from the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// The largest `at_millis` applied.
+    pub clock_millis: u64,
+    pub limits: SessionLimits,
+}
+
+impl SessionState {
+    /// Before any entry: no time has passed, the default limits.
+    const INITIAL: Self = Self {
+        clock_millis: 0,
+        limits: SessionLimits::DEFAULT,
+    };
+
+    fn load(storage: &dyn Storage) -> Result<Self, StorageError> {
+        match storage.get(SESSION_STATE_KEY)? {
+            None => Ok(Self::INITIAL),
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map_err(|error| StorageError::Corrupt(format!("session state: {error}"))),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("in-memory state encodes")
+    }
+}
+
+/// What an applied command answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Written(WriteResult),
+    SessionOpened { client_id: u64, timeout_millis: u64 },
+}
+
+/// The outcome of one applied command, to answer the client that proposed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedWrite {
     pub index: Index,
     pub term: Term,
-    pub result: Result<WriteResult, ErrorReply>,
+    pub result: Result<Applied, ErrorReply>,
 }
-
-/// Bytes of values the session table may cache in all: results carry values up to
-/// 1 MiB, so a count bound alone would let the table grow without bound in bytes.
-pub const SESSION_CACHED_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 fn cached_bytes(record: &SessionRecord) -> usize {
     let values = match &record.result {
-        WriteResult::Done { previous } => [previous.as_ref(), None],
-        WriteResult::CompareAndSwap { current, .. } => [current.as_ref(), None],
+        None => [None, None],
+        Some(WriteResult::Done { previous }) => [previous.as_ref(), None],
+        Some(WriteResult::CompareAndSwap { current, .. }) => [current.as_ref(), None],
     };
     values.into_iter().flatten().map(Vec::len).sum()
+}
+
+fn session_expired(message: String) -> ErrorReply {
+    ErrorReply {
+        kind: ErrorKind::SessionExpired,
+        message,
+    }
 }
 
 #[derive(Debug)]
 pub struct StateMachine {
     sessions: BTreeMap<u64, SessionRecord>,
-    sessions_max: usize,
     /// Sum of `cached_bytes` over the table.
     sessions_bytes: usize,
-    /// (index of last write, client id) of every session: eviction order.
-    sessions_by_age: BTreeSet<(Index, u64)>,
+    /// (expires_at_millis, client id) of every session: expiry and eviction order.
+    sessions_by_expiry: BTreeSet<(u64, u64)>,
+    /// `None` until read from storage (at start, and after a snapshot was installed).
+    state: Option<SessionState>,
     /// The `NoWriteDedup` canary (simulation self-test only).
     #[cfg(feature = "canaries")]
     dedup_disabled: bool,
+    /// The `UnknownSessionApplies` canary (simulation self-test only).
+    #[cfg(feature = "canaries")]
+    unknown_sessions_apply: bool,
 }
 
 impl StateMachine {
-    pub fn new(sessions: impl IntoIterator<Item = (u64, SessionRecord)>, sessions_max: usize) -> Self {
-        assert!(sessions_max > 0);
+    pub fn new(sessions: impl IntoIterator<Item = (u64, SessionRecord)>) -> Self {
         let mut machine = Self {
             sessions: BTreeMap::new(),
-            sessions_max,
             sessions_bytes: 0,
-            sessions_by_age: BTreeSet::new(),
+            sessions_by_expiry: BTreeSet::new(),
+            state: None,
             #[cfg(feature = "canaries")]
             dedup_disabled: false,
+            #[cfg(feature = "canaries")]
+            unknown_sessions_apply: false,
         };
         machine.restore_sessions(sessions);
         machine
@@ -75,6 +124,14 @@ impl StateMachine {
         self.dedup_disabled = true;
     }
 
+    /// Injects the `UnknownSessionApplies` canary: a write of a session that is not open
+    /// opens it and applies (raftkv before issue 12), so a retry whose session expired
+    /// or was evicted applies a second time.
+    #[cfg(feature = "canaries")]
+    pub fn apply_unknown_sessions(&mut self) {
+        self.unknown_sessions_apply = true;
+    }
+
     /// Whether a retried write is answered from its session (always, but for a canary).
     fn dedups(&self) -> bool {
         #[cfg(feature = "canaries")]
@@ -84,15 +141,30 @@ impl StateMachine {
         true
     }
 
-    /// Replaces the session table after a snapshot was installed.
+    fn unknown_sessions_apply(&self) -> bool {
+        #[cfg(feature = "canaries")]
+        if self.unknown_sessions_apply {
+            return true;
+        }
+        false
+    }
+
+    /// Replaces the session table after a snapshot was installed; the clock and limits
+    /// are read again from the installed state.
     pub fn restore_sessions(&mut self, sessions: impl IntoIterator<Item = (u64, SessionRecord)>) {
         self.sessions = sessions.into_iter().collect();
         self.sessions_bytes = self.sessions.values().map(cached_bytes).sum();
-        self.sessions_by_age = self
+        self.sessions_by_expiry = self
             .sessions
             .iter()
-            .map(|(id, record)| (record.index, *id))
+            .map(|(id, record)| (record.expires_at_millis, *id))
             .collect();
+        self.state = None;
+    }
+
+    /// Open sessions, for metrics and tests.
+    pub fn sessions_open(&self) -> usize {
+        self.sessions.len()
     }
 
     /// The cached result of `session`'s write, if that exact write was applied.
@@ -100,17 +172,23 @@ impl StateMachine {
         self.sessions
             .get(&session.client_id)
             .filter(|record| self.dedups() && record.sequence == session.sequence)
-            .map(|record| &record.result)
+            .and_then(|record| record.result.as_ref())
     }
 
     /// Applies `entries` (consecutive, committed) on top of `storage`'s data. Returns the
-    /// batch to write atomically and each write's outcome. Reads see the batch's own
-    /// earlier writes.
+    /// batch to write atomically and each command's outcome. Reads see the batch's own
+    /// earlier writes. An entry that is not a command of this log format is an error: it
+    /// was written by an older raftkv or damaged, and skipping it would lose a write.
     pub fn apply(
         &mut self,
         storage: &dyn Storage,
         entries: &[Entry],
     ) -> Result<(ApplyBatch, Vec<AppliedWrite>), StorageError> {
+        let mut state = match self.state {
+            Some(state) => state,
+            None => SessionState::load(storage)?,
+        };
+        let state_before = state;
         let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let mut session_writes: BTreeMap<u64, Option<SessionRecord>> = BTreeMap::new();
         let mut outcomes = Vec::new();
@@ -124,22 +202,34 @@ impl StateMachine {
             let EntryPayload::Normal(data) = &entry.payload else {
                 continue;
             };
-            let command = match KvCommand::decode(data) {
-                Ok(command) => command,
-                Err(error) => {
-                    // Every replica holds the same bytes and skips them the same way.
-                    warn!(index = entry.index, %error, "skipped an undecodable command");
-                    continue;
+            let command = KvCommand::decode(data)
+                .map_err(|error| StorageError::Corrupt(format!("log entry {}: {error}", entry.index)))?;
+            state.clock_millis = state.clock_millis.max(command.at_millis);
+            self.expire(state.clock_millis, &mut session_writes);
+            let result = match command.body {
+                KvBody::OpenSession { client_id, limits } => {
+                    state.limits = limits;
+                    Ok(self.open(client_id, state, &mut session_writes))
                 }
+                KvBody::Write { session, command } => self.apply_write(
+                    storage,
+                    &mut overlay,
+                    &mut session_writes,
+                    state,
+                    session,
+                    command,
+                )?,
             };
-            let result =
-                self.apply_command(storage, &mut overlay, &mut session_writes, entry.index, command)?;
             outcomes.push(AppliedWrite {
                 index: entry.index,
                 term: entry.term,
                 result,
             });
         }
+        if state != state_before {
+            overlay.insert(SESSION_STATE_KEY.to_vec(), Some(state.encode()));
+        }
+        self.state = Some(state);
         let batch = ApplyBatch {
             applied_index,
             kv_writes: overlay.into_iter().collect(),
@@ -148,14 +238,101 @@ impl StateMachine {
         Ok((batch, outcomes))
     }
 
-    fn apply_command(
+    /// Removes every session whose time ran out by `clock_millis`.
+    fn expire(&mut self, clock_millis: u64, session_writes: &mut BTreeMap<u64, Option<SessionRecord>>) {
+        while let Some(&(expires_at, client_id)) = self.sessions_by_expiry.first() {
+            if expires_at >= clock_millis {
+                break;
+            }
+            self.remove(client_id, session_writes);
+        }
+    }
+
+    fn remove(&mut self, client_id: u64, session_writes: &mut BTreeMap<u64, Option<SessionRecord>>) {
+        if let Some(record) = self.sessions.remove(&client_id) {
+            self.sessions_bytes -= cached_bytes(&record);
+            self.sessions_by_expiry.remove(&(record.expires_at_millis, client_id));
+            session_writes.insert(client_id, None);
+        }
+    }
+
+    fn insert(
+        &mut self,
+        client_id: u64,
+        record: SessionRecord,
+        session_writes: &mut BTreeMap<u64, Option<SessionRecord>>,
+    ) {
+        if let Some(replaced) = self.sessions.remove(&client_id) {
+            self.sessions_bytes -= cached_bytes(&replaced);
+            self.sessions_by_expiry
+                .remove(&(replaced.expires_at_millis, client_id));
+        }
+        self.sessions_bytes += cached_bytes(&record);
+        self.sessions_by_expiry
+            .insert((record.expires_at_millis, client_id));
+        self.sessions.insert(client_id, record.clone());
+        session_writes.insert(client_id, Some(record));
+    }
+
+    /// Evicts the sessions closest to expiry while over `limits`, never `keep` (the
+    /// session just opened or written: it alone may exceed the byte bound).
+    fn evict_over(
+        &mut self,
+        limits: SessionLimits,
+        keep: u64,
+        session_writes: &mut BTreeMap<u64, Option<SessionRecord>>,
+    ) {
+        let over = |machine: &Self| {
+            machine.sessions.len() as u64 > limits.sessions_max.max(1)
+                || machine.sessions_bytes as u64 > limits.cached_bytes_max
+        };
+        while over(self) {
+            let Some(&(_, oldest)) = self.sessions_by_expiry.iter().find(|(_, id)| *id != keep) else {
+                break;
+            };
+            self.remove(oldest, session_writes);
+        }
+    }
+
+    fn open(
+        &mut self,
+        client_id: u64,
+        state: SessionState,
+        session_writes: &mut BTreeMap<u64, Option<SessionRecord>>,
+    ) -> Applied {
+        let timeout_millis = state.limits.timeout_millis;
+        let expires_at_millis = state.clock_millis.saturating_add(timeout_millis);
+        let record = match self.sessions.get(&client_id) {
+            // Opened again (a retry of the open): kept alive, its latest write kept.
+            Some(record) => SessionRecord {
+                expires_at_millis,
+                timeout_millis,
+                ..record.clone()
+            },
+            None => SessionRecord {
+                sequence: 0,
+                result: None,
+                expires_at_millis,
+                timeout_millis,
+            },
+        };
+        self.insert(client_id, record, session_writes);
+        self.evict_over(state.limits, client_id, session_writes);
+        Applied::SessionOpened {
+            client_id,
+            timeout_millis,
+        }
+    }
+
+    fn apply_write(
         &mut self,
         storage: &dyn Storage,
         overlay: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
         session_writes: &mut BTreeMap<u64, Option<SessionRecord>>,
-        index: Index,
-        KvCommand { session, command }: KvCommand,
-    ) -> Result<Result<WriteResult, ErrorReply>, StorageError> {
+        state: SessionState,
+        session: Session,
+        command: Command,
+    ) -> Result<Result<Applied, ErrorReply>, StorageError> {
         if session == SYSTEM_SESSION {
             // raftkv's own records (`crate::membership`), proposed only by a leader's
             // driver: applied as they are, with no session to deduplicate them.
@@ -165,22 +342,30 @@ impl StateMachine {
                 Command::Delete { .. } | Command::CompareAndSwap { .. } => None,
             };
             overlay.insert(key, value);
-            return Ok(Ok(WriteResult::Done { previous: None }));
+            return Ok(Ok(Applied::Written(WriteResult::Done { previous: None })));
         }
-        if let Some(record) = self.sessions.get(&session.client_id).filter(|_| self.dedups()) {
-            if session.sequence == record.sequence {
-                return Ok(Ok(record.result.clone()));
+        let timeout_millis = match self.sessions.get(&session.client_id) {
+            None if self.unknown_sessions_apply() => state.limits.timeout_millis,
+            None => {
+                return Ok(Err(session_expired(format!(
+                    "session {} is not open (never opened, expired or evicted): write {} was not applied now",
+                    session.client_id, session.sequence
+                ))))
             }
-            if session.sequence < record.sequence {
-                return Ok(Err(ErrorReply {
-                    kind: ErrorKind::SessionExpired,
-                    message: format!(
-                        "write {} of client {} is older than its latest write {}",
-                        session.sequence, session.client_id, record.sequence
-                    ),
-                }));
+            Some(record) if self.dedups() && session.sequence == record.sequence => {
+                if let Some(result) = &record.result {
+                    return Ok(Ok(Applied::Written(result.clone())));
+                }
+                record.timeout_millis
             }
-        }
+            Some(record) if self.dedups() && session.sequence < record.sequence => {
+                return Ok(Err(session_expired(format!(
+                    "write {} of session {} is older than its latest write {}: not applied now",
+                    session.sequence, session.client_id, record.sequence
+                ))));
+            }
+            Some(record) => record.timeout_millis,
+        };
         let key = command.key().to_vec();
         let current = match overlay.get(&key) {
             Some(value) => value.clone(),
@@ -200,28 +385,13 @@ impl StateMachine {
         overlay.insert(key, new_value);
         let record = SessionRecord {
             sequence: session.sequence,
-            result: result.clone(),
-            index,
+            result: Some(result.clone()),
+            expires_at_millis: state.clock_millis.saturating_add(timeout_millis),
+            timeout_millis,
         };
-        self.sessions_bytes += cached_bytes(&record);
-        self.sessions_by_age.insert((record.index, session.client_id));
-        if let Some(replaced) = self.sessions.insert(session.client_id, record.clone()) {
-            self.sessions_bytes -= cached_bytes(&replaced);
-            self.sessions_by_age.remove(&(replaced.index, session.client_id));
-        }
-        session_writes.insert(session.client_id, Some(record));
-        // Evict in log order, so every replica evicts the same sessions. The newest one
-        // stays even if it alone is over the byte bound.
-        while self.sessions.len() > 1
-            && (self.sessions.len() > self.sessions_max || self.sessions_bytes > SESSION_CACHED_BYTES_MAX)
-        {
-            let (_, oldest) = self.sessions_by_age.pop_first().expect("one entry per session");
-            if let Some(evicted) = self.sessions.remove(&oldest) {
-                self.sessions_bytes -= cached_bytes(&evicted);
-            }
-            session_writes.insert(oldest, None);
-        }
-        Ok(Ok(result))
+        self.insert(session.client_id, record, session_writes);
+        self.evict_over(state.limits, session.client_id, session_writes);
+        Ok(Ok(Applied::Written(result)))
     }
 }
 
@@ -232,17 +402,35 @@ mod tests {
     use super::*;
     use crate::storage::memory_store::MemoryStore;
 
-    fn entry(index: Index, client_id: u64, sequence: u64, command: Command) -> Entry {
-        let data = KvCommand {
-            session: Session { client_id, sequence },
-            command,
-        }
-        .encode();
+    const LIMITS: SessionLimits = SessionLimits {
+        timeout_millis: 1_000,
+        sessions_max: 2,
+        cached_bytes_max: 1024,
+    };
+
+    fn entry(index: Index, at_millis: u64, body: KvBody) -> Entry {
+        let data = KvCommand { at_millis, body }.encode();
         Entry {
             index,
             term: 1,
             payload: EntryPayload::Normal(Arc::from(data)),
         }
+    }
+
+    fn open(index: Index, at_millis: u64, client_id: u64) -> Entry {
+        entry(
+            index,
+            at_millis,
+            KvBody::OpenSession {
+                client_id,
+                limits: LIMITS,
+            },
+        )
+    }
+
+    fn write(index: Index, at_millis: u64, client_id: u64, sequence: u64, command: Command) -> Entry {
+        let session = Session { client_id, sequence };
+        entry(index, at_millis, KvBody::Write { session, command })
     }
 
     fn put(key: &str, value: &str) -> Command {
@@ -258,101 +446,145 @@ mod tests {
         outcomes
     }
 
+    fn expired(outcome: &AppliedWrite) -> bool {
+        matches!(&outcome.result, Err(reply) if reply.kind == ErrorKind::SessionExpired)
+    }
+
     #[test]
     fn a_retried_write_applies_once_and_returns_the_first_result() {
         // Thesis §6.3: the duplicate's result comes from the session, not a second apply.
         let mut store = MemoryStore::default();
-        let mut machine = StateMachine::new([], 16);
-        apply(&mut machine, &mut store, &[entry(1, 7, 1, put("k", "a"))]);
+        let mut machine = StateMachine::new([]);
+        apply(&mut machine, &mut store, &[open(1, 0, 7), write(2, 0, 7, 1, put("k", "a"))]);
         let cas = Command::CompareAndSwap {
             key: "k".into(),
             expected: Some("a".into()),
             new_value: Some("b".into()),
         };
-        let first = apply(&mut machine, &mut store, &[entry(2, 7, 2, cas.clone())]);
-        let retry = apply(&mut machine, &mut store, &[entry(3, 7, 2, cas)]);
+        let first = apply(&mut machine, &mut store, &[write(3, 1, 7, 2, cas.clone())]);
+        let retry = apply(&mut machine, &mut store, &[write(4, 2, 7, 2, cas)]);
         assert_eq!(first[0].result, retry[0].result);
         assert_eq!(
             first[0].result,
-            Ok(WriteResult::CompareAndSwap {
+            Ok(Applied::Written(WriteResult::CompareAndSwap {
                 swapped: true,
                 current: Some("a".into())
-            })
+            }))
         );
         assert_eq!(store.get(b"k").expect("reads"), Some(b"b".to_vec()));
-        let stale = apply(&mut machine, &mut store, &[entry(4, 7, 1, put("k", "z"))]);
-        assert!(matches!(&stale[0].result, Err(reply) if reply.kind == ErrorKind::SessionExpired));
+        let stale = apply(&mut machine, &mut store, &[write(5, 3, 7, 1, put("k", "z"))]);
+        assert!(expired(&stale[0]));
         assert_eq!(store.get(b"k").expect("reads"), Some(b"b".to_vec()));
     }
 
     #[test]
-    fn writes_in_one_batch_see_each_other_and_cas_compares_exactly() {
+    fn a_write_of_a_session_never_opened_is_refused_not_applied() {
         let mut store = MemoryStore::default();
-        let mut machine = StateMachine::new([], 16);
-        let outcomes = apply(
-            &mut machine,
-            &mut store,
-            &[
-                entry(1, 1, 1, put("k", "a")),
-                entry(
-                    2,
-                    2,
-                    1,
-                    Command::CompareAndSwap {
-                        key: "k".into(),
-                        expected: None,
-                        new_value: Some("x".into()),
-                    },
-                ),
-                entry(3, 3, 1, Command::Delete { key: "k".into() }),
-            ],
-        );
-        assert_eq!(
-            outcomes[1].result,
-            Ok(WriteResult::CompareAndSwap {
-                swapped: false,
-                current: Some("a".into())
-            })
-        );
-        assert_eq!(
-            outcomes[2].result,
-            Ok(WriteResult::Done {
-                previous: Some("a".into())
-            })
-        );
+        let mut machine = StateMachine::new([]);
+        let outcomes = apply(&mut machine, &mut store, &[write(1, 0, 7, 1, put("k", "a"))]);
+        assert!(expired(&outcomes[0]));
         assert_eq!(store.get(b"k").expect("reads"), None);
     }
 
     #[test]
-    fn the_session_table_evicts_the_oldest_session_deterministically() {
+    fn a_retry_after_its_session_expired_is_refused_not_applied_again() {
         let mut store = MemoryStore::default();
-        let mut machine = StateMachine::new([], 2);
+        let mut machine = StateMachine::new([]);
+        apply(
+            &mut machine,
+            &mut store,
+            &[open(1, 0, 7), write(2, 500, 7, 1, put("k", "a"))],
+        );
+        // Another client's writes move the log's clock past 500 + 1000; 7's retry of
+        // its write comes after one of them overwrote the key.
         let outcomes = apply(
             &mut machine,
             &mut store,
             &[
-                entry(1, 10, 1, put("a", "1")),
-                entry(2, 20, 1, put("b", "1")),
-                entry(3, 30, 1, put("c", "1")),
+                open(3, 1_400, 8),
+                write(4, 1_400, 8, 1, put("k", "b")),
+                write(5, 1_501, 8, 2, put("other", "x")),
+                write(6, 1_600, 7, 1, put("k", "a")),
             ],
         );
-        assert_eq!(outcomes.len(), 3);
-        assert!(machine
-            .cached_result(Session {
-                client_id: 10,
-                sequence: 1
-            })
-            .is_none());
-        assert!(machine
-            .cached_result(Session {
-                client_id: 30,
-                sequence: 1
-            })
-            .is_some());
+        assert!(expired(&outcomes[3]), "{:?}", outcomes[3]);
+        assert_eq!(store.get(b"k").expect("reads"), Some(b"b".to_vec()));
+        assert_eq!(machine.sessions_open(), 1);
+    }
+
+    #[test]
+    fn a_retry_after_its_session_was_evicted_is_refused_not_applied_again() {
+        let mut store = MemoryStore::default();
+        let mut machine = StateMachine::new([]);
+        let outcomes = apply(
+            &mut machine,
+            &mut store,
+            &[
+                open(1, 0, 10),
+                write(2, 0, 10, 1, put("k", "a")),
+                open(3, 1, 20),
+                write(4, 1, 20, 1, put("k", "b")),
+                // A third session makes room by evicting the one closest to expiry: 10.
+                open(5, 2, 30),
+                write(6, 3, 10, 1, put("k", "a")),
+            ],
+        );
+        assert!(expired(&outcomes[5]));
+        assert_eq!(store.get(b"k").expect("reads"), Some(b"b".to_vec()));
         let image = store.snapshot_image().expect("image");
         assert_eq!(
             image.sessions.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
             [20, 30]
         );
+    }
+
+    #[test]
+    fn the_clock_never_goes_back_and_a_restarted_replica_decides_as_the_others() {
+        // Replica A applies everything at once; replica B restarts half way (its
+        // machine rebuilt from what it stored). The second leader's clock is behind the
+        // first one's (800 after 900): the log's clock stays at 900, so session 7's
+        // write at "800" keeps it until 1,900 and it is alive at 1,850 on both. Were the
+        // clock taken as it comes, or not kept across the restart, 7 would expire at
+        // 1,800 on B and its write 6 be refused there but applied on A.
+        let entries = [
+            open(1, 0, 7),
+            write(2, 900, 7, 1, put("k", "a")),
+            open(3, 800, 8),
+            write(4, 800, 7, 2, put("k", "b")),
+            write(5, 1_850, 8, 1, put("x", "1")),
+            write(6, 1_850, 7, 3, put("k", "c")),
+            write(7, 2_900, 8, 2, put("x", "2")),
+        ];
+        let mut store_a = MemoryStore::default();
+        let mut machine_a = StateMachine::new([]);
+        let outcomes_a = apply(&mut machine_a, &mut store_a, &entries);
+        let mut store_b = MemoryStore::default();
+        let mut machine_b = StateMachine::new([]);
+        let mut outcomes_b = apply(&mut machine_b, &mut store_b, &entries[..3]);
+        let mut machine_b = StateMachine::new(store_b.snapshot_image().expect("image").sessions);
+        outcomes_b.extend(apply(&mut machine_b, &mut store_b, &entries[3..]));
+        assert_eq!(outcomes_a, outcomes_b);
+        assert!(outcomes_a[5].result.is_ok(), "{:?}", outcomes_a[5]);
+        assert!(expired(&outcomes_a[6]), "{:?}", outcomes_a[6]);
+        assert_eq!(store_a.get(b"k").expect("reads"), Some(b"c".to_vec()));
+        assert_eq!(
+            store_a.snapshot_image().expect("image"),
+            store_b.snapshot_image().expect("image")
+        );
+    }
+
+    #[test]
+    fn an_entry_of_another_log_format_stops_apply() {
+        let mut store = MemoryStore::default();
+        let mut machine = StateMachine::new([]);
+        let old = Entry {
+            index: 1,
+            term: 1,
+            payload: EntryPayload::Normal(Arc::from(vec![0x87, 0x01, 0x01, 0x00, 0x01, b'k', 0x01, b'v'])),
+        };
+        let error = machine.apply(&store, &[old]).expect_err("refused");
+        assert!(error.to_string().contains("log format 135"), "{error}");
+        assert_eq!(store.get(b"k").expect("reads"), None);
+        let _ = &mut store;
     }
 }

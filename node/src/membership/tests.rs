@@ -1,5 +1,6 @@
 use super::*;
 use crate::identity::Founder;
+use crate::kv::command::KvBody;
 use crate::kv::state_machine::StateMachine;
 use crate::storage::memory_store::MemoryStore;
 use raft::{Entry, EntryPayload};
@@ -16,9 +17,12 @@ fn record(address: &str, incarnation: Option<u64>) -> MemberRecord {
 #[test]
 fn records_round_trip_through_the_state_machine_and_are_system_keys() {
     let mut store = MemoryStore::default();
-    let mut machine = StateMachine::new([], 16);
-    let command = record_command(4, &record("d:7001", Some(44)));
-    assert!(is_system_key(command.command.key()));
+    let mut machine = StateMachine::new([]);
+    let command = record_command(4, &record("d:7001", Some(44)), 1_000);
+    let KvBody::Write { command: write, .. } = &command.body else {
+        panic!("a record is written, not a session: {command:?}");
+    };
+    assert!(is_system_key(write.key()));
     assert!(
         !is_system_key(b"raftkv/members"),
         "only the \\0 prefix is reserved"

@@ -142,10 +142,11 @@ fn hard_state(term: Term, commit: Index) -> HardState {
 fn session(sequence: u64, index: Index) -> SessionRecord {
     SessionRecord {
         sequence,
-        result: WriteResult::Done {
+        result: Some(WriteResult::Done {
             previous: Some(format!("before {sequence}").into_bytes()),
-        },
-        index,
+        }),
+        expires_at_millis: 1_000 + index,
+        timeout_millis: 1_000,
     }
 }
 

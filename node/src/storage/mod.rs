@@ -32,13 +32,17 @@ use serde::{Deserialize, Serialize};
 /// Keys and values in key order.
 pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The cached outcome of a client's latest write (Raft thesis §6.3).
+/// An open client session and the cached outcome of its latest write (Raft thesis
+/// §6.3). `sequence` 0 with `result` `None`: opened, no write yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub sequence: u64,
-    pub result: WriteResult,
-    /// Log index of the write, to expire the least recently used sessions.
-    pub index: Index,
+    pub result: Option<WriteResult>,
+    /// Cluster time (the log's clock) after which the session is gone: its latest write
+    /// or opening plus `timeout_millis`.
+    pub expires_at_millis: u64,
+    /// The timeout it was opened under (the `OpenSession` entry's limits).
+    pub timeout_millis: u64,
 }
 
 /// The state machine's image inside a Raft snapshot (postcard-encoded).
