@@ -209,15 +209,12 @@ async fn a_cluster_that_cannot_be_reached_fails_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn invalid_request_and_session_expired_are_returned_without_retry() {
+async fn invalid_request_and_internal_errors_are_returned_without_retry() {
     for (kind, check) in [
         (
             ErrorKind::InvalidRequest,
             (|e| matches!(e, ClientError::InvalidRequest { .. })) as fn(&_) -> bool,
         ),
-        (ErrorKind::SessionExpired, |e| {
-            matches!(e, ClientError::SessionExpired { .. })
-        }),
         (ErrorKind::Internal, |e| matches!(e, ClientError::Server { .. })),
     ] {
         let node = FakeNode::always(error(kind)).await;
@@ -229,6 +226,79 @@ async fn invalid_request_and_session_expired_are_returned_without_retry() {
         }
         assert_eq!(node.received().len(), 1, "{kind:?} was retried");
     }
+}
+
+#[tokio::test]
+async fn a_write_refused_for_its_dropped_session_is_sent_once_more_in_a_new_session() {
+    // The cluster refused the only copy (thesis §6.3: a session it no longer holds is
+    // never applied to), so the write can go again under a session opened anew, with a
+    // new id: never the old one, whose late copies must stay refused.
+    let node = FakeNode::start(|index, _| {
+        Reply::respond(match index {
+            0 => error(ErrorKind::SessionExpired),
+            _ => written(Some("v")),
+        })
+    })
+    .await;
+    let mut client = Client::new(vec![node.endpoint()], options(1000, 5000)).expect("endpoints");
+    let first_id = client.client_id();
+    client.put("k", "w").await.expect("sent again in a new session");
+    let opened = node.sessions_opened();
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert_eq!(opened[0], first_id);
+    assert_ne!(opened[1], first_id);
+    let expected = [(first_id, 1), (opened[1], 1)].map(|(client_id, sequence)| Session { client_id, sequence });
+    assert_eq!(sessions(&node.received()), expected);
+    assert_eq!(client.client_id(), opened[1]);
+
+    // Refused again: no third try; the outcome is known (no copy was applied).
+    let refusing = FakeNode::always(error(ErrorKind::SessionExpired)).await;
+    let mut client = Client::new(vec![refusing.endpoint()], options(1000, 5000)).expect("endpoints");
+    let outcome = client.put("k", "v").await;
+    assert!(
+        matches!(
+            outcome,
+            Err(ClientError::SessionExpired {
+                outcome_unknown: false,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(refusing.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_session_dropped_after_an_attempt_timed_out_leaves_the_outcome_unknown() {
+    // The first copy may have been applied before the session was dropped: the client
+    // cannot tell, says so, and does not send the write again.
+    let node = FakeNode::start(|index, _| match index {
+        0 => Reply::Ignore,
+        1 => Reply::respond(error(ErrorKind::SessionExpired)),
+        _ => Reply::respond(written(None)),
+    })
+    .await;
+    let mut client = Client::new(vec![node.endpoint()], options(200, 5000)).expect("endpoints");
+    let outcome = client.put("k", "v").await;
+    match &outcome {
+        Err(error @ ClientError::SessionExpired {
+            outcome_unknown: true,
+            ..
+        }) => assert!(error.to_string().contains("the outcome is unknown"), "{error}"),
+        other => panic!("expected an unknown outcome, got {other:?}"),
+    }
+    assert_eq!(node.received().len(), 2);
+    // The next write opens a new session and starts its sequence again.
+    client.put("k2", "v").await.expect("a new session");
+    let opened = node.sessions_opened();
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert_eq!(
+        sessions(&node.received())[2],
+        Session {
+            client_id: opened[1],
+            sequence: 1
+        }
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub commit_index: AtomicU64,
     pub applied_index: AtomicU64,
     pub last_index: AtomicU64,
+    /// Client sessions the state machine holds (thesis §6.3).
+    pub sessions_open: AtomicU64,
     pub proposals_total: AtomicU64,
     pub proposals_refused_total: AtomicU64,
     pub reads_total: AtomicU64,
@@ -78,6 +80,11 @@ impl Metrics {
                 "raftkv_last_log_index",
                 "Index of the last log entry.",
                 load(&self.last_index),
+            ),
+            (
+                "raftkv_sessions_open",
+                "Client sessions held for exactly-once writes (the same on every replica at one applied index).",
+                load(&self.sessions_open),
             ),
         ];
         for (name, help, value) in gauges {

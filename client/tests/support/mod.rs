@@ -29,10 +29,13 @@ pub enum Reply {
 
 type Behaviour = Box<dyn FnMut(usize, &Request) -> Reply + Send>;
 
-/// A scripted node. Stops accepting when dropped.
+/// A scripted node. Stops accepting when dropped. Every node opens the sessions it is
+/// asked to (`Request::OpenSession`, answered at once and not passed to the script nor
+/// counted among the received requests), so scripts see the reads and writes alone.
 pub struct FakeNode {
     pub address: String,
     received: Arc<Mutex<Vec<Request>>>,
+    sessions_opened: Arc<Mutex<Vec<u64>>>,
     accept_task: JoinHandle<()>,
 }
 
@@ -51,14 +54,17 @@ impl FakeNode {
             .expect("bind a loopback port");
         let address = listener.local_addr().expect("bound address").to_string();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let sessions_opened = Arc::new(Mutex::new(Vec::new()));
         let behaviour: Arc<Mutex<Behaviour>> = Arc::new(Mutex::new(Box::new(behaviour)));
         let accept_task = tokio::spawn({
             let received = Arc::clone(&received);
+            let sessions_opened = Arc::clone(&sessions_opened);
             async move {
                 while let Ok((stream, _)) = listener.accept().await {
                     tokio::spawn(serve(
                         Connection::new(stream),
                         Arc::clone(&received),
+                        Arc::clone(&sessions_opened),
                         Arc::clone(&behaviour),
                     ));
                 }
@@ -67,6 +73,7 @@ impl FakeNode {
         Self {
             address,
             received,
+            sessions_opened,
             accept_task,
         }
     }
@@ -91,9 +98,14 @@ impl FakeNode {
         endpoint(&self.address)
     }
 
-    /// Every request received so far, in arrival order.
+    /// Every request received so far, in arrival order (session openings left out).
     pub fn received(&self) -> Vec<Request> {
         self.received.lock().expect("not poisoned").clone()
+    }
+
+    /// The ids of the sessions this node was asked to open, in order.
+    pub fn sessions_opened(&self) -> Vec<u64> {
+        self.sessions_opened.lock().expect("not poisoned").clone()
     }
 }
 
@@ -106,10 +118,17 @@ impl Drop for FakeNode {
 async fn serve(
     mut connection: Connection<tokio::net::TcpStream>,
     received: Arc<Mutex<Vec<Request>>>,
+    sessions_opened: Arc<Mutex<Vec<u64>>>,
     behaviour: Arc<Mutex<Behaviour>>,
 ) {
     while let Ok(Some(envelope)) = connection.read_frame::<RequestEnvelope>().await {
-        let reply = {
+        let reply = if let Request::OpenSession { client_id } = envelope.request {
+            sessions_opened.lock().expect("not poisoned").push(client_id);
+            Reply::respond(Response::SessionOpened {
+                client_id,
+                timeout_millis: 60_000,
+            })
+        } else {
             let mut received = received.lock().expect("not poisoned");
             let index = received.len();
             received.push(envelope.request.clone());

@@ -430,6 +430,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         metrics.commit_index.store(status.commit, Ordering::Relaxed);
         metrics.applied_index.store(status.applied, Ordering::Relaxed);
         metrics.last_index.store(status.last_index, Ordering::Relaxed);
+        metrics
+            .sessions_open
+            .store(self.machine.sessions_open() as u64, Ordering::Relaxed);
         self.status.send_replace(status);
     }
 

@@ -11,5 +11,6 @@ mod identity;
 mod membership;
 mod refusals;
 mod security;
+mod sessions;
 mod support;
 mod writers;
