@@ -247,7 +247,8 @@ async fn a_write_refused_for_its_dropped_session_is_sent_once_more_in_a_new_sess
     assert_eq!(opened.len(), 2, "{opened:?}");
     assert_eq!(opened[0], first_id);
     assert_ne!(opened[1], first_id);
-    let expected = [(first_id, 1), (opened[1], 1)].map(|(client_id, sequence)| Session { client_id, sequence });
+    let expected =
+        [(first_id, 1), (opened[1], 1)].map(|(client_id, sequence)| Session { client_id, sequence });
     assert_eq!(sessions(&node.received()), expected);
     assert_eq!(client.client_id(), opened[1]);
 
@@ -281,10 +282,12 @@ async fn a_session_dropped_after_an_attempt_timed_out_leaves_the_outcome_unknown
     let mut client = Client::new(vec![node.endpoint()], options(200, 5000)).expect("endpoints");
     let outcome = client.put("k", "v").await;
     match &outcome {
-        Err(error @ ClientError::SessionExpired {
-            outcome_unknown: true,
-            ..
-        }) => assert!(error.to_string().contains("the outcome is unknown"), "{error}"),
+        Err(
+            error @ ClientError::SessionExpired {
+                outcome_unknown: true,
+                ..
+            },
+        ) => assert!(error.to_string().contains("the outcome is unknown"), "{error}"),
         other => panic!("expected an unknown outcome, got {other:?}"),
     }
     assert_eq!(node.received().len(), 2);

@@ -86,8 +86,7 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
         "member of cluster {}", membership.cluster_id
     );
     let had_raft_state = recovered.is_some();
-    let mut start =
-        member_raft(settings.raft.clone(), &joined, recovered).map_err(|e| e.to_string())?;
+    let mut start = member_raft(settings.raft.clone(), &joined, recovered).map_err(|e| e.to_string())?;
     if had_raft_state {
         let records = load_records(&storage).map_err(|e| e.to_string())?;
         start.joining = must_join(

@@ -25,7 +25,6 @@ use crate::ops_http::{serve_ops, OpsState};
 use crate::storage::fjall_store::FjallStore;
 use crate::transport::{Transport, TransportConfig};
 
-
 impl PeerNetwork for Transport {
     fn send(&self, message: Message) {
         Transport::send(self, message);

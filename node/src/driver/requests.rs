@@ -38,10 +38,13 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                         client_id,
                         limits: self.config.session_limits,
                     };
-                    self.propose_command(KvCommand {
-                        at_millis: now_millis(),
-                        body,
-                    }, reply);
+                    self.propose_command(
+                        KvCommand {
+                            at_millis: now_millis(),
+                            body,
+                        },
+                        reply,
+                    );
                     return;
                 }
             }

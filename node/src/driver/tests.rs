@@ -76,14 +76,25 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         .expect("driver alive");
     // Thesis §6.3: sessions are opened through the log before their writes; a write of
     // a session never opened is refused, not applied.
-    let unopened = call(&calls_sender, put(999, 1, "never", "v")).await.await.expect("answered");
+    let unopened = call(&calls_sender, put(999, 1, "never", "v"))
+        .await
+        .await
+        .expect("answered");
     assert!(
         matches!(&unopened, Response::Error(reply) if reply.kind == ErrorKind::SessionExpired),
         "{unopened:?}"
     );
     let mut opened = Vec::new();
     for client in 0..200u64 {
-        opened.push(call(&calls_sender, Request::OpenSession { client_id: client + 1 }).await);
+        opened.push(
+            call(
+                &calls_sender,
+                Request::OpenSession {
+                    client_id: client + 1,
+                },
+            )
+            .await,
+        );
     }
     for answer in opened {
         let response = answer.await.expect("answered");

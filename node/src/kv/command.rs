@@ -65,7 +65,9 @@ impl Default for SessionLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandError {
     /// The entry is of another log format (1: raftkv before sessions were registered).
-    Format { found: Option<u8> },
+    Format {
+        found: Option<u8>,
+    },
     Decode(postcard::Error),
 }
 

@@ -251,7 +251,8 @@ impl StateMachine {
     fn remove(&mut self, client_id: u64, session_writes: &mut BTreeMap<u64, Option<SessionRecord>>) {
         if let Some(record) = self.sessions.remove(&client_id) {
             self.sessions_bytes -= cached_bytes(&record);
-            self.sessions_by_expiry.remove(&(record.expires_at_millis, client_id));
+            self.sessions_by_expiry
+                .remove(&(record.expires_at_millis, client_id));
             session_writes.insert(client_id, None);
         }
     }
@@ -455,7 +456,11 @@ mod tests {
         // Thesis §6.3: the duplicate's result comes from the session, not a second apply.
         let mut store = MemoryStore::default();
         let mut machine = StateMachine::new([]);
-        apply(&mut machine, &mut store, &[open(1, 0, 7), write(2, 0, 7, 1, put("k", "a"))]);
+        apply(
+            &mut machine,
+            &mut store,
+            &[open(1, 0, 7), write(2, 0, 7, 1, put("k", "a"))],
+        );
         let cas = Command::CompareAndSwap {
             key: "k".into(),
             expected: Some("a".into()),

@@ -80,7 +80,10 @@ async fn a_retry_after_its_session_was_evicted_or_expired_is_never_applied_again
     let address = test.cluster.node(leader.id).client_address.clone();
 
     // A write of a session never opened is refused, not applied.
-    assert_refused(send(&address, put(100, 1, "k", "unopened")).await, "an unopened session");
+    assert_refused(
+        send(&address, put(100, 1, "k", "unopened")).await,
+        "an unopened session",
+    );
 
     // Evicted: session 101 writes, then two newer sessions leave no room for it.
     assert_opened(send(&address, open(101)).await);
@@ -90,27 +93,41 @@ async fn a_retry_after_its_session_was_evicted_or_expired_is_never_applied_again
     assert_written(send(&address, put(102, 1, "k", "second")).await);
     // 101's retry of its first write (its answer lost, say) would put "first" back
     // over "second": it is refused.
-    assert_refused(send(&address, put(101, 1, "k", "first")).await, "a retry after eviction");
+    assert_refused(
+        send(&address, put(101, 1, "k", "first")).await,
+        "a retry after eviction",
+    );
 
     // Expired: 102 and 103 do nothing for longer than the timeout; a new session's
     // opening moves the log's clock past their expiry.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_opened(send(&address, open(104)).await);
-    assert_refused(send(&address, put(102, 1, "k", "second")).await, "a retry after expiry");
-    assert_refused(send(&address, put(103, 1, "k", "late")).await, "a first write after expiry");
+    assert_refused(
+        send(&address, put(102, 1, "k", "second")).await,
+        "a retry after expiry",
+    );
+    assert_refused(
+        send(&address, put(103, 1, "k", "late")).await,
+        "a first write after expiry",
+    );
 
     let mut client = test.client(quick_options());
     let value = client
         .get("k", ReadConsistency::Linearizable)
         .await
         .expect("a linearizable read");
-    assert_eq!(value.as_deref(), Some(&b"second"[..]), "a refused write was applied");
+    assert_eq!(
+        value.as_deref(),
+        Some(&b"second"[..]),
+        "a refused write was applied"
+    );
 
     // The library opens its session by itself, and every replica holds the same
     // sessions: 104 and the library's.
     client.put("k2", "v").await.expect("the library writes");
     test.wait_for_convergence(&ids).await;
     for id in &ids {
-        test.wait_for_metric(*id, "raftkv_sessions_open", |open| open == 2).await;
+        test.wait_for_metric(*id, "raftkv_sessions_open", |open| open == 2)
+            .await;
     }
 }
