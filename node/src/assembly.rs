@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::bootstrap::{establish_membership, member_raft, IdentitySettings, OpenedDataDir};
 use crate::client_listener::{serve_clients, ClientPort};
-use crate::driver::{ClientCall, Driver, DriverConfig, DriverHandles, PeerNetwork};
+use crate::driver::{run_on_own_thread, ClientCall, Driver, DriverConfig, DriverHandles, PeerNetwork};
 use crate::force_new_cluster::force_new_cluster;
 use crate::join::{join_cluster, must_join, JoinSettings};
 use crate::membership::{load_records, PeerDirectory};
@@ -40,8 +40,8 @@ pub struct MemberSettings {
 }
 
 /// Runs a member until `shutdown` (or a storage failure). `network` wraps the started
-/// transport for the driver; `on_start` sees the driver's handles before it runs (the
-/// server starts ops HTTP there). Returns `Ok` without running a driver if shutdown
+/// transport for the driver; `on_start` sees the driver's handles and a sender of client
+/// calls before it runs (the server starts ops HTTP there: `/readyz` reads through it). Returns `Ok` without running a driver if shutdown
 /// comes while the node is still probing its peers.
 #[expect(
     clippy::too_many_arguments,
@@ -56,7 +56,7 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
     client_listener: TcpListener,
     inbound: mpsc::Receiver<Message>,
     shutdown: watch::Receiver<bool>,
-    on_start: impl FnOnce(&DriverHandles),
+    on_start: impl FnOnce(&DriverHandles, mpsc::Sender<ClientCall>),
 ) -> Result<(), String> {
     let identity = opened.identity;
     let own_id = identity.node_id;
@@ -122,7 +122,7 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
     tokio::spawn(serve_clients(
         client_listener,
         settings.client_port.clone(),
-        calls_sender,
+        calls_sender.clone(),
         shutdown.clone(),
     ));
     if start.joining {
@@ -142,8 +142,8 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
             shutdown.clone(),
         ));
     }
-    on_start(&handles);
-    let result = driver.run(inbound, calls, shutdown).await;
+    on_start(&handles, calls_sender);
+    let result = run_on_own_thread(driver.run(inbound, calls, shutdown)).await;
     transport.shutdown();
-    result.map_err(|e| e.to_string())
+    result?.map_err(|e| e.to_string())
 }

@@ -93,6 +93,10 @@ pub struct NodeArgs {
     /// (its retries are refused). Carried in the log like the timeout.
     #[arg(long, env = "RAFTKV_SESSIONS_MAX", default_value_t = 100_000)]
     pub sessions_max: u64,
+    /// `/livez` fails once the driver loop has not turned for this long (it turns at
+    /// least every tick; a storage call that never returns stops it).
+    #[arg(long, env = "RAFTKV_LIVEZ_STALL_SECS", default_value_t = 10)]
+    pub livez_stall_secs: u64,
     /// Disaster recovery from a survivor: make this node the only voter of its cluster,
     /// with every entry of its log committed. Only when a majority's data is lost for
     /// good; wipe the other members before they start again (they rejoin by themselves).
@@ -157,6 +161,7 @@ pub struct NodeSettings {
     pub snapshot_every: u64,
     pub log_format: LogFormat,
     pub session_limits: SessionLimits,
+    pub driver_stall_max: Duration,
     pub force_new_cluster: bool,
     pub security: Security,
     pub client_connections_max: usize,
@@ -225,6 +230,9 @@ impl NodeArgs {
         if self.sessions_max == 0 {
             return Err("--sessions-max must be at least 1".into());
         }
+        if self.livez_stall_secs == 0 {
+            return Err("--livez-stall-secs must be at least 1".into());
+        }
         let raft = raft::Config {
             election_timeout_ticks_min: self.election_ticks_min,
             election_timeout_ticks_max: self.election_ticks_max,
@@ -269,6 +277,7 @@ impl NodeArgs {
                 sessions_max: self.sessions_max,
                 ..SessionLimits::DEFAULT
             },
+            driver_stall_max: Duration::from_secs(self.livez_stall_secs),
             force_new_cluster: self.force_new_cluster,
             security: self.security(id)?,
             client_connections_max: self.client_connections_max.max(1),

@@ -1,5 +1,7 @@
 //! Operations endpoints over HTTP/1.1: `/livez`, `/readyz`, `/metrics` (Prometheus
-//! text) and `/status` (JSON). Hand-written on tokio: four GET routes with bounded
+//! text) and `/status` (JSON). The probes look at the driver itself: `/livez` fails when
+//! its loop has not turned for `driver_stall_max` (stuck in an fsync on a dead disk,
+//! say), `/readyz` also when a linearizable read through this node does not complete. Hand-written on tokio: four GET routes with bounded
 //! request heads and a read deadline do not justify hyper's build on two cores. Not run
 //! under madsim (nothing in the simulation scrapes it).
 
@@ -7,14 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client::tls::ReloadingTls;
-use client::wire::NodeStatus;
+use client::wire::{NodeStatus, ReadConsistency, Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::debug;
 
 use crate::accept_loop::accept_until_shutdown;
 use crate::admission::Admission;
+use crate::driver::{ClientCall, DriverHeartbeat};
 use crate::metrics::{Metrics, PeerCounters};
 
 /// Upper bound of a request head; probes and scrapers send a few hundred bytes.
@@ -23,6 +26,11 @@ const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ops connections open at once; probes and scrapes take milliseconds.
 const CONNECTIONS_MAX: usize = 64;
+/// `/readyz`'s linearizable read must complete within this (a leader's round trip to a
+/// quorum, plus an fsync or two).
+const READYZ_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// `/readyz` reads this (empty) range of raftkv's own keys, as a client's read would.
+const READYZ_PREFIX: &[u8] = b"\0raftkv/readyz/";
 
 pub type PeerCountersSource = Arc<dyn Fn() -> PeerCounters + Send + Sync>;
 
@@ -31,6 +39,11 @@ pub struct OpsState {
     pub status: watch::Receiver<NodeStatus>,
     pub metrics: Arc<Metrics>,
     pub peer_counters: PeerCountersSource,
+    pub heartbeat: Arc<DriverHeartbeat>,
+    /// Client calls into the driver, for `/readyz`'s read.
+    pub calls: mpsc::Sender<ClientCall>,
+    /// `/livez` fails once the driver has not turned for longer than this.
+    pub driver_stall_max: Duration,
 }
 
 impl std::fmt::Debug for OpsState {
@@ -90,7 +103,7 @@ async fn serve_request<S: AsyncRead + AsyncWrite + Unpin>(
     let head = read_head(&mut stream).await?;
     let (status_line, content_type, body) = match head.as_deref().and_then(parse_request_line) {
         None => ("400 Bad Request", "text/plain", "bad request\n".to_string()),
-        Some(("GET", path)) => route(path, state),
+        Some(("GET", path)) => route(path, state).await,
         Some(_) => ("405 Method Not Allowed", "text/plain", "only GET\n".to_string()),
     };
     let response = format!(
@@ -123,20 +136,24 @@ fn parse_request_line(head: &str) -> Option<(&str, &str)> {
     Some((method, path))
 }
 
-fn route(path: &str, state: &OpsState) -> (&'static str, &'static str, String) {
+async fn route(path: &str, state: &OpsState) -> (&'static str, &'static str, String) {
     match path {
-        "/livez" => ("200 OK", "text/plain", "ok\n".into()),
-        "/readyz" => {
-            let status = state.status.borrow().clone();
-            match readiness(&status) {
-                Ok(()) => ("200 OK", "text/plain", "ready\n".into()),
-                Err(reason) => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    format!("not ready: {reason}\n"),
-                ),
-            }
-        }
+        "/livez" => match liveness(state) {
+            Ok(()) => ("200 OK", "text/plain", "ok\n".into()),
+            Err(reason) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("not live: {reason}\n"),
+            ),
+        },
+        "/readyz" => match ready(state).await {
+            Ok(()) => ("200 OK", "text/plain", "ready\n".into()),
+            Err(reason) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("not ready: {reason}\n"),
+            ),
+        },
         "/metrics" => {
             let body = state.metrics.render((state.peer_counters)());
             ("200 OK", "text/plain; version=0.0.4", body)
@@ -152,8 +169,57 @@ fn route(path: &str, state: &OpsState) -> (&'static str, &'static str, String) {
     }
 }
 
-/// Ready when the node knows a leader and has applied everything it knows committed:
-/// it can then serve stale reads that are current and redirect writes correctly.
+/// Live while the driver turns: it beats at least once a tick, so silence longer than
+/// `driver_stall_max` means it is stuck (a storage call that does not return).
+pub fn liveness(state: &OpsState) -> Result<(), String> {
+    let silent = state.heartbeat.silent_for();
+    if silent > state.driver_stall_max {
+        return Err(format!(
+            "the driver has not turned for {} ms (stuck in a storage call?)",
+            silent.as_millis()
+        ));
+    }
+    Ok(())
+}
+
+/// Ready when live, caught up (`readiness`), and a linearizable read through this node
+/// completes: the node can then serve every kind of request.
+pub async fn ready(state: &OpsState) -> Result<(), String> {
+    liveness(state)?;
+    let status = state.status.borrow().clone();
+    readiness(&status)?;
+    linearizable_read(state).await
+}
+
+/// One linearizable read (ReadIndex through the leader) of an empty range, bounded by
+/// `READYZ_READ_TIMEOUT`.
+async fn linearizable_read(state: &OpsState) -> Result<(), String> {
+    let (reply, answer) = oneshot::channel();
+    let request = Request::List {
+        prefix: READYZ_PREFIX.to_vec(),
+        limit: 1,
+        consistency: ReadConsistency::Linearizable,
+    };
+    state
+        .calls
+        .try_send(ClientCall { request, reply })
+        .map_err(|_| "the driver's queue is full or closed".to_string())?;
+    match tokio::time::timeout(READYZ_READ_TIMEOUT, answer).await {
+        Err(_elapsed) => Err(format!(
+            "a linearizable read did not complete within {} ms",
+            READYZ_READ_TIMEOUT.as_millis()
+        )),
+        Ok(Err(_dropped)) => Err("the driver dropped a linearizable read".into()),
+        Ok(Ok(Response::Listing(_))) => Ok(()),
+        Ok(Ok(Response::NotLeader { .. })) => Err("no leader confirms a linearizable read".into()),
+        Ok(Ok(Response::Error(reply))) => Err(format!("a linearizable read failed: {}", reply.message)),
+        Ok(Ok(other)) => Err(format!("a linearizable read was answered {other:?}")),
+    }
+}
+
+/// Ready as far as the status shows when the node knows a leader and has applied
+/// everything it knows committed: it can then serve stale reads that are current and
+/// redirect writes correctly.
 pub fn readiness(status: &NodeStatus) -> Result<(), String> {
     if status.leader.is_none() {
         return Err("no known leader".into());

@@ -121,10 +121,14 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
     let ops_transport = transport.clone();
     let ops_tls = tls.clone();
     let ops_shutdown = shutdown.clone();
-    let on_start = move |handles: &crate::driver::DriverHandles| {
+    let driver_stall_max = settings.driver_stall_max;
+    let on_start = move |handles: &crate::driver::DriverHandles, calls| {
         let ops = OpsState {
             status: handles.status.clone(),
             metrics: handles.metrics.clone(),
+            heartbeat: handles.heartbeat.clone(),
+            calls,
+            driver_stall_max,
             peer_counters: std::sync::Arc::new(move || {
                 let stats = ops_transport.stats();
                 PeerCounters {

@@ -393,7 +393,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         client_listener,
         inbound,
         shutdown,
-        |_| {},
+        |_, _| {},
     )
     .await
 }

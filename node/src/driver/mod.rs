@@ -8,7 +8,11 @@
 //! simulation runs this very loop.
 
 mod describe;
+mod heartbeat;
 mod membership;
+mod own_thread;
+#[cfg(test)]
+mod probe_tests;
 mod requests;
 #[cfg(test)]
 mod tests;
@@ -23,6 +27,8 @@ use raft::{ConfState, Index, Message, NodeId, Raft, Role, Term};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+pub use self::heartbeat::DriverHeartbeat;
+pub use self::own_thread::run_on_own_thread;
 use crate::kv::command::SessionLimits;
 use crate::kv::state_machine::{Applied, StateMachine};
 use crate::membership::{is_member_key, PeerDirectory, PeerEntry};
@@ -112,6 +118,7 @@ pub struct Driver<S: Storage, N: PeerNetwork> {
     machine: StateMachine,
     config: DriverConfig,
     metrics: Arc<Metrics>,
+    heartbeat: Arc<DriverHeartbeat>,
     status: watch::Sender<NodeStatus>,
     /// Writes proposed by this leader, by log index.
     pending_writes: BTreeMap<Index, PendingWrite>,
@@ -135,6 +142,7 @@ pub struct Driver<S: Storage, N: PeerNetwork> {
 pub struct DriverHandles {
     pub status: watch::Receiver<NodeStatus>,
     pub metrics: Arc<Metrics>,
+    pub heartbeat: Arc<DriverHeartbeat>,
 }
 
 impl<S: Storage, N: PeerNetwork> Driver<S, N> {
@@ -160,6 +168,8 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             machine
         };
         let metrics = Arc::new(Metrics::default());
+        let heartbeat = Arc::new(DriverHeartbeat::default());
+        heartbeat.beat();
         let snapshot_index = raft.snapshot().map_or(0, |snapshot| snapshot.meta.index);
         let initial_status = describe::node_status(&raft);
         let (status, status_receiver) = watch::channel(initial_status);
@@ -170,6 +180,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             machine,
             config,
             metrics: metrics.clone(),
+            heartbeat: heartbeat.clone(),
             status,
             pending_writes: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
@@ -187,6 +198,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         let handles = DriverHandles {
             status: status_receiver,
             metrics,
+            heartbeat,
         };
         Ok((driver, handles))
     }
@@ -203,6 +215,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown_ticks: Option<u32> = None;
         let result = loop {
+            self.heartbeat.beat();
             tokio::select! {
                 changed = shutdown.changed(), if shutdown_ticks.is_none() => {
                     if changed.is_err() || *shutdown.borrow() {

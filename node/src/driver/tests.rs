@@ -11,7 +11,7 @@ use super::{ClientCall, Driver, DriverConfig, PeerNetwork};
 use crate::kv::state_machine::StateMachine;
 use crate::storage::memory_store::MemoryStore;
 
-struct NoPeers;
+pub(super) struct NoPeers;
 
 impl PeerNetwork for NoPeers {
     fn send(&self, _message: Message) {}
@@ -42,8 +42,8 @@ async fn call(calls: &mpsc::Sender<ClientCall>, request: Request) -> oneshot::Re
     answer
 }
 
-#[tokio::test]
-async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
+/// A one-voter node's raft and driver settings (ticks of 5 ms).
+pub(super) fn single_voter() -> (Raft, DriverConfig) {
     let raft = Raft::bootstrap(raft::Config::new(1), ConfState::with_voters([1])).expect("bootstrap");
     let config = DriverConfig {
         tick_interval: Duration::from_millis(5),
@@ -55,6 +55,12 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         inputs_per_turn_max: 4096,
         session_limits: crate::kv::command::SessionLimits::DEFAULT,
     };
+    (raft, config)
+}
+
+#[tokio::test]
+async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
+    let (raft, config) = single_voter();
     let (driver, handles) = Driver::new(
         raft,
         MemoryStore::default(),

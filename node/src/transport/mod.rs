@@ -107,6 +107,10 @@ struct Inner {
     reconnect_backoff_min: std::time::Duration,
     reconnect_backoff_max: std::time::Duration,
     tasks: Mutex<TaskTracker>,
+    /// The runtime the transport was started in: peers added later get their task there,
+    /// though `set_peers` is called from the driver's own thread (`driver::own_thread`).
+    #[cfg(not(madsim))]
+    runtime: tokio::runtime::Handle,
 }
 
 /// One peer's outbound queue. Dropping it (with `retire`) stops that peer's task.
@@ -173,6 +177,8 @@ impl Transport {
                 queue_messages_max: config.queue_messages_max,
                 reconnect_backoff_min: config.reconnect_backoff_min,
                 reconnect_backoff_max: config.reconnect_backoff_max,
+                #[cfg(not(madsim))]
+                runtime: tokio::runtime::Handle::current(),
                 tasks: Mutex::new(tasks),
             }),
         };
@@ -247,6 +253,9 @@ impl Transport {
                     _ = retired => debug!("peer retired; its outbound task stops"),
                 }
             };
+            #[cfg(not(madsim))]
+            inner.runtime.spawn(run.instrument(span));
+            #[cfg(madsim)]
             tokio::task::spawn(run.instrument(span));
             queues.insert(
                 peer_id,

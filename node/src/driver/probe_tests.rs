@@ -1,0 +1,151 @@
+//! The probes against a driver whose store stalls (issue 12): a storage call that does
+//! not return, as an fsync on a dead disk, must fail `/livez` within `driver_stall_max`
+//! and `/readyz` with it, and both recover once the store does. Run inside the driver's
+//! runtime (before `driver::own_thread`), the stuck persist froze the test's timers too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::wire::{Request, Response};
+use raft::{Entry, HardState, Index, Snapshot};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::tests::{single_voter, NoPeers};
+use super::{run_on_own_thread, ClientCall, Driver};
+use crate::identity::Identity;
+use crate::kv::state_machine::StateMachine;
+use crate::metrics::PeerCounters;
+use crate::ops_http::{liveness, ready, OpsState};
+use crate::storage::memory_store::MemoryStore;
+use crate::storage::{ApplyBatch, KvPairs, Recovered, SnapshotImage, Storage, StorageError};
+
+/// The in-memory store, whose `persist` blocks its thread while `stalled` is set.
+struct StallingStore {
+    inner: MemoryStore,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Storage for StallingStore {
+    fn load_identity(&self) -> Result<Option<Identity>, StorageError> {
+        self.inner.load_identity()
+    }
+
+    fn save_identity(&mut self, identity: &Identity) -> Result<(), StorageError> {
+        self.inner.save_identity(identity)
+    }
+
+    fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
+        self.inner.recover()
+    }
+
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        while self.stalled.load(Ordering::Relaxed) {
+            // Blocks the driver's thread, as a stuck fdatasync does.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.inner.persist(snapshot, entries, hard_state)
+    }
+
+    fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError> {
+        self.inner.apply(batch)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+
+    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
+        self.inner.list(prefix, limit, max_bytes)
+    }
+
+    fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
+        self.inner.snapshot_image()
+    }
+
+    fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {
+        self.inner.compact(snapshot, purged_to)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_fails_livez_and_readyz_until_it_returns() {
+    let stalled = Arc::new(AtomicBool::new(false));
+    let store = StallingStore {
+        inner: MemoryStore::default(),
+        stalled: stalled.clone(),
+    };
+    let (raft, config) = single_voter();
+    let (driver, handles) = Driver::new(
+        raft,
+        store,
+        NoPeers,
+        StateMachine::new([]),
+        config,
+        crate::membership::PeerDirectory::default(),
+    )
+    .expect("driver starts");
+    let (_inbound_sender, inbound) = mpsc::channel(16);
+    let (calls_sender, calls) = mpsc::channel(1024);
+    let (shutdown_sender, shutdown) = watch::channel(false);
+    // As in the node: on a thread of its own, so that its stuck persist leaves the
+    // runtime that serves the probes running.
+    let running = tokio::spawn(run_on_own_thread(driver.run(inbound, calls, shutdown)));
+    let mut status = handles.status.clone();
+    tokio::time::timeout(Duration::from_secs(5), status.wait_for(|s| s.role == "leader"))
+        .await
+        .expect("elected")
+        .expect("driver alive");
+    let state = OpsState {
+        status: handles.status.clone(),
+        metrics: handles.metrics.clone(),
+        peer_counters: Arc::new(PeerCounters::default),
+        heartbeat: handles.heartbeat.clone(),
+        calls: calls_sender.clone(),
+        driver_stall_max: Duration::from_millis(500),
+    };
+    // Wait out the first commit of the term, then both probes pass.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while ready(&state).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    liveness(&state).expect("live");
+
+    // The store stalls in the next persist: a write makes one.
+    stalled.store(true, Ordering::Relaxed);
+    let (reply, answer) = oneshot::channel();
+    calls_sender
+        .send(ClientCall {
+            request: Request::OpenSession { client_id: 7 },
+            reply,
+        })
+        .await
+        .expect("driver queue");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let not_live = liveness(&state).expect_err("a stalled driver is not live");
+    assert!(not_live.contains("has not turned"), "{not_live}");
+    let not_ready = ready(&state).await.expect_err("a stalled driver is not ready");
+    assert!(not_ready.contains("has not turned"), "{not_ready}");
+
+    // The store returns: the write completes and both probes pass again.
+    stalled.store(false, Ordering::Relaxed);
+    let opened = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .expect("answered once the store returns")
+        .expect("answered");
+    assert!(matches!(opened, Response::SessionOpened { .. }), "{opened:?}");
+    liveness(&state).expect("live again");
+    ready(&state).await.expect("ready again");
+    shutdown_sender.send(true).expect("driver listens");
+    running
+        .await
+        .expect("joins")
+        .expect("the driver's thread ran")
+        .expect("clean stop");
+}
