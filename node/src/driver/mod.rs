@@ -246,6 +246,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             if let Err(error) = self.process_ready() {
                 break Err(DriverError::Storage(error));
             }
+            self.heartbeat.beat();
             if let Some(ticks) = shutdown_ticks {
                 let handed_over =
                     self.raft.role() != Role::Leader || self.raft.conf_state().voters.len() <= 1;
