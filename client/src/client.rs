@@ -427,6 +427,11 @@ impl Client {
                                 message: reply.message,
                             })
                         }
+                        ErrorKind::NoSpace => {
+                            return Err(ClientError::NoSpace {
+                                message: reply.message,
+                            })
+                        }
                         ErrorKind::Internal => return Err(error),
                         // Busy, or leadership moved mid-request: the same node may serve
                         // (or redirect) after a pause.

@@ -241,6 +241,9 @@ pub enum ErrorKind {
     Internal,
     /// The client's certificate name has no role that allows this request (issue 11).
     PermissionDenied,
+    /// The cluster's data is at its space quota (`--quota-bytes`): the write was not
+    /// proposed. Reads, deletes and compaction go on; deleting keys frees room.
+    NoSpace,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,6 +266,27 @@ pub struct NodeStatus {
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
     pub peers: Vec<PeerStatus>,
+    pub space: SpaceStatus,
+}
+
+/// The node's data size against its space quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceStatus {
+    /// Bytes of the keys and values clients stored, as of the applied index.
+    pub data_bytes: u64,
+    /// `--quota-bytes`; 0 when the node has none (or has not said).
+    pub quota_bytes: u64,
+}
+
+impl SpaceStatus {
+    /// Raised while the largest write could be refused for space.
+    pub fn alarm(&self) -> bool {
+        self.quota_bytes > 0
+            && self
+                .data_bytes
+                .saturating_add((KEY_BYTES_MAX + VALUE_BYTES_MAX) as u64)
+                > self.quota_bytes
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -138,6 +138,7 @@ fn status() -> NodeStatus {
         voters: vec![1, 2],
         learners: vec![],
         peers: vec![],
+        space: Default::default(),
     }
 }
 

@@ -349,6 +349,7 @@ fn status(id: u64) -> NodeStatus {
         voters: vec![1, 2, 3],
         learners: vec![],
         peers: vec![],
+        space: Default::default(),
     }
 }
 

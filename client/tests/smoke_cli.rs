@@ -32,6 +32,7 @@ fn status(id: u64, leader: u64, applied: u64) -> NodeStatus {
         voters: vec![1, 2, 3],
         learners: vec![],
         peers: vec![],
+        space: Default::default(),
     }
 }
 

@@ -9,8 +9,8 @@ use std::path::Path;
 use client::frame::encode_frame;
 use client::wire::{
     Command, ErrorKind, ErrorReply, LeaderHint, MemberChange, MemberInfo, MemberList, MemberRole, NodeStatus,
-    PeerStatus, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope, Session, WriteResult,
-    CLIENT_PROTOCOL_VERSION,
+    PeerStatus, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope, Session, SpaceStatus,
+    WriteResult, CLIENT_PROTOCOL_VERSION,
 };
 use node::identity::{ClusterId, ClusterMembership, Founder, Identity};
 use node::kv::command::{KvBody, KvCommand, SessionLimits};
@@ -157,6 +157,10 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
             next_index: 6,
             state: "replicate".into(),
         }],
+        space: SpaceStatus {
+            data_bytes: 42,
+            quota_bytes: 1 << 31,
+        },
     };
     let responses = frames(&[
         response(

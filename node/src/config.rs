@@ -97,6 +97,12 @@ pub struct NodeArgs {
     /// least every tick; a storage call that never returns stops it).
     #[arg(long, env = "RAFTKV_LIVEZ_STALL_SECS", default_value_t = 10)]
     pub livez_stall_secs: u64,
+    /// Space quota, as etcd's: as leader, refuse writes that would take the clients' keys
+    /// and values past this many bytes (`NoSpace`); reads, deletes and compaction go on.
+    /// 0: no quota. Keep it well below the disk (the log, snapshots and the storage
+    /// engine's overhead come on top) and below memory (a snapshot is built in memory).
+    #[arg(long, env = "RAFTKV_QUOTA_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub quota_bytes: u64,
     /// Disaster recovery from a survivor: make this node the only voter of its cluster,
     /// with every entry of its log committed. Only when a majority's data is lost for
     /// good; wipe the other members before they start again (they rejoin by themselves).
@@ -162,6 +168,7 @@ pub struct NodeSettings {
     pub log_format: LogFormat,
     pub session_limits: SessionLimits,
     pub driver_stall_max: Duration,
+    pub quota_bytes: Option<u64>,
     pub force_new_cluster: bool,
     pub security: Security,
     pub client_connections_max: usize,
@@ -278,6 +285,7 @@ impl NodeArgs {
                 ..SessionLimits::DEFAULT
             },
             driver_stall_max: Duration::from_secs(self.livez_stall_secs),
+            quota_bytes: (self.quota_bytes > 0).then_some(self.quota_bytes),
             force_new_cluster: self.force_new_cluster,
             security: self.security(id)?,
             client_connections_max: self.client_connections_max.max(1),

@@ -21,6 +21,11 @@ pub struct Metrics {
     pub last_index: AtomicU64,
     /// Client sessions the state machine holds (thesis §6.3).
     pub sessions_open: AtomicU64,
+    /// Bytes of the clients' keys and values, its quota (0: none) and the alarm (1: the
+    /// largest write could be refused for space).
+    pub data_bytes: AtomicU64,
+    pub quota_bytes: AtomicU64,
+    pub space_alarm: AtomicU64,
     pub proposals_total: AtomicU64,
     pub proposals_refused_total: AtomicU64,
     pub reads_total: AtomicU64,
@@ -80,6 +85,21 @@ impl Metrics {
                 "raftkv_last_log_index",
                 "Index of the last log entry.",
                 load(&self.last_index),
+            ),
+            (
+                "raftkv_data_bytes",
+                "Bytes of the clients' keys and values (as of the applied index).",
+                load(&self.data_bytes),
+            ),
+            (
+                "raftkv_quota_bytes",
+                "The space quota (--quota-bytes); 0 when there is none.",
+                load(&self.quota_bytes),
+            ),
+            (
+                "raftkv_space_alarm",
+                "1 while the largest write could be refused for space (NoSpace).",
+                load(&self.space_alarm),
             ),
             (
                 "raftkv_sessions_open",

@@ -262,6 +262,7 @@ mod tests {
             voters: vec![1, 2, 3],
             learners: vec![],
             peers: vec![],
+            space: Default::default(),
         };
         assert!(readiness(&status).is_err());
         status.leader = Some(2);

@@ -114,6 +114,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
             shutdown_transfer_ticks_max: settings.raft.election_timeout_ticks_max.saturating_mul(2),
             inputs_per_turn_max: 4096,
             session_limits: settings.session_limits,
+            quota_bytes: settings.quota_bytes,
         },
         force_new_cluster: settings.force_new_cluster,
         client_port,

@@ -368,6 +368,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
             shutdown_transfer_ticks_max: config.election_timeout_ticks_max.saturating_mul(2),
             inputs_per_turn_max: 4096,
             session_limits: config.session_limits,
+            quota_bytes: None,
             #[cfg(feature = "canaries")]
             canary: config.canary,
         },

@@ -24,6 +24,9 @@ pub enum ClientError {
     SessionExpired { message: String, outcome_unknown: bool },
     /// The node refused the request: this client's identity lacks the role for it.
     PermissionDenied { message: String },
+    /// The cluster's data is at its space quota; the write was not applied. Deleting keys
+    /// frees room (reads and deletes go on).
+    NoSpace { message: String },
     /// The node reported an error of `kind`. Returned at once only for kinds that retrying
     /// cannot fix (`Internal`); retryable kinds appear here as a `last_error`.
     Server {
@@ -108,6 +111,7 @@ impl fmt::Display for ClientError {
                 outcome_unknown: false,
             } => write!(f, "client session expired: {message}"),
             Self::PermissionDenied { message } => write!(f, "permission denied: {message}"),
+            Self::NoSpace { message } => write!(f, "no space: {message}"),
             Self::Server {
                 endpoint,
                 kind,

@@ -1,6 +1,6 @@
 //! Operator views of a node: the status row and the full dump of log and KV map.
 
-use client::wire::{NodeDump, NodeStatus, PeerStatus};
+use client::wire::{NodeDump, NodeStatus, PeerStatus, SpaceStatus};
 use raft::{EntryPayload, Raft, Role};
 
 use client::wire::Command;
@@ -33,7 +33,7 @@ pub(super) fn role_number(role: Role) -> u64 {
     }
 }
 
-pub(super) fn node_status(raft: &Raft) -> NodeStatus {
+pub(super) fn node_status(raft: &Raft, space: SpaceStatus) -> NodeStatus {
     let status = raft.status();
     NodeStatus {
         id: status.id,
@@ -57,11 +57,12 @@ pub(super) fn node_status(raft: &Raft) -> NodeStatus {
                 state: peer.state.to_string(),
             })
             .collect(),
+        space,
     }
 }
 
 /// Everything this node holds: the log (after its snapshot) and the KV map.
-pub(super) fn node_dump(raft: &Raft, kv: Vec<(Vec<u8>, Vec<u8>)>) -> NodeDump {
+pub(super) fn node_dump(raft: &Raft, space: SpaceStatus, kv: Vec<(Vec<u8>, Vec<u8>)>) -> NodeDump {
     let log = raft.log();
     let entries = (log.first_index()..=log.last_index())
         .filter_map(|index| log.entry(index))
@@ -89,7 +90,7 @@ pub(super) fn node_dump(raft: &Raft, kv: Vec<(Vec<u8>, Vec<u8>)>) -> NodeDump {
         })
         .collect();
     NodeDump {
-        status: node_status(raft),
+        status: node_status(raft, space),
         log: entries,
         kv,
     }

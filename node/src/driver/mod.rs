@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client::wire::{ErrorKind, ErrorReply, NodeStatus, Request, Response};
+use client::wire::{ErrorKind, ErrorReply, NodeStatus, Request, Response, SpaceStatus};
 use raft::{ConfState, Index, Message, NodeId, Raft, Role, Term};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
@@ -69,6 +69,8 @@ pub struct DriverConfig {
     pub inputs_per_turn_max: usize,
     /// The session limits this node puts in the log when it opens a session as leader.
     pub session_limits: SessionLimits,
+    /// `--quota-bytes`: as leader, refuse writes that would take the clients' data past it.
+    pub quota_bytes: Option<u64>,
     /// A known bug to inject (simulation self-test only; see `raft::canary`).
     #[cfg(feature = "canaries")]
     pub canary: Option<raft::canary::Canary>,
@@ -171,7 +173,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         let heartbeat = Arc::new(DriverHeartbeat::default());
         heartbeat.beat();
         let snapshot_index = raft.snapshot().map_or(0, |snapshot| snapshot.meta.index);
-        let initial_status = describe::node_status(&raft);
+        let initial_status = describe::node_status(&raft, SpaceStatus::default());
         let (status, status_receiver) = watch::channel(initial_status);
         let mut driver = Self {
             raft,
@@ -434,8 +436,25 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         Ok(())
     }
 
+    /// The clients' data size against the quota (0 bytes if the size cannot be read:
+    /// it is only ever a report or a refusal, never a reason to stop).
+    pub(super) fn space(&mut self) -> SpaceStatus {
+        let data_bytes = match self.machine.data_bytes(&self.storage) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                warn!(%error, "cannot read the data size");
+                0
+            }
+        };
+        SpaceStatus {
+            data_bytes,
+            quota_bytes: self.config.quota_bytes.unwrap_or(0),
+        }
+    }
+
     fn publish_status(&mut self) {
-        let status = describe::node_status(&self.raft);
+        let space = self.space();
+        let status = describe::node_status(&self.raft, space);
         let metrics = &self.metrics;
         metrics.term.store(status.term, Ordering::Relaxed);
         metrics
@@ -447,6 +466,11 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         metrics
             .sessions_open
             .store(self.machine.sessions_open() as u64, Ordering::Relaxed);
+        metrics.data_bytes.store(space.data_bytes, Ordering::Relaxed);
+        metrics.quota_bytes.store(space.quota_bytes, Ordering::Relaxed);
+        metrics
+            .space_alarm
+            .store(u64::from(space.alarm()), Ordering::Relaxed);
         self.status.send_replace(status);
     }
 

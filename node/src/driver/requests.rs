@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use client::frame::FRAME_PAYLOAD_BYTES_MAX;
 use client::wire::{
-    ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, KEY_BYTES_MAX, LIST_LIMIT_MAX,
+    Command, ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, KEY_BYTES_MAX,
+    LIST_LIMIT_MAX,
 };
 use raft::ProposalError;
 use tokio::sync::oneshot;
@@ -51,6 +52,11 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             Request::Write { session, command } => {
                 if let Err(why) = validate_command(&command) {
                     Some(invalid(why))
+                } else if let Some(why) = self.over_quota(&command) {
+                    Some(Response::Error(ErrorReply {
+                        kind: ErrorKind::NoSpace,
+                        message: why,
+                    }))
                 } else if session.client_id == SYSTEM_SESSION.client_id {
                     Some(invalid("client id 0 is reserved".to_string()))
                 } else if is_system_key(command.key()) {
@@ -86,12 +92,40 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                     }
                 }
             }
-            Request::Status => Some(Response::Status(describe::node_status(&self.raft))),
+            Request::Status => {
+                let space = self.space();
+                Some(Response::Status(describe::node_status(&self.raft, space)))
+            }
             Request::Dump => Some(self.dump()),
         };
         if let Some(response) = response {
             let _ = reply.send(response);
         }
+    }
+
+    /// Why `command` may not be proposed under the space quota, if it may not: it would
+    /// take the clients' data past `--quota-bytes`. Deletes, and swaps that delete, always
+    /// may (they are how room is made); the check is against the applied data, so writes
+    /// proposed and not yet applied can overshoot it by at most the Raft's uncommitted
+    /// bytes bound.
+    fn over_quota(&mut self, command: &Command) -> Option<String> {
+        let quota = self.config.quota_bytes?;
+        let added = match command {
+            Command::Put { key, value } => key.len() + value.len(),
+            Command::CompareAndSwap {
+                key,
+                new_value: Some(value),
+                ..
+            } => key.len() + value.len(),
+            Command::Delete { .. } | Command::CompareAndSwap { new_value: None, .. } => return None,
+        } as u64;
+        let data = self.space().data_bytes;
+        (data.saturating_add(added) > quota).then(|| {
+            format!(
+                "the cluster's data is at its space quota ({data} of {quota} bytes; this write adds up to {added}); \
+                 reads and deletes still work: delete keys to make room"
+            )
+        })
     }
 
     /// Proposes a client's command; `reply` is answered once it is applied (or lost).
@@ -130,14 +164,15 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
 
     /// The node's log and its client KV map (raftkv's own records left out, as `List`
     /// leaves them out).
-    fn dump(&self) -> Response {
+    fn dump(&mut self) -> Response {
+        let space = self.space();
         match self.storage.list(b"", usize::MAX, RESPONSE_BYTES_MAX) {
             Ok(kv) if kv.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() >= RESPONSE_BYTES_MAX => {
                 invalid("the KV map is too large to dump in one response".into())
             }
             Ok(mut kv) => {
                 kv.retain(|(key, _)| !is_system_key(key));
-                Response::Dump(describe::node_dump(&self.raft, kv))
+                Response::Dump(describe::node_dump(&self.raft, space, kv))
             }
             Err(error) => internal(error.to_string()),
         }

@@ -54,6 +54,7 @@ pub(super) fn single_voter() -> (Raft, DriverConfig) {
         shutdown_transfer_ticks_max: 10,
         inputs_per_turn_max: 4096,
         session_limits: crate::kv::command::SessionLimits::DEFAULT,
+        quota_bytes: None,
     };
     (raft, config)
 }

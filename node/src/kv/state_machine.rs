@@ -9,9 +9,10 @@
 //!
 //! Time and limits come from the log alone: the clock is the largest `at_millis`
 //! applied, the limits are the latest `OpenSession`'s. Both are kept with the applied
-//! state (`SESSION_STATE_KEY`, a system key, so snapshots carry it), so a replica that
+//! state (`MACHINE_STATE_KEY`, a system key, so snapshots carry it), so a replica that
 //! restarted, restored a snapshot or runs with other flags expires and evicts exactly
-//! as the others.
+//! as the others. The same record counts the bytes of the clients' keys and values, which
+//! the leader holds against its space quota (`--quota-bytes`) before it proposes a write.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,29 +24,32 @@ use crate::kv::command::{KvBody, KvCommand, SessionLimits};
 use crate::membership::SYSTEM_SESSION;
 use crate::storage::{ApplyBatch, SessionRecord, Storage, StorageError};
 
-/// Where the sessions' clock and limits are kept in the applied state.
-pub const SESSION_STATE_KEY: &[u8] = b"\0raftkv/sessions";
+/// Where the machine's clock, session limits and data size are kept in the applied state.
+pub const MACHINE_STATE_KEY: &[u8] = b"\0raftkv/machine";
 
-/// The clock and limits every replica derives from the log.
+/// What every replica derives from the log besides the KV pairs and sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionState {
+pub struct MachineState {
     /// The largest `at_millis` applied.
     pub clock_millis: u64,
     pub limits: SessionLimits,
+    /// Bytes of the clients' keys and values (raftkv's own records left out).
+    pub data_bytes: u64,
 }
 
-impl SessionState {
-    /// Before any entry: no time has passed, the default limits.
+impl MachineState {
+    /// Before any entry: no time has passed, the default limits, no data.
     const INITIAL: Self = Self {
         clock_millis: 0,
         limits: SessionLimits::DEFAULT,
+        data_bytes: 0,
     };
 
     fn load(storage: &dyn Storage) -> Result<Self, StorageError> {
-        match storage.get(SESSION_STATE_KEY)? {
+        match storage.get(MACHINE_STATE_KEY)? {
             None => Ok(Self::INITIAL),
             Some(bytes) => postcard::from_bytes(&bytes)
-                .map_err(|error| StorageError::Corrupt(format!("session state: {error}"))),
+                .map_err(|error| StorageError::Corrupt(format!("machine state: {error}"))),
         }
     }
 
@@ -93,7 +97,7 @@ pub struct StateMachine {
     /// (expires_at_millis, client id) of every session: expiry and eviction order.
     sessions_by_expiry: BTreeSet<(u64, u64)>,
     /// `None` until read from storage (at start, and after a snapshot was installed).
-    state: Option<SessionState>,
+    state: Option<MachineState>,
     /// The `NoWriteDedup` canary (simulation self-test only).
     #[cfg(feature = "canaries")]
     dedup_disabled: bool,
@@ -167,6 +171,17 @@ impl StateMachine {
         self.sessions.len()
     }
 
+    /// Bytes of the clients' keys and values as of the last apply (read from `storage`
+    /// if nothing was applied since the start or a snapshot).
+    pub fn data_bytes(&mut self, storage: &dyn Storage) -> Result<u64, StorageError> {
+        let state = match self.state {
+            Some(state) => state,
+            None => MachineState::load(storage)?,
+        };
+        self.state = Some(state);
+        Ok(state.data_bytes)
+    }
+
     /// The cached result of `session`'s write, if that exact write was applied.
     pub fn cached_result(&self, session: Session) -> Option<&WriteResult> {
         self.sessions
@@ -186,7 +201,7 @@ impl StateMachine {
     ) -> Result<(ApplyBatch, Vec<AppliedWrite>), StorageError> {
         let mut state = match self.state {
             Some(state) => state,
-            None => SessionState::load(storage)?,
+            None => MachineState::load(storage)?,
         };
         let state_before = state;
         let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
@@ -215,7 +230,7 @@ impl StateMachine {
                     storage,
                     &mut overlay,
                     &mut session_writes,
-                    state,
+                    &mut state,
                     session,
                     command,
                 )?,
@@ -227,7 +242,7 @@ impl StateMachine {
             });
         }
         if state != state_before {
-            overlay.insert(SESSION_STATE_KEY.to_vec(), Some(state.encode()));
+            overlay.insert(MACHINE_STATE_KEY.to_vec(), Some(state.encode()));
         }
         self.state = Some(state);
         let batch = ApplyBatch {
@@ -298,7 +313,7 @@ impl StateMachine {
     fn open(
         &mut self,
         client_id: u64,
-        state: SessionState,
+        state: MachineState,
         session_writes: &mut BTreeMap<u64, Option<SessionRecord>>,
     ) -> Applied {
         let timeout_millis = state.limits.timeout_millis;
@@ -330,7 +345,7 @@ impl StateMachine {
         storage: &dyn Storage,
         overlay: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
         session_writes: &mut BTreeMap<u64, Option<SessionRecord>>,
-        state: SessionState,
+        state: &mut MachineState,
         session: Session,
         command: Command,
     ) -> Result<Result<Applied, ErrorReply>, StorageError> {
@@ -372,6 +387,9 @@ impl StateMachine {
             Some(value) => value.clone(),
             None => storage.get(&key)?,
         };
+        let pair_bytes =
+            |value: &Option<Vec<u8>>| value.as_ref().map_or(0, |value| (key.len() + value.len()) as u64);
+        let before = pair_bytes(&current);
         let (new_value, result) = match command {
             Command::Put { value, .. } => (Some(value), WriteResult::Done { previous: current }),
             Command::Delete { .. } => (None, WriteResult::Done { previous: current }),
@@ -383,6 +401,10 @@ impl StateMachine {
                 (stored, WriteResult::CompareAndSwap { swapped, current })
             }
         };
+        let after = pair_bytes(&new_value);
+        // Every stored pair was counted when written; saturating so that a count read
+        // back damaged can only under-count, never stop apply.
+        state.data_bytes = state.data_bytes.saturating_sub(before).saturating_add(after);
         overlay.insert(key, new_value);
         let record = SessionRecord {
             sequence: session.sequence,
@@ -576,6 +598,41 @@ mod tests {
             store_a.snapshot_image().expect("image"),
             store_b.snapshot_image().expect("image")
         );
+    }
+
+    #[test]
+    fn the_data_size_counts_every_stored_pair_and_survives_a_restart() {
+        let mut store = MemoryStore::default();
+        let mut machine = StateMachine::new([]);
+        let cas = |expected: &str, new_value: Option<&str>| Command::CompareAndSwap {
+            key: "k".into(),
+            expected: Some(expected.into()),
+            new_value: new_value.map(Into::into),
+        };
+        apply(
+            &mut machine,
+            &mut store,
+            &[
+                open(1, 0, 7),
+                write(2, 0, 7, 1, put("k", "aaaa")),
+                write(3, 0, 7, 2, put("kk", "b")),
+            ],
+        );
+        assert_eq!(machine.data_bytes(&store).expect("size"), 5 + 3);
+        apply(
+            &mut machine,
+            &mut store,
+            &[
+                write(4, 0, 7, 3, put("k", "a")),
+                write(5, 0, 7, 4, cas("nope", Some("zzzzzz"))),
+                write(6, 0, 7, 5, Command::Delete { key: "kk".into() }),
+            ],
+        );
+        assert_eq!(machine.data_bytes(&store).expect("size"), 2);
+        let mut restarted = StateMachine::new(store.snapshot_image().expect("image").sessions);
+        assert_eq!(restarted.data_bytes(&store).expect("size"), 2);
+        apply(&mut restarted, &mut store, &[write(7, 0, 7, 6, cas("a", None))]);
+        assert_eq!(restarted.data_bytes(&store).expect("size"), 0);
     }
 
     #[test]

@@ -12,5 +12,6 @@ mod membership;
 mod refusals;
 mod security;
 mod sessions;
+mod space;
 mod support;
 mod writers;

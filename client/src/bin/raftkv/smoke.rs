@@ -258,6 +258,7 @@ mod tests {
             voters: vec![1, 2, 3],
             learners: vec![],
             peers: vec![],
+            space: Default::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use client::client::{Client, ClientError, ClientOptions};
-use client::wire::NodeStatus;
+use client::wire::{NodeStatus, SpaceStatus};
 use client::Endpoint;
 use serde_json::{json, Value};
 
@@ -16,7 +16,7 @@ use crate::{Failure, GlobalArgs, StatusArgs};
 /// One node's row: its address and what it said, or why it said nothing.
 pub type Row = (String, Result<NodeStatus, ClientError>);
 
-const HEADER: [&str; 8] = [
+const HEADER: [&str; 9] = [
     "ENDPOINT",
     "ID",
     "ROLE",
@@ -25,7 +25,34 @@ const HEADER: [&str; 8] = [
     "COMMIT",
     "APPLIED",
     "LAST INDEX",
+    "DATA / QUOTA",
 ];
+
+/// `1.5 MiB`: bytes in the largest binary unit that keeps a number of at least 1.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The data size against the quota, and the NoSpace alarm when it is raised.
+fn space_cell(space: &SpaceStatus) -> String {
+    let quota = match space.quota_bytes {
+        0 => "no quota".to_string(),
+        quota => human_bytes(quota),
+    };
+    let alarm = if space.alarm() { " ALARM: NOSPACE" } else { "" };
+    format!("{} / {quota}{alarm}", human_bytes(space.data_bytes))
+}
 
 pub async fn status(global: &GlobalArgs, _args: StatusArgs) -> Result<(), Failure> {
     let rows = query_all(&global.endpoints.0, global.client_options(), global.tls()?).await;
@@ -111,6 +138,7 @@ fn table(rows: &[Row]) -> String {
                 status.commit.to_string(),
                 status.applied.to_string(),
                 status.last_index.to_string(),
+                space_cell(&status.space),
             ],
             Err(error) => vec![
                 address.clone(),
@@ -172,6 +200,7 @@ mod tests {
             voters: vec![1, 2, 3],
             learners: vec![],
             peers: vec![],
+            space: Default::default(),
         }
     }
 
@@ -191,7 +220,12 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("ENDPOINT"));
-        assert!(lines[1].contains("Leader") && lines[1].ends_with("11"));
+        assert!(lines[1].contains("Leader") && lines[1].ends_with("0 B / no quota"));
+        let full = SpaceStatus {
+            data_bytes: (2 << 30) - 512 * 1024,
+            quota_bytes: 2 << 30,
+        };
+        assert_eq!(space_cell(&full), "2.0 GiB / 2.0 GiB ALARM: NOSPACE");
         assert!(lines[2].starts_with("127.0.0.1:7102  unreachable: cannot connect: refused"));
         assert!(all_unreachable(&rows).is_none());
         assert!(all_unreachable(&rows[1..]).is_some());

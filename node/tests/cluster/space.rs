@@ -1,0 +1,65 @@
+//! The space quota (issue 12, as etcd's `--quota-bytes`): past it writes fail with
+//! `NoSpace` and the alarm is raised in `/metrics` and `raftkv status`, while reads,
+//! deletes and compaction go on; deleting keys lets writes resume without a restart.
+
+use client::client::ClientError;
+use client::wire::ReadConsistency;
+
+use crate::support::{quick_options, TestCluster};
+
+const QUOTA_BYTES: u64 = 64 * 1024;
+const VALUE_BYTES: usize = 4 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_past_the_quota_say_no_space_and_deletes_make_room() {
+    let extra = ["--quota-bytes".to_string(), QUOTA_BYTES.to_string()];
+    // Snapshots every 20 entries: compaction runs while the data is at its quota.
+    let test = TestCluster::start_with("space", 3, 20, false, &extra).await;
+    let ids = test.ids();
+    let leader = test.wait_for_leader(&ids).await;
+    let mut client = test.client(quick_options());
+
+    let value = vec![b'v'; VALUE_BYTES];
+    let mut stored = Vec::new();
+    let refusal = loop {
+        let key = format!("key-{:02}", stored.len());
+        match client.put(key.clone(), value.clone()).await {
+            Ok(_) => stored.push(key),
+            Err(error) => break error,
+        }
+        assert!(
+            stored.len() < 64,
+            "{} values of 4 KiB went past a 64 KiB quota",
+            stored.len()
+        );
+    };
+    match &refusal {
+        ClientError::NoSpace { message } => assert!(message.contains("quota"), "{message}"),
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    // 4 KiB values and 6-byte keys: 15 fit under 64 KiB, the 16th would pass it.
+    assert_eq!(stored.len(), 15, "{refusal}");
+    test.wait_for_metric(leader.id, "raftkv_space_alarm", |alarm| alarm == 1)
+        .await;
+    let status = test.status(leader.id).await.expect("the leader answers");
+    assert!(status.space.alarm(), "{:?}", status.space);
+    assert_eq!(status.space.quota_bytes, QUOTA_BYTES);
+
+    // Reads and deletes go on.
+    let read = client
+        .get(stored[0].clone(), ReadConsistency::Linearizable)
+        .await
+        .expect("a read at the quota");
+    assert_eq!(read.as_deref(), Some(value.as_slice()));
+    for key in stored.drain(..4) {
+        client.delete(key).await.expect("a delete at the quota");
+    }
+    // Room again, with no restart.
+    client
+        .put("after-deletes".to_string(), value.clone())
+        .await
+        .expect("a write after deletes made room");
+    test.wait_for_metric(leader.id, "raftkv_snapshots_total", |taken| taken >= 1)
+        .await;
+    test.wait_for_convergence(&ids).await;
+}
