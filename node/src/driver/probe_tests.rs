@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use client::wire::{Request, Response};
 use raft::{Entry, HardState, Index, Snapshot};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::oneshot;
 
-use super::tests::{single_voter, NoPeers};
-use super::{run_on_own_thread, ClientCall, Driver};
+use super::tests::SingleVoter;
+use super::ClientCall;
 use crate::identity::Identity;
-use crate::kv::state_machine::StateMachine;
 use crate::metrics::PeerCounters;
 use crate::ops_http::{liveness, ready, OpsState};
 use crate::storage::memory_store::MemoryStore;
@@ -80,27 +79,10 @@ async fn a_stalled_store_fails_livez_and_readyz_until_it_returns() {
         inner: MemoryStore::default(),
         stalled: stalled.clone(),
     };
-    let (raft, config) = single_voter();
-    let (driver, handles) = Driver::new(
-        raft,
-        store,
-        NoPeers,
-        StateMachine::new([]),
-        config,
-        crate::membership::PeerDirectory::default(),
-    )
-    .expect("driver starts");
-    let (_inbound_sender, inbound) = mpsc::channel(16);
-    let (calls_sender, calls) = mpsc::channel(1024);
-    let (shutdown_sender, shutdown) = watch::channel(false);
-    // As in the node: on a thread of its own, so that its stuck persist leaves the
-    // runtime that serves the probes running.
-    let running = tokio::spawn(run_on_own_thread(driver.run(inbound, calls, shutdown)));
-    let mut status = handles.status.clone();
-    tokio::time::timeout(Duration::from_secs(5), status.wait_for(|s| s.role == "leader"))
-        .await
-        .expect("elected")
-        .expect("driver alive");
+    // As in the node, the driver runs on a thread of its own: its stuck persist leaves
+    // the runtime that serves the probes running.
+    let node = SingleVoter::start(store).await;
+    let (handles, calls_sender) = (&node.handles, &node.calls);
     let state = OpsState {
         status: handles.status.clone(),
         metrics: handles.metrics.clone(),
@@ -145,10 +127,5 @@ async fn a_stalled_store_fails_livez_and_readyz_until_it_returns() {
         assert!(tokio::time::Instant::now() < deadline, "not live and ready again");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    shutdown_sender.send(true).expect("driver listens");
-    running
-        .await
-        .expect("joins")
-        .expect("the driver's thread ran")
-        .expect("clean stop");
+    node.stop().await;
 }

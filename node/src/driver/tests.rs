@@ -6,10 +6,12 @@ use std::time::Duration;
 use client::wire::{Command, ErrorKind, ReadConsistency, Request, Response, Session, WriteResult};
 use raft::{ConfState, Message, NodeId, Raft};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
-use super::{ClientCall, Driver, DriverConfig, PeerNetwork};
+use super::{run_on_own_thread, ClientCall, Driver, DriverConfig, DriverError, DriverHandles, PeerNetwork};
 use crate::kv::state_machine::StateMachine;
 use crate::storage::memory_store::MemoryStore;
+use crate::storage::Storage;
 
 pub(super) struct NoPeers;
 
@@ -59,31 +61,68 @@ pub(super) fn single_voter() -> (Raft, DriverConfig) {
     (raft, config)
 }
 
+/// A one-voter driver over a store, on a thread of its own as in the node
+/// (`run_on_own_thread`), started and led.
+pub(super) struct SingleVoter {
+    pub(super) handles: DriverHandles,
+    pub(super) calls: mpsc::Sender<ClientCall>,
+    shutdown: watch::Sender<bool>,
+    _inbound: mpsc::Sender<Message>,
+    running: JoinHandle<Result<Result<(), DriverError>, String>>,
+}
+
+impl SingleVoter {
+    pub(super) async fn start<S: Storage>(store: S) -> Self {
+        let (raft, config) = single_voter();
+        let (driver, handles) = Driver::new(
+            raft,
+            store,
+            NoPeers,
+            StateMachine::new([]),
+            config,
+            crate::membership::PeerDirectory::default(),
+        )
+        .expect("driver starts");
+        let (inbound_sender, inbound) = mpsc::channel(16);
+        let (calls, calls_receiver) = mpsc::channel(1024);
+        let (shutdown, shutdown_receiver) = watch::channel(false);
+        let running = tokio::spawn(run_on_own_thread(driver.run(
+            inbound,
+            calls_receiver,
+            shutdown_receiver,
+        )));
+        let mut status = handles.status.clone();
+        tokio::time::timeout(Duration::from_secs(5), status.wait_for(|s| s.role == "leader"))
+            .await
+            .expect("elected")
+            .expect("driver alive");
+        Self {
+            handles,
+            calls,
+            shutdown,
+            _inbound: inbound_sender,
+            running,
+        }
+    }
+
+    /// Stops the driver; it must stop cleanly.
+    pub(super) async fn stop(self) {
+        self.shutdown.send(true).expect("driver listens");
+        self.running
+            .await
+            .expect("joins")
+            .expect("the driver's thread ran")
+            .expect("clean stop");
+    }
+}
+
 #[tokio::test]
 async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
-    let (raft, config) = single_voter();
-    let (driver, handles) = Driver::new(
-        raft,
-        MemoryStore::default(),
-        NoPeers,
-        StateMachine::new([]),
-        config,
-        crate::membership::PeerDirectory::default(),
-    )
-    .expect("driver starts");
-    let (_inbound_sender, inbound) = mpsc::channel(16);
-    let (calls_sender, calls) = mpsc::channel(1024);
-    let (shutdown_sender, shutdown) = watch::channel(false);
-    let running = tokio::spawn(driver.run(inbound, calls, shutdown));
-    // Wait until the single voter leads.
-    let mut status = handles.status.clone();
-    tokio::time::timeout(Duration::from_secs(5), status.wait_for(|s| s.role == "leader"))
-        .await
-        .expect("elected")
-        .expect("driver alive");
+    let node = SingleVoter::start(MemoryStore::default()).await;
+    let (handles, calls_sender) = (&node.handles, &node.calls);
     // Thesis §6.3: sessions are opened through the log before their writes; a write of
     // a session never opened is refused, not applied.
-    let unopened = call(&calls_sender, put(999, 1, "never", "v"))
+    let unopened = call(calls_sender, put(999, 1, "never", "v"))
         .await
         .await
         .expect("answered");
@@ -95,7 +134,7 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
     for client in 0..200u64 {
         opened.push(
             call(
-                &calls_sender,
+                calls_sender,
                 Request::OpenSession {
                     client_id: client + 1,
                 },
@@ -110,7 +149,7 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
     let syncs_before = handles.metrics.fsync_count();
     let mut answers = Vec::new();
     for client in 0..200u64 {
-        answers.push(call(&calls_sender, put(client + 1, 1, &format!("k{client}"), "v")).await);
+        answers.push(call(calls_sender, put(client + 1, 1, &format!("k{client}"), "v")).await);
     }
     for answer in answers {
         let response = answer.await.expect("answered");
@@ -122,7 +161,7 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         "200 writes took {syncs} syncs: group commit is not batching"
     );
     // A retry of client 1's first write is answered from its session, not re-applied.
-    let retry = call(&calls_sender, put(1, 1, "k0", "other"))
+    let retry = call(calls_sender, put(1, 1, "k0", "other"))
         .await
         .await
         .expect("answered");
@@ -131,8 +170,7 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         key: "k0".into(),
         consistency: ReadConsistency::Linearizable,
     };
-    let value = call(&calls_sender, read).await.await.expect("answered");
+    let value = call(calls_sender, read).await.await.expect("answered");
     assert_eq!(value, Response::Value(Some(b"v".to_vec())));
-    shutdown_sender.send(true).expect("driver listens");
-    running.await.expect("joins").expect("clean stop");
+    node.stop().await;
 }
