@@ -52,11 +52,6 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             Request::Write { session, command } => {
                 if let Err(why) = validate_command(&command) {
                     Some(invalid(why))
-                } else if let Some(why) = self.over_quota(&command) {
-                    Some(Response::Error(ErrorReply {
-                        kind: ErrorKind::NoSpace,
-                        message: why,
-                    }))
                 } else if session.client_id == SYSTEM_SESSION.client_id {
                     Some(invalid("client id 0 is reserved".to_string()))
                 } else if is_system_key(command.key()) {
@@ -64,6 +59,11 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 } else if let Some(result) = self.machine.cached_result(session) {
                     // Already applied (Raft thesis §6.3): answer without a new entry.
                     Some(Response::Written(result.clone()))
+                } else if let Some(why) = self.over_quota(&command) {
+                    Some(Response::Error(ErrorReply {
+                        kind: ErrorKind::NoSpace,
+                        message: why,
+                    }))
                 } else {
                     self.propose_command(KvCommand::write(now_millis(), session, command), reply);
                     return;
@@ -107,9 +107,12 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     /// take the clients' data past `--quota-bytes`. Deletes, and swaps that delete, always
     /// may (they are how room is made); the check is against the applied data, so writes
     /// proposed and not yet applied can overshoot it by at most the Raft's uncommitted
-    /// bytes bound.
+    /// bytes bound. Only the leader refuses (a follower redirects the write to it).
     fn over_quota(&mut self, command: &Command) -> Option<String> {
         let quota = self.config.quota_bytes?;
+        if self.raft.role() != raft::Role::Leader {
+            return None;
+        }
         let added = match command {
             Command::Put { key, value } => key.len() + value.len(),
             Command::CompareAndSwap {
