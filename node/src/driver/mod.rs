@@ -15,6 +15,9 @@ mod own_thread;
 mod probe_tests;
 mod requests;
 #[cfg(test)]
+mod snapshot_tests;
+mod snapshots;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -128,6 +131,8 @@ pub struct Driver<S: Storage, N: PeerNetwork> {
     pending_reads: BTreeMap<u64, PendingRead>,
     next_read_context: u64,
     snapshot_index: Index,
+    /// A snapshot image being built off the loop (`snapshots.rs`).
+    snapshot_build: Option<snapshots::SnapshotBuild>,
     was_leader: bool,
     /// How to reach the members (seeds, founders, records).
     directory: PeerDirectory,
@@ -188,6 +193,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             pending_reads: BTreeMap::new(),
             next_read_context: 1,
             snapshot_index,
+            snapshot_build: None,
             was_leader: false,
             directory,
             pending_member_changes: BTreeMap::new(),
@@ -245,7 +251,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                     break;
                 }
             }
-            if let Err(error) = self.process_ready() {
+            if let Err(error) = self.process_ready().and_then(|()| self.finish_snapshot()) {
                 break Err(DriverError::Storage(error));
             }
             self.heartbeat.beat();
@@ -386,7 +392,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     }
 
     /// Leadership loss fails the writes this node proposed; a long enough applied log
-    /// is compacted into a snapshot.
+    /// starts a snapshot, built off the loop (`snapshots.rs`).
     fn after_ready(&mut self) -> Result<(), StorageError> {
         let is_leader = self.raft.role() == Role::Leader;
         if self.was_leader && !is_leader {
@@ -415,25 +421,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             self.publish_status();
         }
         self.was_leader = is_leader;
-        let applied = self.raft.applied();
-        if applied
-            >= self
-                .snapshot_index
-                .saturating_add(self.config.snapshot_every_entries)
-        {
-            let image = self.storage.snapshot_image()?;
-            match self.raft.compact(applied, image.encode()) {
-                Ok(compaction) => {
-                    let snapshot = self.raft.snapshot().cloned().expect("compact keeps the snapshot");
-                    self.storage.compact(&snapshot, compaction.purged_to)?;
-                    self.snapshot_index = applied;
-                    self.metrics.snapshots_total.fetch_add(1, Ordering::Relaxed);
-                    info!(index = applied, "took a snapshot and compacted the log");
-                }
-                Err(error) => warn!(%error, "snapshot refused"),
-            }
-        }
-        Ok(())
+        self.maybe_start_snapshot()
     }
 
     /// The clients' data size against the quota (0 bytes if the size cannot be read:

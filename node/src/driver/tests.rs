@@ -73,7 +73,13 @@ pub(super) struct SingleVoter {
 
 impl SingleVoter {
     pub(super) async fn start<S: Storage>(store: S) -> Self {
-        let (raft, config) = single_voter();
+        Self::start_with(store, |_| {}).await
+    }
+
+    /// `start`, with `edit` applied to the driver's settings.
+    pub(super) async fn start_with<S: Storage>(store: S, edit: impl FnOnce(&mut DriverConfig)) -> Self {
+        let (raft, mut config) = single_voter();
+        edit(&mut config);
         let (driver, handles) = Driver::new(
             raft,
             store,

@@ -41,7 +41,8 @@ use crate::identity::Identity;
 
 use super::fjall_codec::{decode, decode_index_key, encode, index_key, OrIo};
 use super::{
-    nothing_to_persist, ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError,
+    nothing_to_persist, ApplyBatch, ImageSource, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage,
+    StorageError,
 };
 
 pub(crate) const LOG_KEYSPACE: &str = "log";
@@ -162,15 +163,16 @@ impl FjallStore {
     }
 
     fn read_sessions(&self, view: &fjall::Snapshot) -> Result<Vec<(u64, SessionRecord)>, StorageError> {
-        view.iter(&self.sessions)
-            .map(|guard| {
-                let (key, value) = guard.into_inner().or_io("reading the sessions")?;
-                Ok((
-                    decode_index_key("session", &key)?,
-                    decode("session record", &value)?,
-                ))
-            })
-            .collect()
+        read_sessions(view, &self.sessions)
+    }
+
+    /// A view of the KV data and sessions as of now, to read on any thread.
+    fn image_view(&self) -> FjallImage {
+        FjallImage {
+            view: self.db.snapshot(),
+            kv: self.kv.clone(),
+            sessions: self.sessions.clone(),
+        }
     }
 
     /// Stages the removal of every log key from `from` on (every key, if `None`) except
@@ -412,16 +414,13 @@ impl Storage for FjallStore {
     /// instant even if a write landed in between (none does: the driver is the only
     /// writer and calls this between applies).
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
-        let view = self.db.snapshot();
-        let kv = view
-            .iter(&self.kv)
-            .map(|guard| {
-                let (key, value) = guard.into_inner().or_io("reading the KV data")?;
-                Ok((key.to_vec(), value.to_vec()))
-            })
-            .collect::<Result<_, StorageError>>()?;
-        let sessions = self.read_sessions(&view)?;
-        Ok(SnapshotImage { kv, sessions })
+        Box::new(self.image_view()).image()
+    }
+
+    /// A fjall snapshot (MVCC: later writes do not change what it reads), read on the
+    /// thread the driver hands it to.
+    fn image_source(&self) -> Result<Box<dyn ImageSource>, StorageError> {
+        Ok(Box::new(self.image_view()))
     }
 
     /// Synced, and so also every earlier unsynced `apply`: the durable applied index is
@@ -463,4 +462,41 @@ fn read<T: DeserializeOwned>(
 /// The keys of a scan (values are not needed to remove them).
 fn keys(scan: fjall::Iter, doing: &str) -> Result<Vec<Slice>, StorageError> {
     scan.map(|guard| guard.key().or_io(doing)).collect()
+}
+
+fn read_sessions(
+    view: &fjall::Snapshot,
+    sessions: &Keyspace,
+) -> Result<Vec<(u64, SessionRecord)>, StorageError> {
+    view.iter(sessions)
+        .map(|guard| {
+            let (key, value) = guard.into_inner().or_io("reading the sessions")?;
+            Ok((
+                decode_index_key("session", &key)?,
+                decode("session record", &value)?,
+            ))
+        })
+        .collect()
+}
+
+/// The KV data and sessions at one fjall snapshot.
+struct FjallImage {
+    view: fjall::Snapshot,
+    kv: Keyspace,
+    sessions: Keyspace,
+}
+
+impl ImageSource for FjallImage {
+    fn image(self: Box<Self>) -> Result<SnapshotImage, StorageError> {
+        let kv = self
+            .view
+            .iter(&self.kv)
+            .map(|guard| {
+                let (key, value) = guard.into_inner().or_io("reading the KV data")?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect::<Result<_, StorageError>>()?;
+        let sessions = read_sessions(&self.view, &self.sessions)?;
+        Ok(SnapshotImage { kv, sessions })
+    }
 }

@@ -110,6 +110,23 @@ pub fn nothing_to_persist(
     snapshot.is_none() && entries.is_empty() && hard_state.is_none()
 }
 
+/// The state machine at one point in time, whose image may be built on another thread:
+/// the driver hands the (long) work of reading every pair off its loop
+/// (`Storage::image_source`, `crate::driver::snapshots`).
+pub trait ImageSource: Send + 'static {
+    fn image(self: Box<Self>) -> Result<SnapshotImage, StorageError>;
+}
+
+/// An image built already (stores whose view cannot leave them build it at once).
+#[derive(Debug)]
+pub struct BuiltImage(pub SnapshotImage);
+
+impl ImageSource for BuiltImage {
+    fn image(self: Box<Self>) -> Result<SnapshotImage, StorageError> {
+        Ok(self.0)
+    }
+}
+
 pub trait Storage: Send + 'static {
     /// The data dir's identity, if one was ever saved (see `crate::identity`).
     fn load_identity(&self) -> Result<Option<Identity>, StorageError>;
@@ -145,6 +162,12 @@ pub trait Storage: Send + 'static {
 
     /// The whole state machine as of the last `apply`.
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError>;
+
+    /// The state machine as of the last `apply`, as a source whose image later `apply`s
+    /// do not change. By default the image is built here and now.
+    fn image_source(&self) -> Result<Box<dyn ImageSource>, StorageError> {
+        Ok(Box::new(BuiltImage(self.snapshot_image()?)))
+    }
 
     /// Stores `snapshot` as the latest one and deletes log entries through `purged_to`,
     /// durably (after `Raft::compact`).
