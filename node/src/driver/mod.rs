@@ -8,6 +8,8 @@
 //! simulation runs this very loop.
 
 mod describe;
+#[cfg(test)]
+mod faulty_store;
 mod heartbeat;
 mod membership;
 mod own_thread;

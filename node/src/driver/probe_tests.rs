@@ -3,82 +3,23 @@
 //! and `/readyz` with it, and both recover once the store does. Run inside the driver's
 //! runtime (before `driver::own_thread`), the stuck persist froze the test's timers too.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use client::wire::{Request, Response};
-use raft::{Entry, HardState, Index, Snapshot};
 use tokio::sync::oneshot;
 
+use super::faulty_store::FaultyStore;
 use super::tests::SingleVoter;
 use super::ClientCall;
-use crate::identity::Identity;
 use crate::metrics::PeerCounters;
 use crate::ops_http::{liveness, ready, OpsState};
-use crate::storage::memory_store::MemoryStore;
-use crate::storage::{ApplyBatch, KvPairs, Recovered, SnapshotImage, Storage, StorageError};
-
-/// The in-memory store, whose `persist` blocks its thread while `stalled` is set.
-struct StallingStore {
-    inner: MemoryStore,
-    stalled: Arc<AtomicBool>,
-}
-
-impl Storage for StallingStore {
-    fn load_identity(&self) -> Result<Option<Identity>, StorageError> {
-        self.inner.load_identity()
-    }
-
-    fn save_identity(&mut self, identity: &Identity) -> Result<(), StorageError> {
-        self.inner.save_identity(identity)
-    }
-
-    fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
-        self.inner.recover()
-    }
-
-    fn persist(
-        &mut self,
-        snapshot: Option<&Snapshot>,
-        entries: &[Entry],
-        hard_state: Option<HardState>,
-    ) -> Result<(), StorageError> {
-        while self.stalled.load(Ordering::Relaxed) {
-            // Blocks the driver's thread, as a stuck fdatasync does.
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        self.inner.persist(snapshot, entries, hard_state)
-    }
-
-    fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError> {
-        self.inner.apply(batch)
-    }
-
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.get(key)
-    }
-
-    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
-        self.inner.list(prefix, limit, max_bytes)
-    }
-
-    fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
-        self.inner.snapshot_image()
-    }
-
-    fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {
-        self.inner.compact(snapshot, purged_to)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_store_fails_livez_and_readyz_until_it_returns() {
-    let stalled = Arc::new(AtomicBool::new(false));
-    let store = StallingStore {
-        inner: MemoryStore::default(),
-        stalled: stalled.clone(),
-    };
+    let store = FaultyStore::default();
+    let stalled = store.persist_stalled.clone();
     // As in the node, the driver runs on a thread of its own: its stuck persist leaves
     // the runtime that serves the probes running.
     let node = SingleVoter::start(store).await;

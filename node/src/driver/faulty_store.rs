@@ -1,0 +1,92 @@
+//! The in-memory store with two faults a driver test can switch on: a persist that does
+//! not return (a stuck fsync) and a snapshot image that is held back (a long read).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::{Entry, HardState, Index, Snapshot};
+
+use crate::identity::Identity;
+use crate::storage::memory_store::MemoryStore;
+use crate::storage::{ApplyBatch, ImageSource, KvPairs, Recovered, SnapshotImage, Storage, StorageError};
+
+#[derive(Default)]
+pub(super) struct FaultyStore {
+    inner: MemoryStore,
+    /// While set, `persist` blocks its thread.
+    pub(super) persist_stalled: Arc<AtomicBool>,
+    /// While set, building a snapshot image waits.
+    pub(super) image_held: Arc<AtomicBool>,
+}
+
+/// Blocks the calling thread while `flag` is set.
+fn wait_while(flag: &AtomicBool) {
+    while flag.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// An image whose building waits while `held` is set.
+struct HeldImage {
+    image: SnapshotImage,
+    held: Arc<AtomicBool>,
+}
+
+impl ImageSource for HeldImage {
+    fn image(self: Box<Self>) -> Result<SnapshotImage, StorageError> {
+        wait_while(&self.held);
+        Ok(self.image)
+    }
+}
+
+impl Storage for FaultyStore {
+    fn load_identity(&self) -> Result<Option<Identity>, StorageError> {
+        self.inner.load_identity()
+    }
+
+    fn save_identity(&mut self, identity: &Identity) -> Result<(), StorageError> {
+        self.inner.save_identity(identity)
+    }
+
+    fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
+        self.inner.recover()
+    }
+
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        wait_while(&self.persist_stalled);
+        self.inner.persist(snapshot, entries, hard_state)
+    }
+
+    fn apply(&mut self, batch: ApplyBatch) -> Result<(), StorageError> {
+        self.inner.apply(batch)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+
+    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
+        self.inner.list(prefix, limit, max_bytes)
+    }
+
+    fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
+        self.inner.snapshot_image()
+    }
+
+    fn image_source(&self) -> Result<Box<dyn ImageSource>, StorageError> {
+        Ok(Box::new(HeldImage {
+            image: self.inner.snapshot_image()?,
+            held: self.image_held.clone(),
+        }))
+    }
+
+    fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {
+        self.inner.compact(snapshot, purged_to)
+    }
+}
