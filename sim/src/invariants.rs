@@ -91,12 +91,25 @@ struct WrittenEntry {
     previous_term: Option<Term>,
 }
 
+/// The commit index a leader's message shows.
+#[derive(Debug, Clone, Copy)]
+enum LeaderCommit {
+    /// The leader's own (an append's).
+    Exact(Index),
+    /// A lower bound of the leader's: a heartbeat's (clamped to the follower's match
+    /// index) or the one its disk holds.
+    LowerBound(Index),
+}
+
 /// A leader's term as seen from its messages.
 #[derive(Debug, Clone, Copy)]
 struct Leadership {
     leader: NodeId,
-    /// The commit index in its first message: inherited, not committed by this term.
-    commit_at_start: Index,
+    /// The commit index in its first append: inherited, not committed by this term.
+    /// `None` until an append is seen (a heartbeat's commit index is clamped to the
+    /// follower's match index, and a snapshot's is the lazily persisted one: both only
+    /// bound the leader's from below).
+    commit_at_start: Option<Index>,
     /// Entries up to here were recorded as decided from this leader's commit index.
     decided_through: Index,
 }
@@ -246,14 +259,17 @@ impl RaftMonitor {
         assert_eq!(message.from, id, "a node sends in its own name");
         let term = message.term;
         match &message.body {
-            MessageBody::Append(append) => self.on_leader_message(id, term, append.leader_commit, disk),
+            MessageBody::Append(append) => {
+                self.on_leader_message(id, term, LeaderCommit::Exact(append.leader_commit), disk);
+            }
             MessageBody::Heartbeat(heartbeat) => {
-                self.on_leader_message(id, term, heartbeat.leader_commit, disk);
+                // min(commit, the follower's match index): entries known to match it.
+                self.on_leader_message(id, term, LeaderCommit::LowerBound(heartbeat.leader_commit), disk);
             }
             MessageBody::InstallSnapshot(_) => {
                 // No commit index travels with a chunk; the leadership still counts.
                 let commit = disk.with_visible(|log| log.hard_state().map_or(0, |hard| hard.commit));
-                self.on_leader_message(id, term, commit, disk);
+                self.on_leader_message(id, term, LeaderCommit::LowerBound(commit), disk);
             }
             MessageBody::VoteResponse(response) if response.granted => {
                 self.check_vote_grant(id, message.to, term, disk);
@@ -266,7 +282,11 @@ impl RaftMonitor {
     }
 
     /// Leader `id` of `term` speaks with commit index `commit`.
-    fn on_leader_message(&self, id: NodeId, term: Term, commit: Index, disk: &SimDisk) {
+    fn on_leader_message(&self, id: NodeId, term: Term, commit: LeaderCommit, disk: &SimDisk) {
+        let (commit, exact) = match commit {
+            LeaderCommit::Exact(commit) => (commit, true),
+            LeaderCommit::LowerBound(commit) => (commit, false),
+        };
         let known = {
             let mut state = self.lock();
             state.counts.leader_messages += 1;
@@ -279,8 +299,29 @@ impl RaftMonitor {
                 return;
             }
             Some(leadership) => leadership,
-            None => self.start_leadership(id, term, commit, disk),
+            None => self.start_leadership(id, term, disk),
         };
+        // §5.4.2: the leader's own commit index moves only to entries of its term. Only
+        // an append carries it as it is; the first one gives where the term started.
+        if exact {
+            let start = match leadership.commit_at_start {
+                Some(start) => start,
+                None => {
+                    if let Some(leadership) = self.lock().leaderships.get_mut(&term) {
+                        leadership.commit_at_start = Some(commit);
+                    }
+                    commit
+                }
+            };
+            let commit_term = disk.with_visible(|log| log.term_at(commit));
+            if commit > start && commit_term.is_some_and(|commit_term| commit_term != term) {
+                let detail = format!(
+                    "leader {id} of term {term} committed index {commit} of term {commit_term:?} by counting \
+                     replicas (it started the term at commit {start})"
+                );
+                self.lock().violation(Invariant::LeaderCompleteness, detail);
+            }
+        }
         if commit <= leadership.decided_through {
             return;
         }
@@ -301,14 +342,6 @@ impl RaftMonitor {
             state.decide(entry, term, &who);
         }
         tracing::debug!(leader = id, term, commit, ?commit_term, "commit advanced");
-        if commit > leadership.commit_at_start && commit_term.is_some_and(|commit_term| commit_term != term) {
-            let detail = format!(
-                "leader {id} of term {term} committed index {commit} of term {commit_term:?} by counting \
-                 replicas (it started the term at commit {})",
-                leadership.commit_at_start
-            );
-            state.violation(Invariant::LeaderCompleteness, detail);
-        }
         if let Some(why) = not_durable {
             let detail = format!("leader {id} of term {term} committed index {commit} {why}");
             state.violation(Invariant::Durability, detail);
@@ -321,7 +354,7 @@ impl RaftMonitor {
     /// First message of `id` as leader of `term`: it must hold every entry committed in
     /// an earlier term (§5.4.3). Its first message may be seen after a later term has
     /// committed entries (it won on a delayed vote): those it need not hold.
-    fn start_leadership(&self, id: NodeId, term: Term, commit: Index, disk: &SimDisk) -> Leadership {
+    fn start_leadership(&self, id: NodeId, term: Term, disk: &SimDisk) -> Leadership {
         let decided: Vec<Entry> = self
             .lock()
             .decided
@@ -341,7 +374,7 @@ impl RaftMonitor {
         });
         let leadership = Leadership {
             leader: id,
-            commit_at_start: commit,
+            commit_at_start: None,
             decided_through: 0,
         };
         let mut state = self.lock();

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use node::storage::Storage;
 use raft::{
-    AppendResponse, Entry, EntryPayload, HardState, Heartbeat, Message, MessageBody, NodeId, Term,
-    VoteResponse,
+    AppendRequest, AppendResponse, Entry, EntryPayload, HardState, Heartbeat, Message, MessageBody, NodeId,
+    Term, VoteResponse,
 };
 
 use super::{Invariant, RaftMonitor};
@@ -51,6 +51,21 @@ fn heartbeat(from: NodeId, to: NodeId, term: Term, leader_commit: u64) -> Messag
         body: MessageBody::Heartbeat(Heartbeat {
             leader_commit,
             read_round: 0,
+        }),
+    }
+}
+
+/// An empty append: it carries the leader's commit index as it is.
+fn append(from: NodeId, to: NodeId, term: Term, leader_commit: u64) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body: MessageBody::Append(AppendRequest {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: Vec::new(),
+            leader_commit,
         }),
     }
 }
@@ -178,8 +193,35 @@ fn committing_an_old_term_entry_by_counting_is_reported() {
             .expect("persist");
     }
     let leader_disk = nodes[0].0.clone();
-    monitor.on_send(1, &heartbeat(1, 2, 3, 1), &leader_disk);
-    monitor.on_send(1, &heartbeat(1, 2, 3, 2), &leader_disk);
+    monitor.on_send(1, &append(1, 2, 3, 1), &leader_disk);
+    monitor.on_send(1, &append(1, 2, 3, 2), &leader_disk);
+    assert_eq!(found(&monitor), [Invariant::LeaderCompleteness]);
+}
+
+/// Seed 796428471870: a heartbeat's commit index is the leader's clamped to the
+/// follower's match index, so it may name an entry of an older term after the leader
+/// committed one of its own.
+#[test]
+fn a_heartbeat_clamped_to_a_lagging_follower_is_not_taken_for_the_leaders_commit() {
+    let (monitor, mut nodes) = cluster(3);
+    for (_, store) in &mut nodes {
+        store
+            .persist(
+                None,
+                &[entry(1, 1, "a"), entry(2, 2, "b"), entry(3, 3, "no-op")],
+                hard_state(3, Some(1), 1),
+            )
+            .expect("persist");
+    }
+    let leader_disk = nodes[0].0.clone();
+    monitor.on_send(1, &append(1, 2, 3, 1), &leader_disk);
+    // Commit 3 (term 3); follower 3 matched only through 2.
+    monitor.on_send(1, &heartbeat(1, 3, 3, 2), &leader_disk);
+    monitor.on_send(1, &append(1, 2, 3, 3), &leader_disk);
+    assert_eq!(found(&monitor), []);
+    // Appends still carry the leader's own: one naming an old-term entry is caught.
+    monitor.on_send(1, &append(1, 2, 4, 1), &leader_disk);
+    monitor.on_send(1, &append(1, 2, 4, 2), &leader_disk);
     assert_eq!(found(&monitor), [Invariant::LeaderCompleteness]);
 }
 
