@@ -8,7 +8,8 @@ mod support;
 use std::process::Output;
 
 use client::wire::{
-    Command as Write, ErrorKind, ErrorReply, NodeDump, NodeStatus, Request, Response, WriteResult,
+    Command as Write, ErrorKind, ErrorReply, NodeDump, NodeStatus, Request, Response, SpaceStatus,
+    WriteResult,
 };
 use support::{dead_address, raftkv, stderr, stdout, FakeNode, Reply};
 
@@ -138,7 +139,10 @@ fn status() -> NodeStatus {
         voters: vec![1, 2],
         learners: vec![],
         peers: vec![],
-        space: Default::default(),
+        space: SpaceStatus {
+            data_bytes: 1536,
+            quota_bytes: 2 << 30,
+        },
     }
 }
 
@@ -204,7 +208,21 @@ async fn status_prints_a_row_per_node_even_when_one_is_down() {
     let cells: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         cells,
-        [node.address.as_str(), "1", "Leader", "4", "1", "12", "12", "13"]
+        [
+            node.address.as_str(),
+            "1",
+            "Leader",
+            "4",
+            "1",
+            "12",
+            "12",
+            "13",
+            "1.5",
+            "KiB",
+            "/",
+            "2.0",
+            "GiB"
+        ]
     );
     assert!(
         lines[2].starts_with(&dead) && lines[2].contains("unreachable"),
@@ -214,6 +232,7 @@ async fn status_prints_a_row_per_node_even_when_one_is_down() {
     let output = raftkv(&["--endpoints", &endpoints, "--output", "json", "status"]).await;
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON output");
     assert_eq!(json[0]["status"]["applied"], 12);
+    assert_eq!(json[0]["status"]["space"]["quota_bytes"], 2u64 << 30);
     assert!(json[1]["error"].is_string());
 
     let output = raftkv(&["--endpoints", &dead, "--timeout-ms", "300", "status"]).await;
