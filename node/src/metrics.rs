@@ -30,6 +30,7 @@ pub struct Metrics {
     pub proposals_refused_total: AtomicU64,
     pub reads_total: AtomicU64,
     pub snapshots_total: AtomicU64,
+    pub snapshot_failures_total: AtomicU64,
     fsync_bucket_counts: [AtomicU64; FSYNC_BUCKETS_MICROS.len()],
     fsync_count: AtomicU64,
     fsync_sum_micros: AtomicU64,
@@ -130,6 +131,11 @@ impl Metrics {
                 "raftkv_snapshots_total",
                 "Snapshots taken by this node.",
                 load(&self.snapshots_total),
+            ),
+            (
+                "raftkv_snapshot_failures_total",
+                "Snapshot images this node failed to build (the log is kept; retried later).",
+                load(&self.snapshot_failures_total),
             ),
             (
                 "raftkv_peer_messages_sent_total",

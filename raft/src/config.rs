@@ -31,6 +31,9 @@ pub struct Config {
     pub max_apply_bytes_per_ready: usize,
     /// Snapshots travel in chunks of at most this many bytes.
     pub snapshot_chunk_bytes: usize,
+    /// Entries a compaction keeps before its snapshot's index, so a follower that fell
+    /// only that far behind catches up from the log instead of a whole snapshot.
+    pub snapshot_trailing_entries: u64,
     /// Seeds the PRNG behind election timeouts; give each server its own.
     pub seed: u64,
     /// A known bug to inject (simulation self-test only).
@@ -53,6 +56,7 @@ impl Config {
             max_pending_reads: 4096,
             max_apply_bytes_per_ready: 16 * 1024 * 1024,
             snapshot_chunk_bytes: 1024 * 1024,
+            snapshot_trailing_entries: 0,
             seed: id,
             #[cfg(feature = "canaries")]
             canary: None,
@@ -85,6 +89,9 @@ impl Config {
             ("max_apply_bytes_per_ready", self.max_apply_bytes_per_ready),
             ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),
         ];
+        if u32::try_from(self.snapshot_chunk_bytes).is_err() {
+            return Err(ConfigError::new("snapshot_chunk_bytes must fit in 32 bits"));
+        }
         for (name, value) in positive {
             if value == 0 {
                 return Err(ConfigError::new(format!("{name} must be at least 1")));

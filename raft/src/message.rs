@@ -100,18 +100,35 @@ pub struct HeartbeatResponse {
 }
 
 /// One chunk of a snapshot (thesis §5.3 InstallSnapshot, with `offset` and `done`).
+///
+/// Raft emits it with empty `data`: the sender's application fills it with the bytes
+/// `range_to_fill` names, read from its image of `meta.index`, before it leaves. A chunk
+/// that arrives without the data it must carry is malformed (`Message::validate`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct SnapshotChunk {
     pub meta: SnapshotMeta,
     pub total_bytes: u64,
     pub offset: u64,
+    /// The most bytes the sender puts in `data` (the leader's `snapshot_chunk_bytes`).
+    pub data_bytes_max: u32,
     pub data: Vec<u8>,
 }
 
 impl SnapshotChunk {
     pub fn is_last(&self) -> bool {
         self.offset + self.data.len() as u64 == self.total_bytes
+    }
+
+    /// The bytes of the image this chunk must carry, as (offset, length), while it is
+    /// not filled; `None` once it is (or when it has nothing to carry).
+    pub fn range_to_fill(&self) -> Option<(u64, usize)> {
+        if !self.data.is_empty() || self.offset >= self.total_bytes {
+            return None;
+        }
+        let remaining = self.total_bytes - self.offset;
+        let length = remaining.min(u64::from(self.data_bytes_max).max(1));
+        Some((self.offset, usize::try_from(length).unwrap_or(usize::MAX)))
     }
 }
 
@@ -234,6 +251,12 @@ impl Message {
                 let end = chunk.offset.checked_add(chunk.data.len() as u64);
                 if end.is_none_or(|end| end > chunk.total_bytes) {
                     return Err(malformed("snapshot chunk runs past total_bytes".into()));
+                }
+                if chunk.data.is_empty() && chunk.offset < chunk.total_bytes {
+                    return Err(malformed("snapshot chunk without its data".into()));
+                }
+                if chunk.data.len() > chunk.data_bytes_max as usize {
+                    return Err(malformed("snapshot chunk larger than its stated bound".into()));
                 }
                 if chunk.meta.term > self.term || !chunk.meta.conf_state.is_well_formed() {
                     return Err(malformed("snapshot metadata is impossible".into()));

@@ -67,6 +67,8 @@ pub struct Raft {
     /// The newest snapshot this server has, to send to followers that fell behind.
     pub(crate) snapshot: Option<Snapshot>,
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// Chunks accepted from the leader, for the application to stage in the next Ready.
+    pub(crate) snapshot_chunks: Vec<crate::message::SnapshotChunk>,
     /// A snapshot received from the leader, to hand to the application in the next Ready.
     pub(crate) snapshot_to_install: Option<Snapshot>,
     pub(crate) election_elapsed_ticks: u32,
@@ -195,6 +197,7 @@ impl Raft {
             log,
             snapshot: None,
             incoming_snapshot: None,
+            snapshot_chunks: Vec::new(),
             snapshot_to_install: None,
             election_elapsed_ticks: 0,
             randomized_election_timeout_ticks: config.election_timeout_ticks_min,

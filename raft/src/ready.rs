@@ -3,8 +3,14 @@
 //!
 //! 1. Send `messages` (now, or while persisting; they never depend on this `Ready`'s
 //!    durability: a leader writes its log in parallel with replication, thesis §10.2.1).
-//! 2. Persist, in one durable write (one fsync for the whole batch): `snapshot` (then
-//!    drop the whole durable log and restore the state machine from it), `entries`
+//!    An `InstallSnapshot` message (in either list) leaves with its data filled from
+//!    the application's image (`SnapshotChunk::range_to_fill`).
+//! 2. Write `snapshot_chunks` to the staged image of their snapshot, in order (a chunk at
+//!    offset 0 starts the staged image afresh); no sync is needed, as nothing refers to a
+//!    staged image until the persist below installs it.
+//!    Then persist, in one durable write (one fsync for the whole batch): `snapshot`
+//!    (install the staged image of `snapshot.meta.index`, `total_bytes` long, as the
+//!    state machine and the current image, and drop the whole durable log), `entries`
 //!    (each one replaces any durable entry at its index and every entry after it), and
 //!    `hard_state`.
 //! 3. Only then send `persisted_messages`: vote grants and append acknowledgements speak
@@ -13,13 +19,15 @@
 //! 5. Answer `read_states` (their index is applied by now) and fail `dropped_reads`.
 //! 6. Call `advance`.
 
-use crate::message::Message;
+use crate::message::{Message, SnapshotChunk};
 use crate::raft::{Raft, RoleState};
 use crate::types::{Entry, HardState, Index, ReadState, Snapshot, Term};
 
 #[derive(Debug, Default)]
 pub struct Ready {
     pub messages: Vec<Message>,
+    /// Snapshot chunks accepted from the leader, in order, to write to the staged image.
+    pub snapshot_chunks: Vec<SnapshotChunk>,
     pub snapshot: Option<Snapshot>,
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
@@ -59,6 +67,7 @@ impl Raft {
             .map_or(self.applied, |s| s.meta.index);
         self.hard_state() != self.handed_out_hard_state
             || self.snapshot_to_install.is_some()
+            || !self.snapshot_chunks.is_empty()
             || self.log.unstable_from() <= self.log.last_index()
             || !self.messages.is_empty()
             || !self.persisted_messages.is_empty()
@@ -112,6 +121,7 @@ impl Raft {
         });
         Ready {
             messages: std::mem::take(&mut self.messages),
+            snapshot_chunks: std::mem::take(&mut self.snapshot_chunks),
             snapshot,
             entries,
             hard_state: (hard_state != self.handed_out_hard_state).then_some(hard_state),

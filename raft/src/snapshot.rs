@@ -1,9 +1,14 @@
-//! Log compaction and InstallSnapshot (thesis §5.1-§5.3): the application hands in its
-//! state at an applied index, the log before it is purged, and a follower that needs
-//! purged entries receives the snapshot in chunks of `snapshot_chunk_bytes`, one chunk
-//! in flight at a time, resumable from the last acknowledged offset.
-
-use std::sync::Arc;
+//! Log compaction and InstallSnapshot (thesis §5.1-§5.3): the application saves an image
+//! of its state at an applied index and hands in its size, the log before it is purged
+//! (all but `snapshot_trailing_entries`), and a follower that needs purged entries
+//! receives the snapshot in chunks of `snapshot_chunk_bytes`, one chunk in flight at a
+//! time, resumable from the last acknowledged offset.
+//!
+//! Raft never holds the image (issue 12: no size cap, no image in memory). A chunk the
+//! leader emits carries no data: the application fills it from its image
+//! (`SnapshotChunk::range_to_fill`) as it sends it. A chunk the follower accepts goes to
+//! the application in `Ready::snapshot_chunks`, to be written to its staged image; the
+//! last one makes `Ready::snapshot` ask it to install that staged image.
 
 use tracing::{debug, info, warn};
 
@@ -18,7 +23,8 @@ use crate::types::{Index, NodeId, Snapshot, SnapshotMeta};
 pub(crate) struct IncomingSnapshot {
     meta: SnapshotMeta,
     total_bytes: u64,
-    data: Vec<u8>,
+    /// Bytes accepted so far, in order, and handed to the application.
+    received_bytes: u64,
 }
 
 /// What `compact` did: the application persists the snapshot and drops its durable log
@@ -30,9 +36,12 @@ pub struct Compaction {
 }
 
 impl Raft {
-    /// Takes `data`, the state machine's image after applying through `index`, as the
-    /// newest snapshot and purges the log through `index`.
-    pub fn compact(&mut self, index: Index, data: Vec<u8>) -> Result<Compaction, CompactError> {
+    /// Takes the application's image of its state after applying through `index`
+    /// (`total_bytes` long, saved where the application can read chunks of it) as the
+    /// newest snapshot, and purges the log through `index` less the configured
+    /// `snapshot_trailing_entries`: a follower a little behind then catches up from the
+    /// log rather than with a whole snapshot (etcd keeps such a window as well).
+    pub fn compact(&mut self, index: Index, total_bytes: u64) -> Result<Compaction, CompactError> {
         assert!(
             self.ready_in_flight.is_none(),
             "compact between ready() and advance()"
@@ -61,15 +70,15 @@ impl Raft {
         };
         self.snapshot = Some(Snapshot {
             meta: meta.clone(),
-            data: Arc::from(data),
+            total_bytes,
         });
         // Applied entries are committed and durable, so they may go.
-        self.log.purge_to(index);
-        info!(id = self.config.id, index, term, "compacted log");
-        Ok(Compaction {
-            meta,
-            purged_to: index,
-        })
+        let purged_to = index
+            .saturating_sub(self.config.snapshot_trailing_entries)
+            .max(self.log.purged_index());
+        self.log.purge_to(purged_to);
+        info!(id = self.config.id, index, term, purged_to, "compacted log");
+        Ok(Compaction { meta, purged_to })
     }
 
     /// Switches `to` to snapshot mode and sends the first chunk.
@@ -88,8 +97,9 @@ impl Raft {
         self.send_snapshot_chunk(to);
     }
 
-    /// Sends the chunk after the follower's acknowledged offset. Restarts from zero if
-    /// a newer snapshot replaced the one being sent.
+    /// Sends the chunk after the follower's acknowledged offset, without its data (the
+    /// application fills it). Restarts from zero if a newer snapshot replaced the one
+    /// being sent.
     pub(crate) fn send_snapshot_chunk(&mut self, to: NodeId) {
         let Some(snapshot) = self.snapshot.clone() else {
             return;
@@ -108,24 +118,19 @@ impl Raft {
             progress.become_snapshot(snapshot.meta.index);
             0
         };
-        let total_bytes = snapshot.data.len() as u64;
-        let start = offset.min(total_bytes) as usize;
-        let end = start.saturating_add(chunk_bytes).min(snapshot.data.len());
         let chunk = SnapshotChunk {
-            meta: snapshot.meta.clone(),
-            total_bytes,
-            offset: start as u64,
-            data: snapshot.data[start..end].to_vec(),
+            meta: snapshot.meta,
+            total_bytes: snapshot.total_bytes,
+            offset: offset.min(snapshot.total_bytes),
+            data_bytes_max: u32::try_from(chunk_bytes).unwrap_or(u32::MAX),
+            data: Vec::new(),
         };
         self.send(to, MessageBody::InstallSnapshot(chunk));
     }
 
     pub(crate) fn handle_snapshot_chunk_response(&mut self, from: NodeId, response: SnapshotChunkResponse) {
         let snapshot_index = self.snapshot.as_ref().map_or(0, |snapshot| snapshot.meta.index);
-        let total_bytes = self
-            .snapshot
-            .as_ref()
-            .map_or(0, |snapshot| snapshot.data.len() as u64);
+        let total_bytes = self.snapshot.as_ref().map_or(0, |snapshot| snapshot.total_bytes);
         let progress = self.leader_state_mut().progress.get_mut(&from).expect("member");
         let ProgressState::Snapshot {
             index,
@@ -182,11 +187,17 @@ impl Raft {
             );
             return;
         }
+        if self.snapshot_to_install.is_some() {
+            // The next Ready installs the image staged so far; a chunk of another snapshot
+            // now would restage it before that. The leader resends it on its heartbeat.
+            debug!(id = self.config.id, from, "chunk ignored while a snapshot awaits install");
+            return;
+        }
         if chunk.offset == 0 {
             self.incoming_snapshot = Some(IncomingSnapshot {
                 meta: chunk.meta.clone(),
                 total_bytes: chunk.total_bytes,
-                data: Vec::new(),
+                received_bytes: 0,
             });
         }
         let Some(incoming) = self
@@ -198,15 +209,20 @@ impl Raft {
             self.reply_snapshot_offset(from, meta_index, 0);
             return;
         };
-        if incoming.data.len() as u64 != chunk.offset {
-            let next_offset = incoming.data.len() as u64;
+        if incoming.received_bytes != chunk.offset {
+            let next_offset = incoming.received_bytes;
             self.reply_snapshot_offset(from, meta_index, next_offset);
             return;
         }
-        incoming.data.extend_from_slice(&chunk.data);
-        if (incoming.data.len() as u64) < incoming.total_bytes {
-            let next_offset = incoming.data.len() as u64;
-            self.reply_snapshot_offset(from, meta_index, next_offset);
+        // `validate` bounds the chunk by `total_bytes`, so this cannot overflow it.
+        incoming.received_bytes += chunk.data.len() as u64;
+        let (received_bytes, total_bytes) = (incoming.received_bytes, incoming.total_bytes);
+        assert!(received_bytes <= total_bytes, "a validated chunk stays within its image");
+        // The application writes the chunk to its staged image in this `Ready`, before
+        // anything that follows: chunks leave in the order they were accepted.
+        self.snapshot_chunks.push(chunk);
+        if received_bytes < total_bytes {
+            self.reply_snapshot_offset(from, meta_index, received_bytes);
             return;
         }
         let incoming = self.incoming_snapshot.take().expect("checked above");
@@ -221,8 +237,8 @@ impl Raft {
         self.send(to, MessageBody::InstallSnapshotResponse(response));
     }
 
-    /// Replaces the log with a complete snapshot; the next `Ready` carries it to the
-    /// application, and the acknowledgement leaves only once it is durable.
+    /// Replaces the log with a complete snapshot; the next `Ready` asks the application to
+    /// install its staged image, and the acknowledgement leaves only once it is durable.
     fn install_snapshot(&mut self, from: NodeId, incoming: IncomingSnapshot) {
         let meta = incoming.meta;
         info!(
@@ -234,7 +250,7 @@ impl Raft {
         self.log.restore(&meta);
         let snapshot = Snapshot {
             meta,
-            data: Arc::from(incoming.data),
+            total_bytes: incoming.total_bytes,
         };
         let match_index = snapshot.meta.index;
         self.snapshot = Some(snapshot.clone());

@@ -117,12 +117,14 @@ pub struct SnapshotMeta {
     pub conf_state: ConfState,
 }
 
-/// A state machine image and its metadata. The bytes are shared, not copied, between
-/// the application, the leader's chunked sender and the follower's `Ready`.
+/// A snapshot as Raft knows it: its metadata and the size of the state machine image
+/// that the application keeps. The image itself never passes through Raft (issue 12: a
+/// snapshot of any size streams between disks in chunks the application reads and
+/// writes; see `SnapshotChunk` and `Ready::snapshot_chunks`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
-    pub data: Arc<[u8]>,
+    pub total_bytes: u64,
 }
 
 /// A confirmed linearizable read: once the application has applied through `index`, it

@@ -51,7 +51,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use node::identity::Identity;
 use node::storage::memory_store::MemoryStore;
 use node::storage::{
-    nothing_to_persist, ApplyBatch, KvPairs, Recovered, SnapshotImage, Storage, StorageError,
+    nothing_to_persist, ApplyBatch, ImageSource, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage,
+    StorageError,
 };
 use raft::{ConfState, Entry, HardState, Index, NodeId, Snapshot};
 
@@ -71,8 +72,16 @@ enum Record {
         hard_state: Option<HardState>,
     },
     Apply(ApplyBatch),
+    /// A chunk of an image arriving from the leader (unsynced, as in `FjallStore`).
+    StageChunk {
+        index: Index,
+        offset: u64,
+        data: Vec<u8>,
+    },
     Compact {
         snapshot: Snapshot,
+        /// The image the node built for it (in `FjallStore`, a file synced before).
+        image: Vec<u8>,
         purged_to: Index,
     },
 }
@@ -88,7 +97,7 @@ impl Record {
                 entries,
                 hard_state,
             } => {
-                snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len())
+                snapshot.as_ref().map_or(0, |_| 64)
                     + entries.iter().map(Entry::size_bytes).sum::<usize>()
                     + hard_state.map_or(0, |_| HARD_STATE_BYTES)
             }
@@ -100,7 +109,8 @@ impl Record {
                     .sum();
                 8 + kv_bytes + SESSION_BYTES * batch.session_writes.len()
             }
-            Record::Compact { snapshot, .. } => snapshot.data.len() + 8,
+            Record::StageChunk { data, .. } => data.len() + 16,
+            Record::Compact { image, .. } => image.len() + 8,
             Record::Identity(_) => 64,
         };
         bytes as u64
@@ -111,7 +121,7 @@ impl Record {
         match self {
             Record::Persist { snapshot, .. } => snapshot.as_ref(),
             Record::Compact { snapshot, .. } => Some(snapshot),
-            Record::Apply(_) | Record::Identity(_) => None,
+            Record::Apply(_) | Record::Identity(_) | Record::StageChunk { .. } => None,
         }
     }
 
@@ -125,7 +135,15 @@ impl Record {
                 hard_state,
             } => layer.persist(snapshot.as_ref(), entries, *hard_state),
             Record::Apply(batch) => layer.apply(batch.clone()),
-            Record::Compact { snapshot, purged_to } => layer.compact(snapshot, *purged_to),
+            Record::StageChunk { index, offset, data } => layer.stage_image_chunk(*index, *offset, data),
+            Record::Compact {
+                snapshot,
+                image,
+                purged_to,
+            } => {
+                layer.put_image(snapshot.meta.index, image.clone());
+                layer.compact(snapshot, *purged_to)
+            }
             Record::Identity(identity) => layer.save_identity(identity),
         }
     }
@@ -461,9 +479,43 @@ impl Storage for SimStore {
         self.state()?.visible.store.snapshot_image()
     }
 
+    fn sessions(&self) -> Result<Vec<(u64, SessionRecord)>, StorageError> {
+        self.state()?.visible.store.sessions()
+    }
+
+    /// Built at once (madsim runs one thread) into the visible layer's side table; the
+    /// compaction then journals the image with itself.
+    fn image_source(&self, index: Index) -> Result<Box<dyn ImageSource>, StorageError> {
+        self.state()?.visible.store.image_source(index)
+    }
+
+    fn stage_image_chunk(&mut self, index: Index, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.state()?.write_unsynced(Record::StageChunk {
+            index,
+            offset,
+            data: data.to_vec(),
+        })
+    }
+
+    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError> {
+        self.state()?.visible.store.read_image_chunk(index, offset, length)
+    }
+
     fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {
+        let image = self
+            .state()?
+            .visible
+            .store
+            .take_built_image(snapshot.meta.index)
+            .ok_or_else(|| {
+                StorageError::Corrupt(format!(
+                    "compacting to the snapshot at {} without its image",
+                    snapshot.meta.index
+                ))
+            })?;
         self.synced(Record::Compact {
             snapshot: snapshot.clone(),
+            image,
             purged_to,
         })
     }

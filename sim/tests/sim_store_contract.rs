@@ -131,15 +131,21 @@ fn assert_raft_restarts(state: &Recovered, context: &str) {
     assert!(outcome.is_ok(), "{context}: {:?}", outcome.err());
 }
 
+/// The store's image of its state machine now, built as the snapshot at `index` (as the
+/// driver builds one before `compact`).
 fn snapshot_at(store: &SimStore, index: Index, term: Term) -> Snapshot {
-    let image: SnapshotImage = store.snapshot_image().expect("image");
+    let total_bytes = store
+        .image_source(index)
+        .expect("image source")
+        .build()
+        .expect("build");
     Snapshot {
         meta: SnapshotMeta {
             index,
             term,
             conf_state: ConfState::with_voters([1]),
         },
-        data: Arc::from(image.encode()),
+        total_bytes,
     }
 }
 
@@ -248,13 +254,15 @@ fn a_snapshot_install_makes_earlier_applies_durable_then_replaces_them() {
         kv: vec![(b"other".to_vec(), b"state".to_vec())],
         sessions: vec![],
     };
+    let bytes = image.encode();
+    store.stage_image_chunk(9, 0, &bytes).expect("stage");
     let installed = Snapshot {
         meta: SnapshotMeta {
             index: 9,
             term: 2,
             conf_state: ConfState::with_voters([1]),
         },
-        data: Arc::from(image.encode()),
+        total_bytes: bytes.len() as u64,
     };
     store
         .persist(Some(&installed), &[], Some(hard_state(2, 9)))

@@ -9,7 +9,9 @@ use raft::{Entry, HardState, Index, Snapshot};
 
 use crate::identity::Identity;
 use crate::storage::memory_store::MemoryStore;
-use crate::storage::{ApplyBatch, ImageSource, KvPairs, Recovered, SnapshotImage, Storage, StorageError};
+use crate::storage::{
+    ApplyBatch, ImageSource, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError,
+};
 
 #[derive(Default)]
 pub(super) struct FaultyStore {
@@ -29,14 +31,14 @@ fn wait_while(flag: &AtomicBool) {
 
 /// An image whose building waits while `held` is set.
 struct HeldImage {
-    image: SnapshotImage,
+    inner: Box<dyn ImageSource>,
     held: Arc<AtomicBool>,
 }
 
 impl ImageSource for HeldImage {
-    fn image(self: Box<Self>) -> Result<SnapshotImage, StorageError> {
+    fn build(self: Box<Self>) -> Result<u64, StorageError> {
         wait_while(&self.held);
-        Ok(self.image)
+        self.inner.build()
     }
 }
 
@@ -79,11 +81,23 @@ impl Storage for FaultyStore {
         self.inner.snapshot_image()
     }
 
-    fn image_source(&self) -> Result<Box<dyn ImageSource>, StorageError> {
+    fn sessions(&self) -> Result<Vec<(u64, SessionRecord)>, StorageError> {
+        self.inner.sessions()
+    }
+
+    fn image_source(&self, index: Index) -> Result<Box<dyn ImageSource>, StorageError> {
         Ok(Box::new(HeldImage {
-            image: self.inner.snapshot_image()?,
+            inner: self.inner.image_source(index)?,
             held: self.image_held.clone(),
         }))
+    }
+
+    fn stage_image_chunk(&mut self, index: Index, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.inner.stage_image_chunk(index, offset, data)
+    }
+
+    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.read_image_chunk(index, offset, length)
     }
 
     fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {

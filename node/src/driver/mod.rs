@@ -305,21 +305,25 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     fn process_ready(&mut self) -> Result<(), StorageError> {
         while self.raft.has_ready() {
             let mut ready = self.raft.ready();
-            for message in std::mem::take(&mut ready.messages) {
-                self.network.send(message);
+            for mut message in std::mem::take(&mut ready.messages) {
+                if self.fill_snapshot_chunk(&mut message)? {
+                    self.network.send(message);
+                }
             }
+            self.stage_snapshot_chunks(&ready.snapshot_chunks)?;
             if ready.must_persist() {
                 let started = Instant::now();
                 self.storage
                     .persist(ready.snapshot.as_ref(), &ready.entries, ready.hard_state)?;
                 self.metrics.observe_fsync(started.elapsed());
             }
-            for message in std::mem::take(&mut ready.persisted_messages) {
-                self.network.send(message);
+            for mut message in std::mem::take(&mut ready.persisted_messages) {
+                if self.fill_snapshot_chunk(&mut message)? {
+                    self.network.send(message);
+                }
             }
             if let Some(snapshot) = &ready.snapshot {
-                let image = self.storage.snapshot_image()?;
-                self.machine.restore_sessions(image.sessions);
+                self.machine.restore_sessions(self.storage.sessions()?);
                 self.snapshot_index = snapshot.meta.index;
                 info!(index = snapshot.meta.index, "installed snapshot from the leader");
                 self.reload_records()?;

@@ -29,7 +29,7 @@ type Case<H> = (&'static str, fn(&mut H));
 
 /// Every rule of the contract, each on a fresh store.
 pub fn check_storage_contract<H: Harness>() {
-    let cases: [Case<H>; 9] = [
+    let cases: [Case<H>; 11] = [
         ("an empty store recovers nothing", empty_store_recovers_none),
         (
             "the identity survives a restart and is not Raft state",
@@ -60,6 +60,14 @@ pub fn check_storage_contract<H: Harness>() {
             list_respects_prefix_limit_and_order,
         ),
         ("the snapshot image round-trips", snapshot_image_round_trips),
+        (
+            "the current image reads back in chunks, older ones are gone",
+            current_image_reads_back_in_chunks,
+        ),
+        (
+            "a damaged staged image is refused and changes nothing",
+            damaged_staged_image_changes_nothing,
+        ),
     ];
     for (name, case) in cases {
         // Captured by the test harness and shown if the case fails.
@@ -150,14 +158,40 @@ fn session(sequence: u64, index: Index) -> SessionRecord {
     }
 }
 
-fn snapshot(index: Index, term: Term, image: &SnapshotImage) -> Snapshot {
+fn meta(index: Index, term: Term) -> SnapshotMeta {
+    SnapshotMeta {
+        index,
+        term,
+        conf_state: ConfState::with_voters([1, 2, 3]),
+    }
+}
+
+/// `image` staged as a leader's chunks (of a few bytes, so there are many) would stage
+/// it, and the snapshot that installs it.
+fn staged_snapshot<S: Storage>(store: &mut S, index: Index, term: Term, image: &SnapshotImage) -> Snapshot {
+    let bytes = image.encode();
+    for (position, chunk) in bytes.chunks(5).enumerate() {
+        store
+            .stage_image_chunk(index, (position * 5) as u64, chunk)
+            .expect("stage a chunk");
+    }
     Snapshot {
-        meta: SnapshotMeta {
-            index,
-            term,
-            conf_state: ConfState::with_voters([1, 2, 3]),
-        },
-        data: Arc::from(image.encode()),
+        meta: meta(index, term),
+        total_bytes: bytes.len() as u64,
+    }
+}
+
+/// The store's own image of its state machine as of now, built as the snapshot at
+/// `index` (what the driver does before `compact`).
+fn built_snapshot<S: Storage>(store: &mut S, index: Index, term: Term) -> Snapshot {
+    let total_bytes = store
+        .image_source(index)
+        .expect("image source")
+        .build()
+        .expect("build the image");
+    Snapshot {
+        meta: meta(index, term),
+        total_bytes,
     }
 }
 
@@ -290,7 +324,7 @@ fn snapshot_replaces_log_and_state_machine<H: Harness>(harness: &mut H) {
         kv: vec![(b"b".to_vec(), b"new".to_vec()), (b"c".to_vec(), b"new".to_vec())],
         sessions: vec![(2, session(5, 7)), (3, session(1, 6))],
     };
-    let installed = snapshot(7, 2, &image);
+    let installed = staged_snapshot(harness.store(), 7, 2, &image);
     // Entry 8 follows the snapshot and replaces the stored entry 8 of term 1.
     harness
         .store()
@@ -316,7 +350,7 @@ fn snapshot_replaces_log_and_state_machine<H: Harness>(harness: &mut H) {
     }
 
     // A snapshot alone empties the log, and an empty image empties the state machine.
-    let empty = snapshot(9, 2, &SnapshotImage::default());
+    let empty = staged_snapshot(harness.store(), 9, 2, &SnapshotImage::default());
     harness.store().persist(Some(&empty), &[], None).expect("install");
     harness.restart();
     let state = recovered(harness);
@@ -343,8 +377,7 @@ fn compact_purges_prefix_keeps_snapshot<H: Harness>(harness: &mut H) {
         session_writes: vec![(1, Some(session(1, 4)))],
     };
     harness.store().apply(batch).expect("apply");
-    let image = harness.store().snapshot_image().expect("image");
-    let first = snapshot(4, 1, &image);
+    let first = built_snapshot(harness.store(), 4, 1);
     harness.store().compact(&first, 4).expect("compact");
     for restarted in [false, true] {
         if restarted {
@@ -373,7 +406,7 @@ fn compact_purges_prefix_keeps_snapshot<H: Harness>(harness: &mut H) {
             ..ApplyBatch::default()
         })
         .expect("apply");
-    let second = snapshot(6, 1, &harness.store().snapshot_image().expect("image"));
+    let second = built_snapshot(harness.store(), 6, 1);
     harness.store().compact(&second, 6).expect("compact everything");
     harness
         .store()
@@ -397,11 +430,8 @@ fn compact_purges_prefix_keeps_snapshot<H: Harness>(harness: &mut H) {
                 ..ApplyBatch::default()
             })
             .expect("apply");
-        let image = harness.store().snapshot_image().expect("image");
-        harness
-            .store()
-            .compact(&snapshot(purge_to, 1, &image), purge_to)
-            .expect("compact");
+        let snapshot = built_snapshot(harness.store(), purge_to, 1);
+        harness.store().compact(&snapshot, purge_to).expect("compact");
     }
     harness.restart();
     assert_eq!(log_of(&recovered(harness)), [(12, 1)]);
@@ -521,7 +551,7 @@ fn snapshot_image_round_trips<H: Harness>(harness: &mut H) {
 
     // Installed on another store, the image is the whole state machine there.
     let mut other = H::create();
-    let installed = snapshot(5, 1, &image);
+    let installed = staged_snapshot(other.store(), 5, 1, &image);
     other
         .store()
         .persist(Some(&installed), &[], Some(hard_state(1, 5)))
@@ -533,6 +563,97 @@ fn snapshot_image_round_trips<H: Harness>(harness: &mut H) {
         Some(""),
         "an empty value is a value"
     );
+}
+
+fn current_image_reads_back_in_chunks<H: Harness>(harness: &mut H) {
+    harness
+        .store()
+        .persist(None, &entries(1..=6, 1), Some(hard_state(1, 6)))
+        .expect("persist");
+    let big = vec![7u8; 300_000];
+    harness
+        .store()
+        .apply(ApplyBatch {
+            applied_index: 3,
+            kv_writes: vec![(b"big".to_vec(), Some(big.clone())), put("small", "1")],
+            session_writes: vec![(1, Some(session(1, 3)))],
+        })
+        .expect("apply");
+    let first = built_snapshot(harness.store(), 3, 1);
+    harness.store().compact(&first, 3).expect("compact");
+    let expected = harness.store().snapshot_image().expect("image").encode();
+    assert_eq!(first.total_bytes, expected.len() as u64);
+    for restarted in [false, true] {
+        if restarted {
+            harness.restart();
+            recovered(harness);
+        }
+        let mut read = Vec::new();
+        while (read.len() as u64) < first.total_bytes {
+            let chunk = harness
+                .store()
+                .read_image_chunk(3, read.len() as u64, 65_536)
+                .expect("read")
+                .expect("the current image is kept");
+            assert!(!chunk.is_empty() && chunk.len() <= 65_536);
+            read.extend_from_slice(&chunk);
+        }
+        assert_eq!(read, expected, "restarted: {restarted}");
+        assert_eq!(harness.store().read_image_chunk(2, 0, 10).expect("read"), None);
+    }
+    harness
+        .store()
+        .apply(ApplyBatch {
+            applied_index: 5,
+            kv_writes: vec![delete("big")],
+            session_writes: vec![],
+        })
+        .expect("apply");
+    let second = built_snapshot(harness.store(), 5, 1);
+    harness.store().compact(&second, 5).expect("compact");
+    assert_eq!(
+        harness.store().read_image_chunk(3, 0, 10).expect("read"),
+        None,
+        "an older image is not kept"
+    );
+    assert!(second.total_bytes < first.total_bytes);
+}
+
+fn damaged_staged_image_changes_nothing<H: Harness>(harness: &mut H) {
+    harness
+        .store()
+        .persist(None, &entries(1..=4, 1), Some(hard_state(1, 4)))
+        .expect("persist");
+    harness
+        .store()
+        .apply(ApplyBatch {
+            applied_index: 2,
+            kv_writes: vec![put("kept", "1")],
+            session_writes: vec![(1, Some(session(1, 2)))],
+        })
+        .expect("apply");
+    let image = SnapshotImage {
+        kv: vec![(b"other".to_vec(), b"2".to_vec())],
+        sessions: vec![],
+    };
+    let mut bytes = image.encode();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    harness.store().stage_image_chunk(9, 0, &bytes).expect("stage");
+    let damaged = Snapshot {
+        meta: meta(9, 2),
+        total_bytes: bytes.len() as u64,
+    };
+    assert!(matches!(
+        harness.store().persist(Some(&damaged), &[], Some(hard_state(2, 9))),
+        Err(super::StorageError::Corrupt(_))
+    ));
+    harness.restart();
+    let state = recovered(harness);
+    assert_eq!((state.raft.snapshot.as_ref(), state.raft.applied), (None, 2));
+    assert_eq!(log_of(&state), [(1, 1), (2, 1), (3, 1), (4, 1)]);
+    assert_eq!(value(harness, "kept").as_deref(), Some("1"));
+    assert_eq!(value(harness, "other"), None);
 }
 
 #[cfg(all(test, not(madsim)))]
@@ -608,6 +729,42 @@ mod fjall_store_tests {
     #[test]
     fn fjall_store_passes_the_contract() {
         check_storage_contract::<FjallHarness>();
+    }
+
+    /// A crash after an install's marker is durable, with the state machine half
+    /// replaced: the next open finishes the install from the image it names.
+    #[test]
+    fn an_install_a_crash_interrupted_is_finished_on_recovery() {
+        let mut harness = with_three_entries();
+        harness
+            .store()
+            .apply(ApplyBatch {
+                applied_index: 2,
+                kv_writes: vec![put("old", "1")],
+                session_writes: vec![],
+            })
+            .expect("apply");
+        let image = SnapshotImage {
+            kv: (0..1000u32)
+                .map(|i| (format!("key-{i:04}").into_bytes(), vec![1; 10_000]))
+                .collect(),
+            sessions: vec![(4, session(2, 9))],
+        };
+        let installed = staged_snapshot(harness.store(), 9, 3, &image);
+        harness
+            .store()
+            .begin_install(&installed, Some(hard_state(3, 9)))
+            .expect("marker");
+        harness.restart();
+        let state = recovered(&mut harness);
+        assert_eq!(state.raft.snapshot.as_ref(), Some(&installed));
+        assert_eq!((state.raft.applied, state.raft.entries.len()), (9, 0));
+        assert_eq!(state.raft.hard_state, hard_state(3, 9));
+        assert_eq!(state.sessions, image.sessions);
+        assert_eq!(value(&mut harness, "old"), None);
+        assert_eq!(harness.store().snapshot_image().expect("image"), image);
+        harness.restart();
+        assert_eq!(recovered(&mut harness).raft.snapshot.as_ref(), Some(&installed));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! | `meta`     | `identity`                    | postcard `identity::Identity`           |
 //! |            | `hard_state`                  | postcard `HardState`                    |
 //! |            | `snapshot_meta`               | postcard `SnapshotMeta`                 |
-//! |            | `snapshot_data`               | the snapshot's bytes, as Raft holds them |
+//! |            | `snapshot_image_bytes`        | postcard `u64`: the length of its image |
+//! |            | `snapshot_installing`         | postcard `(SnapshotMeta, u64)` while an install runs |
 //! |            | `applied_index`               | postcard `u64`                          |
 //! | `kv`       | the user's key                | the user's value, raw                   |
 //! | `sessions` | client id, u64 big-endian     | postcard `SessionRecord`                |
@@ -27,11 +28,17 @@
 //!
 //! Only the driver writes, one call at a time (`&mut self`); reads that must see several
 //! keys as of one instant (`recover`, `snapshot_image`) go through one fjall snapshot.
+//!
+//! Snapshot images are files (`image_files`), streamed (`image_stream`): never whole in
+//! memory, no size cap. Installing one is too large for one batch, so it is made
+//! restartable instead: the staged image is synced and renamed complete, a synced
+//! `snapshot_installing` marker names it, the state machine is replaced in bounded
+//! unsynced batches, and one synced batch sets the snapshot, the applied index and the
+//! log and removes the marker. `recover` finishes an install a crash interrupted.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode, Readable, Slice};
 use raft::{Entry, HardState, Index, RestartState, Snapshot, SnapshotMeta};
@@ -40,6 +47,8 @@ use serde::de::DeserializeOwned;
 use crate::identity::Identity;
 
 use super::fjall_codec::{decode, decode_index_key, encode, index_key, OrIo};
+use super::image_files::ImageFiles;
+use super::image_stream::{ImageItem, ImageReader, ImageWriter, IMAGE_PIECE_BYTES};
 use super::{
     nothing_to_persist, ApplyBatch, ImageSource, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage,
     StorageError,
@@ -53,7 +62,12 @@ const SESSIONS_KEYSPACE: &str = "sessions";
 const IDENTITY: &str = "identity";
 const HARD_STATE: &str = "hard_state";
 const SNAPSHOT_META: &str = "snapshot_meta";
-const SNAPSHOT_DATA: &str = "snapshot_data";
+const SNAPSHOT_IMAGE_BYTES: &str = "snapshot_image_bytes";
+const SNAPSHOT_INSTALLING: &str = "snapshot_installing";
+/// Written by raftkv before issue 12, with the image inline: such a data dir is refused.
+const SNAPSHOT_DATA_INLINE: &str = "snapshot_data";
+/// An install replaces the state machine in batches of about this many bytes.
+const INSTALL_BATCH_BYTES: usize = 8 * 1024 * 1024;
 const APPLIED_INDEX: &str = "applied_index";
 
 /// fjall's limit on key length (lsm-tree stores it in a u16 and panics beyond it).
@@ -66,6 +80,7 @@ pub struct FjallStore {
     meta: Keyspace,
     kv: Keyspace,
     sessions: Keyspace,
+    images: ImageFiles,
     /// The applied index last written, kept to assert that `apply` never moves it back.
     applied_index: Index,
     /// Log entries through this index were removed by this process's last `compact`.
@@ -98,6 +113,7 @@ impl FjallStore {
             keyspace(KV_KEYSPACE)?,
             keyspace(SESSIONS_KEYSPACE)?,
         );
+        let images = ImageFiles::open(dir)?;
         let mut store = Self {
             path: dir.to_path_buf(),
             db,
@@ -105,6 +121,7 @@ impl FjallStore {
             meta,
             kv,
             sessions,
+            images,
             applied_index: 0,
             purged_through: 0,
         };
@@ -114,22 +131,192 @@ impl FjallStore {
         Ok(store)
     }
 
-    /// The latest snapshot: its metadata and data are always written together.
+    /// The latest snapshot: its metadata and its image's length are always written
+    /// together, after the image file is complete.
     fn read_snapshot(&self, view: &fjall::Snapshot) -> Result<Option<Snapshot>, StorageError> {
-        let meta: Option<SnapshotMeta> = read(view, &self.meta, SNAPSHOT_META)?;
-        let data = view
-            .get(&self.meta, SNAPSHOT_DATA)
-            .or_io("reading the snapshot data")?;
-        match (meta, data) {
-            (Some(meta), Some(data)) => Ok(Some(Snapshot {
-                meta,
-                data: Arc::from(&*data),
-            })),
-            (None, None) => Ok(None),
-            _ => Err(StorageError::Corrupt(
-                "snapshot metadata without data or data without metadata".into(),
-            )),
+        if view.get(&self.meta, SNAPSHOT_DATA_INLINE).or_io("reading metadata")?.is_some() {
+            return Err(StorageError::Corrupt(
+                "this data dir holds a snapshot in the format of raftkv before snapshot streaming; \
+                 start the member on an empty data dir (it receives the cluster's state)"
+                    .into(),
+            ));
         }
+        let meta: Option<SnapshotMeta> = read(view, &self.meta, SNAPSHOT_META)?;
+        let total_bytes: Option<u64> = read(view, &self.meta, SNAPSHOT_IMAGE_BYTES)?;
+        let (meta, total_bytes) = match (meta, total_bytes) {
+            (Some(meta), Some(total_bytes)) => (meta, total_bytes),
+            (None, None) => return Ok(None),
+            _ => {
+                return Err(StorageError::Corrupt(
+                    "snapshot metadata without its image length, or the reverse".into(),
+                ))
+            }
+        };
+        let on_disk = self.images.image_bytes(meta.index)?;
+        if on_disk != Some(total_bytes) {
+            return Err(StorageError::Corrupt(format!(
+                "the image of the snapshot at {} should hold {total_bytes} bytes, the data dir has {on_disk:?}",
+                meta.index
+            )));
+        }
+        Ok(Some(Snapshot { meta, total_bytes }))
+    }
+
+    /// Reads the complete image of `index` from its start, handing its items to `item`.
+    fn read_image(
+        &self,
+        index: Index,
+        mut item: impl FnMut(ImageItem) -> Result<(), StorageError>,
+        mut after_piece: impl FnMut() -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut file = self.images.open_image(index)?;
+        let mut reader = ImageReader::new();
+        let mut buffer = vec![0; IMAGE_PIECE_BYTES];
+        loop {
+            let read = std::io::Read::read(&mut file, &mut buffer)
+                .map_err(|error| StorageError::Io(format!("reading the image at {index}: {error}")))?;
+            if read == 0 {
+                break;
+            }
+            reader.feed(&buffer[..read], &mut item)?;
+            after_piece()?;
+        }
+        reader.finish()
+    }
+
+    /// Checks a whole image before anything is replaced by it: it decodes, its checksum
+    /// holds, and its keys and sessions are in strictly increasing order with keys fjall
+    /// can hold. A bad image from a peer then changes nothing.
+    fn verify_image(&self, index: Index) -> Result<(), StorageError> {
+        let mut last_key: Option<Vec<u8>> = None;
+        let mut last_session: Option<u64> = None;
+        self.read_image(
+            index,
+            |item| {
+                match item {
+                    ImageItem::Pair(key, _) => {
+                        if key.is_empty() || key.len() > KEY_BYTES_MAX {
+                            return Err(StorageError::Corrupt(format!(
+                                "snapshot image holds a key of {} bytes",
+                                key.len()
+                            )));
+                        }
+                        if last_key.as_ref().is_some_and(|last| *last >= key) {
+                            return Err(StorageError::Corrupt("snapshot image keys out of order".into()));
+                        }
+                        last_key = Some(key);
+                    }
+                    ImageItem::Session(client_id, _) => {
+                        if last_session.is_some_and(|last| last >= client_id) {
+                            return Err(StorageError::Corrupt("snapshot image sessions out of order".into()));
+                        }
+                        last_session = Some(client_id);
+                    }
+                }
+                Ok(())
+            },
+            || Ok(()),
+        )
+    }
+
+    /// Replaces the KV data and the sessions by the image of `index` (verified), in
+    /// bounded unsynced batches: the caller's synced batch then makes it all durable.
+    fn load_image(&self, index: Index) -> Result<(), StorageError> {
+        self.remove_every_key(&self.kv, "the KV data")?;
+        self.remove_every_key(&self.sessions, "the sessions")?;
+        let batch = std::cell::RefCell::new((self.db.batch(), 0usize));
+        self.read_image(
+            index,
+            |item| {
+                let (batch, bytes) = &mut *batch.borrow_mut();
+                match item {
+                    ImageItem::Pair(key, value) => {
+                        *bytes += key.len() + value.len();
+                        batch.insert(&self.kv, key, value);
+                    }
+                    ImageItem::Session(client_id, record) => {
+                        *bytes += 64;
+                        batch.insert(&self.sessions, index_key(client_id), encode(&record));
+                    }
+                }
+                Ok(())
+            },
+            || {
+                let (current, bytes) = &mut *batch.borrow_mut();
+                if *bytes >= INSTALL_BATCH_BYTES {
+                    std::mem::replace(current, self.db.batch())
+                        .commit()
+                        .or_io("installing a snapshot image")?;
+                    *bytes = 0;
+                }
+                Ok(())
+            },
+        )?;
+        batch.into_inner().0.commit().or_io("installing a snapshot image")
+    }
+
+    /// Removes every key of `keyspace` in bounded unsynced batches.
+    fn remove_every_key(&self, keyspace: &Keyspace, what: &str) -> Result<(), StorageError> {
+        let mut batch = self.db.batch();
+        let mut count = 0usize;
+        for guard in keyspace.iter() {
+            batch.remove(keyspace, guard.key().or_io(&format!("scanning {what} to replace it"))?);
+            count += 1;
+            if count.is_multiple_of(16 * 1024) {
+                std::mem::replace(&mut batch, self.db.batch())
+                    .commit()
+                    .or_io(&format!("clearing {what}"))?;
+            }
+        }
+        batch.commit().or_io(&format!("clearing {what}"))
+    }
+
+    /// The last step of an install (also `recover`'s, after a crash): the snapshot, its
+    /// image length and the applied index, the whole log replaced, the marker removed,
+    /// in one synced batch.
+    fn commit_install(
+        &self,
+        snapshot: &Snapshot,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        let rewritten = entries
+            .first()
+            .zip(entries.last())
+            .map(|(first, last)| (first.index, last.index));
+        let mut batch = self.synced_batch();
+        self.stage_log_truncation(&mut batch, None, rewritten)?;
+        self.stage_snapshot(&mut batch, snapshot);
+        batch.insert(&self.meta, APPLIED_INDEX, encode(&snapshot.meta.index));
+        batch.remove(&self.meta, SNAPSHOT_INSTALLING);
+        for entry in entries {
+            batch.insert(&self.log, index_key(entry.index), encode(entry));
+        }
+        if let Some(hard_state) = hard_state {
+            batch.insert(&self.meta, HARD_STATE, encode(&hard_state));
+        }
+        batch.commit().or_io("installing a snapshot")?;
+        self.images.remove_before(snapshot.meta.index)
+    }
+
+    /// Finishes an install that a crash interrupted after its marker was synced.
+    fn finish_interrupted_install(&mut self) -> Result<(), StorageError> {
+        let marker: Option<(SnapshotMeta, u64)> = read(&self.db.snapshot(), &self.meta, SNAPSHOT_INSTALLING)?;
+        let Some((meta, total_bytes)) = marker else {
+            return Ok(());
+        };
+        tracing::warn!(index = meta.index, "finishing a snapshot install a crash interrupted");
+        if self.images.image_bytes(meta.index)? != Some(total_bytes) {
+            return Err(StorageError::Corrupt(format!(
+                "an interrupted install names the image at {} of {total_bytes} bytes, which is not there",
+                meta.index
+            )));
+        }
+        self.load_image(meta.index)?;
+        let snapshot = Snapshot { meta, total_bytes };
+        self.commit_install(&snapshot, &[], None)?;
+        self.applied_index = snapshot.meta.index;
+        Ok(())
     }
 
     /// The log after `snapshot_index`, which must follow it without a gap. Entries at or
@@ -166,15 +353,6 @@ impl FjallStore {
         read_sessions(view, &self.sessions)
     }
 
-    /// A view of the KV data and sessions as of now, to read on any thread.
-    fn image_view(&self) -> FjallImage {
-        FjallImage {
-            view: self.db.snapshot(),
-            kv: self.kv.clone(),
-            sessions: self.sessions.clone(),
-        }
-    }
-
     /// Stages the removal of every log key from `from` on (every key, if `None`) except
     /// the indexes `rewritten`, which the same batch inserts again.
     fn stage_log_truncation(
@@ -199,42 +377,9 @@ impl FjallStore {
         Ok(())
     }
 
-    /// Stages the replacement of the whole state machine (KV and sessions) by `image`.
-    fn stage_image(&self, batch: &mut OwnedWriteBatch, image: SnapshotImage) -> Result<(), StorageError> {
-        // A repeated key: the last pair wins, as if the image were applied in order.
-        let kv: BTreeMap<Vec<u8>, Vec<u8>> = image.kv.into_iter().collect();
-        // The image came from a peer or from disk: a key fjall cannot hold (it would
-        // panic) means the bytes are bad, not that the program is.
-        if let Some(key) = kv.keys().find(|key| key.is_empty() || key.len() > KEY_BYTES_MAX) {
-            return Err(StorageError::Corrupt(format!(
-                "snapshot image holds a key of {} bytes",
-                key.len()
-            )));
-        }
-        let sessions: BTreeMap<u64, SessionRecord> = image.sessions.into_iter().collect();
-        for key in keys(self.kv.iter(), "scanning the KV data to replace it")? {
-            if !kv.contains_key(&*key) {
-                batch.remove(&self.kv, key);
-            }
-        }
-        for key in keys(self.sessions.iter(), "scanning the sessions to replace them")? {
-            let kept = decode_index_key("session", &key).is_ok_and(|id| sessions.contains_key(&id));
-            if !kept {
-                batch.remove(&self.sessions, key);
-            }
-        }
-        for (key, value) in kv {
-            batch.insert(&self.kv, key, value);
-        }
-        for (client_id, record) in sessions {
-            batch.insert(&self.sessions, index_key(client_id), encode(&record));
-        }
-        Ok(())
-    }
-
     fn stage_snapshot(&self, batch: &mut OwnedWriteBatch, snapshot: &Snapshot) {
         batch.insert(&self.meta, SNAPSHOT_META, encode(&snapshot.meta));
-        batch.insert(&self.meta, SNAPSHOT_DATA, Slice::from(&*snapshot.data));
+        batch.insert(&self.meta, SNAPSHOT_IMAGE_BYTES, encode(&snapshot.total_bytes));
     }
 
     /// A batch that `commit` makes durable: fjall appends it to the journal and
@@ -257,6 +402,7 @@ impl Storage for FjallStore {
     }
 
     fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
+        self.finish_interrupted_install()?;
         let view = self.db.snapshot();
         let hard_state: Option<HardState> = read(&view, &self.meta, HARD_STATE)?;
         let snapshot = self.read_snapshot(&view)?;
@@ -281,6 +427,8 @@ impl Storage for FjallStore {
             )));
         }
         let sessions = self.read_sessions(&view)?;
+        // Images of older snapshots, builds and transfers a crash cut short.
+        self.images.remove_all_but(&[snapshot_index])?;
         Ok(Some(Recovered {
             raft: RestartState {
                 hard_state,
@@ -305,21 +453,15 @@ impl Storage for FjallStore {
             entries.windows(2).all(|pair| pair[1].index == pair[0].index + 1),
             "entries to persist are contiguous"
         );
+        if let Some(snapshot) = snapshot {
+            return self.install(snapshot, entries, hard_state);
+        }
         let rewritten = entries
             .first()
             .zip(entries.last())
             .map(|(first, last)| (first.index, last.index));
         let mut batch = self.synced_batch();
-        let mut applied_index = None;
-        if let Some(snapshot) = snapshot {
-            // Decoded before anything is staged: a bad image changes nothing.
-            let image = SnapshotImage::decode(&snapshot.data)?;
-            self.stage_image(&mut batch, image)?;
-            self.stage_log_truncation(&mut batch, None, rewritten)?;
-            self.stage_snapshot(&mut batch, snapshot);
-            batch.insert(&self.meta, APPLIED_INDEX, encode(&snapshot.meta.index));
-            applied_index = Some(snapshot.meta.index);
-        } else if let Some((first, _)) = rewritten {
+        if let Some((first, _)) = rewritten {
             // fjall has no range delete: the old suffix is scanned and removed key by key.
             self.stage_log_truncation(&mut batch, Some(first), rewritten)?;
         }
@@ -329,11 +471,7 @@ impl Storage for FjallStore {
         if let Some(hard_state) = hard_state {
             batch.insert(&self.meta, HARD_STATE, encode(&hard_state));
         }
-        batch.commit().or_io("persisting a ready")?;
-        if let Some(applied_index) = applied_index {
-            self.applied_index = applied_index;
-        }
-        Ok(())
+        batch.commit().or_io("persisting a ready")
     }
 
     /// Not synced: the entries applied are durable in the log, and a restart replays
@@ -414,13 +552,50 @@ impl Storage for FjallStore {
     /// instant even if a write landed in between (none does: the driver is the only
     /// writer and calls this between applies).
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {
-        Box::new(self.image_view()).image()
+        let view = self.db.snapshot();
+        let kv = view
+            .iter(&self.kv)
+            .map(|guard| {
+                let (key, value) = guard.into_inner().or_io("reading the KV data")?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect::<Result<_, StorageError>>()?;
+        let sessions = read_sessions(&view, &self.sessions)?;
+        Ok(SnapshotImage { kv, sessions })
     }
 
-    /// A fjall snapshot (MVCC: later writes do not change what it reads), read on the
-    /// thread the driver hands it to.
-    fn image_source(&self) -> Result<Box<dyn ImageSource>, StorageError> {
-        Ok(Box::new(self.image_view()))
+    fn sessions(&self) -> Result<Vec<(u64, SessionRecord)>, StorageError> {
+        read_sessions(&self.db.snapshot(), &self.sessions)
+    }
+
+    /// A fjall snapshot (MVCC: later writes do not change what it reads), read and written
+    /// to an image file on the thread the driver hands it to.
+    fn image_source(&self, index: Index) -> Result<Box<dyn ImageSource>, StorageError> {
+        Ok(Box::new(FjallImage {
+            view: self.db.snapshot(),
+            kv: self.kv.clone(),
+            sessions: self.sessions.clone(),
+            images: self.images.clone(),
+            index,
+        }))
+    }
+
+    fn stage_image_chunk(&mut self, index: Index, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let current = self.read_snapshot(&self.db.snapshot())?.map_or(0, |s| s.meta.index);
+        if index <= current {
+            return Err(StorageError::Corrupt(format!(
+                "staging an image at {index}, not after the current snapshot at {current}"
+            )));
+        }
+        self.images.stage(index, offset, data)
+    }
+
+    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError> {
+        let current: Option<SnapshotMeta> = read(&self.db.snapshot(), &self.meta, SNAPSHOT_META)?;
+        if current.map(|meta| meta.index) != Some(index) {
+            return Ok(None);
+        }
+        self.images.read(index, offset, length)
     }
 
     /// Synced, and so also every earlier unsynced `apply`: the durable applied index is
@@ -430,6 +605,13 @@ impl Storage for FjallStore {
             purged_to <= snapshot.meta.index,
             "the snapshot covers the purged log"
         );
+        let index = snapshot.meta.index;
+        if self.images.image_bytes(index)? != Some(snapshot.total_bytes) {
+            return Err(StorageError::Corrupt(format!(
+                "compacting to the snapshot at {index} without its image of {} bytes",
+                snapshot.total_bytes
+            )));
+        }
         let mut batch = self.synced_batch();
         let first = index_key(self.purged_through.saturating_add(1));
         if self.purged_through < purged_to {
@@ -443,7 +625,48 @@ impl Storage for FjallStore {
         self.stage_snapshot(&mut batch, snapshot);
         batch.commit().or_io("compacting the log")?;
         self.purged_through = self.purged_through.max(purged_to);
+        self.images.remove_before(index)
+    }
+}
+
+impl FjallStore {
+    /// `persist` with a snapshot: the restartable install described in the module docs.
+    fn install(
+        &mut self,
+        snapshot: &Snapshot,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        self.begin_install(snapshot, hard_state)?;
+        let index = snapshot.meta.index;
+        self.load_image(index)?;
+        self.commit_install(snapshot, entries, hard_state)?;
+        self.applied_index = index;
         Ok(())
+    }
+
+    /// An install's steps until its marker is durable: from here on a crash finishes it
+    /// in `recover` (a test stops here to show that).
+    pub(crate) fn begin_install(
+        &mut self,
+        snapshot: &Snapshot,
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        let index = snapshot.meta.index;
+        self.images.seal_staged(index, snapshot.total_bytes)?;
+        self.verify_image(index)?;
+        let mut marker = self.synced_batch();
+        marker.insert(
+            &self.meta,
+            SNAPSHOT_INSTALLING,
+            encode(&(snapshot.meta.clone(), snapshot.total_bytes)),
+        );
+        // The Ready's hard state now: a finished-after-a-crash install has no Ready, and
+        // Raft's restart needs a term at least the snapshot's.
+        if let Some(hard_state) = hard_state {
+            marker.insert(&self.meta, HARD_STATE, encode(&hard_state));
+        }
+        marker.commit().or_io("marking a snapshot install")
     }
 }
 
@@ -479,24 +702,37 @@ fn read_sessions(
         .collect()
 }
 
-/// The KV data and sessions at one fjall snapshot.
+/// The KV data and sessions at one fjall snapshot, to write as the image of `index`.
 struct FjallImage {
     view: fjall::Snapshot,
     kv: Keyspace,
     sessions: Keyspace,
+    images: ImageFiles,
+    index: Index,
 }
 
 impl ImageSource for FjallImage {
-    fn image(self: Box<Self>) -> Result<SnapshotImage, StorageError> {
-        let kv = self
-            .view
-            .iter(&self.kv)
-            .map(|guard| {
-                let (key, value) = guard.into_inner().or_io("reading the KV data")?;
-                Ok((key.to_vec(), value.to_vec()))
-            })
-            .collect::<Result<_, StorageError>>()?;
-        let sessions = read_sessions(&self.view, &self.sessions)?;
-        Ok(SnapshotImage { kv, sessions })
+    fn build(self: Box<Self>) -> Result<u64, StorageError> {
+        let file = self.images.create_building(self.index)?;
+        let mut out = std::io::BufWriter::with_capacity(IMAGE_PIECE_BYTES, file);
+        let mut writer = ImageWriter::new(IMAGE_PIECE_BYTES, |_, piece| {
+            std::io::Write::write_all(&mut out, piece)
+                .map_err(|error| StorageError::Io(format!("writing a snapshot image: {error}")))
+        });
+        for guard in self.view.iter(&self.kv) {
+            let (key, value) = guard.into_inner().or_io("reading the KV data")?;
+            writer.pair(&key, &value)?;
+        }
+        for guard in self.view.iter(&self.sessions) {
+            let (key, value) = guard.into_inner().or_io("reading the sessions")?;
+            let record: SessionRecord = decode("session record", &value)?;
+            writer.session(decode_index_key("session", &key)?, &record)?;
+        }
+        let total_bytes = writer.finish()?;
+        let file = out
+            .into_inner()
+            .map_err(|error| StorageError::Io(format!("writing a snapshot image: {error}")))?;
+        self.images.seal_building(self.index, file)?;
+        Ok(total_bytes)
     }
 }

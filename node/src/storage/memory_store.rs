@@ -1,15 +1,21 @@
 //! A `Storage` held in memory, for tests of the driver and the state machine. It
-//! follows the trait's contract exactly; durability is the process's lifetime.
+//! follows the trait's contract exactly; durability is the process's lifetime. Images
+//! are held whole here (test sizes); only `FjallStore` streams them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use raft::{Entry, HardState, Index, RestartState, Snapshot, Term};
 
 use crate::identity::Identity;
 
 use super::{
-    nothing_to_persist, ApplyBatch, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError,
+    nothing_to_persist, ApplyBatch, ImageSource, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage,
+    StorageError,
 };
+
+/// Images built by `image_source`s (possibly elsewhere), until `compact` takes one.
+type BuiltImages = Arc<Mutex<BTreeMap<Index, Vec<u8>>>>;
 
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
@@ -20,6 +26,9 @@ pub struct MemoryStore {
     kv: BTreeMap<Vec<u8>, Vec<u8>>,
     sessions: BTreeMap<u64, SessionRecord>,
     applied_index: Index,
+    /// The current snapshot's image, and images staged from a leader, by snapshot index.
+    images: BTreeMap<Index, Vec<u8>>,
+    built: BuiltImages,
     /// How many synced writes happened: group commit shows as few syncs per entry.
     pub sync_count: u64,
 }
@@ -57,6 +66,46 @@ impl MemoryStore {
 
     pub fn applied_index(&self) -> Index {
         self.applied_index
+    }
+
+    /// The image built for the snapshot at `index`, taken (for the simulation, which
+    /// writes it to its journal with the compaction).
+    pub fn take_built_image(&self, index: Index) -> Option<Vec<u8>> {
+        self.built.lock().unwrap_or_else(PoisonError::into_inner).remove(&index)
+    }
+
+    /// Keeps `image` as the image of the snapshot at `index` (the simulation's replay of
+    /// a compaction it journaled).
+    pub fn put_image(&mut self, index: Index, image: Vec<u8>) {
+        self.images.insert(index, image);
+    }
+
+    /// Drops the images of snapshots before `index`.
+    fn drop_images_before(&mut self, index: Index) {
+        self.images = self.images.split_off(&index);
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|built, _| *built >= index);
+    }
+}
+
+/// The state machine at the moment `image_source` was called, encoded when built.
+struct MemoryImage {
+    index: Index,
+    image: SnapshotImage,
+    built: BuiltImages,
+}
+
+impl ImageSource for MemoryImage {
+    fn build(self: Box<Self>) -> Result<u64, StorageError> {
+        let bytes = self.image.encode();
+        let length = bytes.len() as u64;
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(self.index, bytes);
+        Ok(length)
     }
 }
 
@@ -100,7 +149,20 @@ impl Storage for MemoryStore {
             return Ok(());
         }
         if let Some(snapshot) = snapshot {
-            let image = SnapshotImage::decode(&snapshot.data)?;
+            let index = snapshot.meta.index;
+            let bytes = self
+                .images
+                .get(&index)
+                .ok_or_else(|| StorageError::Corrupt(format!("no staged image for the snapshot at {index}")))?;
+            if bytes.len() as u64 != snapshot.total_bytes {
+                return Err(StorageError::Corrupt(format!(
+                    "the staged image of the snapshot at {index} holds {} of {} bytes",
+                    bytes.len(),
+                    snapshot.total_bytes
+                )));
+            }
+            let image = SnapshotImage::decode(bytes)?;
+            self.drop_images_before(index);
             self.log.clear();
             self.kv = image.kv.into_iter().collect();
             self.sessions = image.sessions.into_iter().collect();
@@ -175,7 +237,64 @@ impl Storage for MemoryStore {
         })
     }
 
+    fn sessions(&self) -> Result<Vec<(u64, SessionRecord)>, StorageError> {
+        Ok(self
+            .sessions
+            .iter()
+            .map(|(id, record)| (*id, record.clone()))
+            .collect())
+    }
+
+    fn image_source(&self, index: Index) -> Result<Box<dyn ImageSource>, StorageError> {
+        Ok(Box::new(MemoryImage {
+            index,
+            image: self.snapshot_image()?,
+            built: self.built.clone(),
+        }))
+    }
+
+    fn stage_image_chunk(&mut self, index: Index, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        if index <= self.snapshot_index() {
+            return Err(StorageError::Corrupt(format!(
+                "staging an image at {index}, not after the current snapshot at {}",
+                self.snapshot_index()
+            )));
+        }
+        if offset == 0 {
+            self.images.insert(index, Vec::new());
+        }
+        let image = self
+            .images
+            .get_mut(&index)
+            .filter(|image| image.len() as u64 == offset)
+            .ok_or_else(|| StorageError::Corrupt(format!("a chunk at {offset} of an image not staged that far")))?;
+        image.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError> {
+        if index != self.snapshot_index() {
+            return Ok(None);
+        }
+        let Some(image) = self.images.get(&index) else {
+            return Ok(None);
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(image.len());
+        let end = start.saturating_add(length).min(image.len());
+        Ok(Some(image[start..end].to_vec()))
+    }
+
     fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {
+        let index = snapshot.meta.index;
+        if let Some(built) = self.take_built_image(index) {
+            self.images.insert(index, built);
+        }
+        if self.images.get(&index).map(|image| image.len() as u64) != Some(snapshot.total_bytes) {
+            return Err(StorageError::Corrupt(format!(
+                "compacting to the snapshot at {index} without its image"
+            )));
+        }
+        self.drop_images_before(index);
         self.snapshot = Some(snapshot.clone());
         self.log = self.log.split_off(&(purged_to + 1));
         self.sync_count += 1;

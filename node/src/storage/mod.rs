@@ -19,6 +19,9 @@ pub mod contract_tests;
 pub(crate) mod fjall_codec;
 #[cfg(not(madsim))]
 pub mod fjall_store;
+#[cfg(not(madsim))]
+mod image_files;
+pub mod image_stream;
 pub mod memory_store;
 
 use std::fmt;
@@ -45,22 +48,14 @@ pub struct SessionRecord {
     pub timeout_millis: u64,
 }
 
-/// The state machine's image inside a Raft snapshot (postcard-encoded).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The whole state machine in memory: what a snapshot image holds, for the stores that
+/// keep everything in memory and for tests (`image_stream` has the encoding). The
+/// production store never builds one: it streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SnapshotImage {
     /// Every key and value, in key order.
     pub kv: Vec<(Vec<u8>, Vec<u8>)>,
     pub sessions: Vec<(u64, SessionRecord)>,
-}
-
-impl SnapshotImage {
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("in-memory image encodes")
-    }
-
-    pub fn decode(data: &[u8]) -> Result<Self, StorageError> {
-        postcard::from_bytes(data).map_err(|e| StorageError::Corrupt(format!("snapshot image: {e}")))
-    }
 }
 
 /// State machine changes of one `Ready`, written atomically.
@@ -111,20 +106,12 @@ pub fn nothing_to_persist(
 }
 
 /// The state machine at one point in time, whose image may be built on another thread:
-/// the driver hands the (long) work of reading every pair off its loop
-/// (`Storage::image_source`, `crate::driver::snapshots`).
+/// the driver hands the (long) work of reading every pair and writing the image off its
+/// loop (`Storage::image_source`, `crate::driver::snapshots`).
 pub trait ImageSource: Send + 'static {
-    fn image(self: Box<Self>) -> Result<SnapshotImage, StorageError>;
-}
-
-/// An image built already (stores whose view cannot leave them build it at once).
-#[derive(Debug)]
-pub struct BuiltImage(pub SnapshotImage);
-
-impl ImageSource for BuiltImage {
-    fn image(self: Box<Self>) -> Result<SnapshotImage, StorageError> {
-        Ok(self.0)
-    }
+    /// Writes the image where the store keeps images, under the index the source was
+    /// made for, and returns its length in bytes.
+    fn build(self: Box<Self>) -> Result<u64, StorageError>;
 }
 
 pub trait Storage: Send + 'static {
@@ -141,7 +128,8 @@ pub trait Storage: Send + 'static {
 
     /// Makes one `Ready`'s state durable with a single sync, in this order of meaning: a
     /// `snapshot` replaces the whole log and the whole state machine (KV, sessions and
-    /// applied index become the snapshot's); each of `entries` replaces any stored entry
+    /// applied index become those of the staged image of `snapshot.meta.index`, which
+    /// becomes the current image); each of `entries` replaces any stored entry
     /// at its index and every entry after it; `hard_state` replaces the stored one.
     fn persist(
         &mut self,
@@ -160,16 +148,29 @@ pub trait Storage: Send + 'static {
     /// so a scan's memory is bounded whatever the values' sizes.
     fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError>;
 
-    /// The whole state machine as of the last `apply`.
+    /// The whole state machine as of the last `apply`, in memory (tests and small stores;
+    /// the driver never calls it).
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError>;
 
-    /// The state machine as of the last `apply`, as a source whose image later `apply`s
-    /// do not change. By default the image is built here and now.
-    fn image_source(&self) -> Result<Box<dyn ImageSource>, StorageError> {
-        Ok(Box::new(BuiltImage(self.snapshot_image()?)))
-    }
+    /// The open client sessions as of the last `apply`.
+    fn sessions(&self) -> Result<Vec<(u64, SessionRecord)>, StorageError>;
 
-    /// Stores `snapshot` as the latest one and deletes log entries through `purged_to`,
-    /// durably (after `Raft::compact`).
+    /// The state machine as of the last `apply`, as a source whose image later `apply`s
+    /// do not change, to be written as the image of the snapshot at `index`.
+    fn image_source(&self, index: Index) -> Result<Box<dyn ImageSource>, StorageError>;
+
+    /// Writes `data` at `offset` of the image staged for the snapshot at `index` (a chunk
+    /// from the leader). Offset 0 starts that image afresh; any other offset must be where
+    /// the staged bytes end. Need not be synced: the `persist` that installs the image
+    /// syncs it first.
+    fn stage_image_chunk(&mut self, index: Index, offset: u64, data: &[u8]) -> Result<(), StorageError>;
+
+    /// `length` bytes from `offset` of the image of the snapshot at `index` (to send to a
+    /// follower), or `None` if the store no longer keeps that image.
+    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Stores `snapshot` (whose image `image_source` built) as the latest one, drops older
+    /// images and deletes log entries through `purged_to`, durably (after
+    /// `Raft::compact`).
     fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError>;
 }

@@ -21,7 +21,7 @@ fn a_slow_link_does_not_multiply_snapshot_chunks() {
         cluster.deliver_all();
     }
     assert!(cluster.compact(1));
-    let snapshot_bytes = cluster.server(1).snapshot().expect("compacted").data.len();
+    let snapshot_bytes = cluster.server(1).snapshot().expect("compacted").total_bytes as usize;
     let chunks = snapshot_bytes.div_ceil(test_config(1).snapshot_chunk_bytes);
     assert!(chunks >= 10, "the snapshot spans many chunks ({chunks})");
     cluster.restart(3);
@@ -95,6 +95,7 @@ fn extreme_indexes_from_a_peer_are_refused_not_overflowed() {
             },
             total_bytes: 0,
             offset: 0,
+            data_bytes_max: 64,
             data: Vec::new(),
         }),
     };

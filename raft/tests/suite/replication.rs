@@ -69,6 +69,7 @@ fn restart_with_log(cluster: &mut Cluster, id: NodeId, term: Term, entries: Vec<
         hard_state,
         snapshot: None,
         entries,
+        ..Disk::default()
     };
     cluster.restart(id);
 }
@@ -509,6 +510,7 @@ fn a_malformed_message_is_refused_with_an_error_and_changes_nothing() {
         },
         total_bytes: 4,
         offset: 2,
+        data_bytes_max: 4,
         data: vec![0; 4],
     };
     let stale_candidate = VoteRequest {

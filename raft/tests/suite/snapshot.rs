@@ -17,6 +17,7 @@ fn chunk(meta: &SnapshotMeta, data: &[u8], offset: usize, len: usize) -> Message
         meta: meta.clone(),
         total_bytes: data.len() as u64,
         offset: offset as u64,
+        data_bytes_max: CHUNK_BYTES as u32,
         data: data[offset..offset + len].to_vec(),
     })
 }
@@ -67,14 +68,14 @@ fn cluster_with_compacted_leader_and_crashed_follower(missed: usize) -> (Cluster
     let data = cluster.machines[&1].encode();
     let compaction = cluster
         .server_mut(1)
-        .compact(applied, data)
+        .compact(applied, data.len() as u64)
         .expect("applied index compacts");
     let snapshot = cluster.server(1).snapshot().cloned().expect("kept");
     cluster
         .disks
         .get_mut(&1)
         .expect("disk")
-        .compact(snapshot, compaction.purged_to);
+        .compact(snapshot, data, compaction.purged_to);
     assert!(cluster.disks[&3].entries.last().expect("3 has a log").index < compaction.purged_to);
     (cluster, compaction)
 }
@@ -96,7 +97,7 @@ fn compact_refuses_unapplied_indexes_and_indexes_already_covered_by_a_snapshot()
     let leader = cluster.server_mut(1);
 
     assert_eq!(
-        leader.compact(applied + 1, data.clone()),
+        leader.compact(applied + 1, data.len() as u64),
         Err(CompactError::NotApplied {
             index: applied + 1,
             applied
@@ -110,7 +111,7 @@ fn compact_refuses_unapplied_indexes_and_indexes_already_covered_by_a_snapshot()
     assert!(leader.snapshot().is_none());
 
     let compaction = leader
-        .compact(applied - 1, data.clone())
+        .compact(applied - 1, data.len() as u64)
         .expect("an applied index compacts");
     assert_eq!(compaction.purged_to, applied - 1);
     assert_eq!(compaction.meta.index, applied - 1);
@@ -126,7 +127,7 @@ fn compact_refuses_unapplied_indexes_and_indexes_already_covered_by_a_snapshot()
 
     for index in [applied - 1, applied - 2, 0] {
         assert_eq!(
-            leader.compact(index, data.clone()),
+            leader.compact(index, data.len() as u64),
             Err(CompactError::AlreadyCompacted {
                 index,
                 snapshot_index: applied - 1
@@ -134,7 +135,7 @@ fn compact_refuses_unapplied_indexes_and_indexes_already_covered_by_a_snapshot()
         );
     }
     assert_eq!(leader.snapshot().map(|s| s.meta.index), Some(applied - 1));
-    assert_eq!(leader.compact(applied, data).map(|c| c.purged_to), Ok(applied));
+    assert_eq!(leader.compact(applied, data.len() as u64).map(|c| c.purged_to), Ok(applied));
     assert_eq!(leader.log().first_index(), applied + 1);
 
     // Committed is not enough: a follower that learned a commit index it has not yet
@@ -150,12 +151,12 @@ fn compact_refuses_unapplied_indexes_and_indexes_already_covered_by_a_snapshot()
         .expect("valid append");
     assert_eq!((raft.committed(), raft.applied()), (4, 1));
     assert_eq!(
-        raft.compact(4, vec![]),
+        raft.compact(4, 0),
         Err(CompactError::NotApplied { index: 4, applied: 1 })
     );
     let _ = raft.ready();
     raft.advance();
-    assert_eq!(raft.compact(4, vec![]).map(|c| c.meta.term), Ok(2));
+    assert_eq!(raft.compact(4, 0).map(|c| c.meta.term), Ok(2));
 }
 
 /// Thesis §5.3: a follower that needs entries the leader has discarded receives the
@@ -166,7 +167,7 @@ fn a_follower_behind_the_compaction_point_catches_up_through_a_chunked_snapshot(
     let (mut cluster, compaction) = cluster_with_compacted_leader_and_crashed_follower(24);
     let snapshot = cluster.server(1).snapshot().cloned().expect("leader snapshot");
     assert!(
-        snapshot.data.len() > 3 * CHUNK_BYTES,
+        snapshot.total_bytes as usize > 3 * CHUNK_BYTES,
         "the snapshot needs several chunks"
     );
 
@@ -181,7 +182,7 @@ fn a_follower_behind_the_compaction_point_catches_up_through_a_chunked_snapshot(
     }
 
     let chunks = snapshot_chunks_to(&sent, 3);
-    let expected_chunks = snapshot.data.len().div_ceil(CHUNK_BYTES);
+    let expected_chunks = (snapshot.total_bytes as usize).div_ceil(CHUNK_BYTES);
     assert_eq!(
         chunks.len(),
         expected_chunks,
@@ -195,7 +196,7 @@ fn a_follower_behind_the_compaction_point_catches_up_through_a_chunked_snapshot(
         );
         assert_eq!(chunk.offset, (position * CHUNK_BYTES) as u64);
         assert_eq!(chunk.meta, compaction.meta);
-        assert_eq!(chunk.total_bytes, snapshot.data.len() as u64);
+        assert_eq!(chunk.total_bytes, snapshot.total_bytes as usize as u64);
     }
     assert!(chunks.last().expect("chunks").is_last());
     assert!(
@@ -206,9 +207,10 @@ fn a_follower_behind_the_compaction_point_catches_up_through_a_chunked_snapshot(
     let follower = cluster.server(3);
     assert_eq!(follower.snapshot().map(|s| &s.meta), Some(&compaction.meta));
     assert_eq!(
-        follower.snapshot().map(|s| s.data.clone()),
-        Some(snapshot.data.clone())
+        follower.snapshot().map(|s| s.total_bytes),
+        Some(snapshot.total_bytes)
     );
+    assert_eq!(cluster.disks[&3].image, cluster.disks[&1].image, "the image arrived whole");
     assert_eq!(follower.log().first_index(), compaction.purged_to + 1);
     assert_eq!(follower.committed(), cluster.server(1).committed());
     assert_eq!(cluster.machines[&3], cluster.machines[&1]);
@@ -230,7 +232,7 @@ fn a_follower_behind_the_compaction_point_catches_up_through_a_chunked_snapshot(
 #[test]
 fn a_lost_snapshot_chunk_is_resent_and_the_transfer_completes() {
     let (mut cluster, compaction) = cluster_with_compacted_leader_and_crashed_follower(24);
-    let total = cluster.server(1).snapshot().expect("snapshot").data.len();
+    let total = cluster.server(1).snapshot().expect("snapshot").total_bytes as usize;
     cluster.restart(3);
 
     // Run until the first chunk reached 3, then lose everything the leader sends it.
@@ -326,6 +328,11 @@ fn an_installed_snapshot_is_handed_out_once_and_acknowledged_only_after_persiste
         .expect("valid chunk");
     let ready = raft.ready();
     assert!(ready.snapshot.is_none(), "a partial snapshot is not handed out");
+    assert_eq!(
+        ready.snapshot_chunks.iter().map(|c| &c.data[..]).collect::<Vec<_>>(),
+        vec![&data[..CHUNK_BYTES]],
+        "the accepted chunk goes to the application to stage"
+    );
     assert!(ready.persisted_messages.is_empty());
     let expected = SnapshotChunkResponse {
         snapshot_index: 10,
@@ -351,7 +358,12 @@ fn an_installed_snapshot_is_handed_out_once_and_acknowledged_only_after_persiste
         .clone()
         .expect("the complete snapshot is handed out");
     assert_eq!(snapshot.meta, meta);
-    assert_eq!(&snapshot.data[..], &data[..]);
+    assert_eq!(snapshot.total_bytes, data.len() as u64);
+    assert_eq!(
+        ready.snapshot_chunks.iter().map(|c| &c.data[..]).collect::<Vec<_>>(),
+        vec![&data[CHUNK_BYTES..]],
+        "the last chunk is staged in the Ready that installs it"
+    );
     let ack = message(
         2,
         1,
@@ -626,4 +638,76 @@ fn a_learner_added_after_compaction_is_initialised_from_the_snapshot() {
     assert_eq!(learner.log().last_index(), cluster.server(1).log().last_index());
     assert!(learner.conf_state().learners.contains(&4));
     assert_eq!(cluster.machines[&4], cluster.machines[&1]);
+}
+
+/// Issue 12: a compaction keeps `snapshot_trailing_entries` entries before its snapshot,
+/// so a follower that missed fewer entries than that catches up from the log: it is
+/// sent appends, never the snapshot.
+#[test]
+fn a_follower_within_the_trailing_window_catches_up_from_the_log() {
+    fn trailing_config(id: NodeId) -> Config {
+        Config {
+            snapshot_trailing_entries: 10,
+            ..crate::harness::test_config(id)
+        }
+    }
+    let mut cluster = Cluster::with_config(&[1, 2, 3], 5, trailing_config);
+    cluster.elect(1);
+    cluster.crash(3);
+    for _ in 0..6 {
+        cluster.propose(1).expect("leader accepts");
+        cluster.deliver_all();
+    }
+    let applied = cluster.machines[&1].applied;
+    let missed_from = cluster.disks[&3].entries.last().expect("3 has a log").index + 1;
+    assert!(applied - missed_from < 10, "3 missed fewer entries than the window");
+    let image = cluster.machines[&1].encode();
+    let compaction = cluster
+        .server_mut(1)
+        .compact(applied, image.len() as u64)
+        .expect("applied index compacts");
+    assert_eq!(compaction.meta.index, applied, "the snapshot covers everything applied");
+    assert_eq!(compaction.purged_to, applied.saturating_sub(10), "the window stays");
+    assert_eq!(cluster.server(1).log().first_index(), compaction.purged_to + 1);
+
+    cluster.restart(3);
+    let mut sent = Vec::new();
+    for _ in 0..40 {
+        cluster.tick_all();
+        sent.extend(cluster.deliver_recording());
+    }
+    assert!(snapshot_chunks_to(&sent, 3).is_empty(), "no snapshot for a follower in the window");
+    assert_eq!(cluster.server(3).committed(), cluster.server(1).committed());
+    assert_eq!(cluster.machines[&3], cluster.machines[&1]);
+}
+
+/// The leader's application fills a chunk's data; one that arrives without it (an
+/// application bug, or a forged message) is refused as malformed, not taken as empty.
+#[test]
+fn a_snapshot_chunk_without_its_data_is_malformed() {
+    let mut raft = follower(2);
+    let meta = SnapshotMeta {
+        index: 10,
+        term: 2,
+        conf_state: ConfState::with_voters([1, 2, 3]),
+    };
+    let unfilled = SnapshotChunk {
+        meta,
+        total_bytes: 100,
+        offset: 0,
+        data_bytes_max: CHUNK_BYTES as u32,
+        data: Vec::new(),
+    };
+    assert_eq!(unfilled.range_to_fill(), Some((0, CHUNK_BYTES)));
+    assert!(raft
+        .step(message(1, 2, 2, MessageBody::InstallSnapshot(unfilled.clone())))
+        .is_err());
+    let oversized = SnapshotChunk {
+        data: vec![0; CHUNK_BYTES + 1],
+        ..unfilled
+    };
+    assert_eq!(oversized.range_to_fill(), None);
+    assert!(raft
+        .step(message(1, 2, 2, MessageBody::InstallSnapshot(oversized)))
+        .is_err());
 }

@@ -520,7 +520,7 @@ fn the_configuration_survives_compaction() {
             term: 1,
             conf_state: raft::ConfState::with_voters([1, 2]),
         },
-        data: Arc::from(store.snapshot_image().expect("image").encode()),
+        total_bytes: store.image_source(2).expect("source").build().expect("build"),
     };
     store.compact(&snapshot, 2).expect("compact");
     let disk = &nodes[0].0;

@@ -305,14 +305,15 @@ impl Cluster {
             return false;
         };
         let machine = &self.machines[&id];
-        let Ok(compaction) = raft.compact(machine.applied, machine.encode()) else {
+        let image = machine.encode();
+        let Ok(compaction) = raft.compact(machine.applied, image.len() as u64) else {
             return false;
         };
         let snapshot = raft.snapshot().cloned().expect("compact keeps the snapshot");
         self.disks
             .get_mut(&id)
             .expect("disk")
-            .compact(snapshot, compaction.purged_to);
+            .compact(snapshot, image, compaction.purged_to);
         true
     }
 
@@ -332,7 +333,7 @@ impl Cluster {
             .snapshot
             .as_ref()
             .map_or_else(StateMachine::default, |snapshot| {
-                StateMachine::decode(snapshot.meta.index, &snapshot.data)
+                StateMachine::decode(snapshot.meta.index, &disk.image)
             });
         let state = RestartState {
             hard_state: disk.hard_state,
@@ -419,8 +420,12 @@ impl Cluster {
             if !raft.has_ready() {
                 return;
             }
-            let ready = raft.ready();
-            self.in_flight.extend(ready.messages);
+            let mut ready = raft.ready();
+            let disk = self.disks.get_mut(&id).expect("disk");
+            self.in_flight
+                .extend(std::mem::take(&mut ready.messages).into_iter().filter_map(|mut message| {
+                    disk.fill(&mut message).then_some(message)
+                }));
             if self.armed_crash.get(&id) == Some(&CrashPoint::BeforePersist) {
                 self.crash(id);
                 return;
@@ -428,15 +433,23 @@ impl Cluster {
             let disk = self.disks.get_mut(&id).expect("disk");
             let raft = self.servers.get(&id).and_then(Option::as_ref).expect("up");
             self.checker.on_persist(id, raft, &ready.entries);
+            for chunk in &ready.snapshot_chunks {
+                disk.stage(chunk);
+            }
             disk.persist(ready.snapshot.as_ref(), &ready.entries, ready.hard_state);
             if self.armed_crash.get(&id) == Some(&CrashPoint::AfterPersist) {
                 self.crash(id);
                 return;
             }
-            self.in_flight.extend(ready.persisted_messages);
+            let disk = self.disks.get_mut(&id).expect("disk");
+            self.in_flight.extend(
+                std::mem::take(&mut ready.persisted_messages)
+                    .into_iter()
+                    .filter_map(|mut message| disk.fill(&mut message).then_some(message)),
+            );
             let machine = self.machines.get_mut(&id).expect("machine");
             if let Some(snapshot) = &ready.snapshot {
-                *machine = StateMachine::decode(snapshot.meta.index, &snapshot.data);
+                *machine = StateMachine::decode(snapshot.meta.index, &self.disks[&id].image);
                 self.checker.on_restore(id, machine);
             }
             for entry in &ready.committed_entries {
