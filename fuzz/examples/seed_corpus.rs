@@ -303,6 +303,7 @@ fn messages() -> Vec<Message> {
                 },
                 total_bytes: 8,
                 offset: 0,
+                data_bytes_max: 8,
                 data: vec![0; 8],
             }),
         ),

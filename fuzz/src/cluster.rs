@@ -101,6 +101,8 @@ fn config(id: NodeId, pre_vote: bool, check_quorum: bool) -> Config {
         max_uncommitted_bytes: 4096,
         max_pending_reads: 64,
         snapshot_chunk_bytes: 64,
+        // Servers that differ in this local setting must still agree on everything.
+        snapshot_trailing_entries: (id % 3) * 2,
         max_apply_bytes_per_ready: 512,
         seed: id.wrapping_mul(0x9E37_79B9),
         ..Config::new(id)
@@ -444,12 +446,15 @@ impl Cluster {
         let Some(raft) = node.raft.as_mut() else {
             return;
         };
-        let Ok(compaction) = raft.compact(node.machine.applied, node.machine.encode()) else {
+        let image = node.machine.encode();
+        let Ok(compaction) = raft.compact(node.machine.applied, image.len() as u64) else {
             return;
         };
         let snapshot = raft.snapshot().cloned().expect("compact keeps the snapshot");
         assert_eq!(snapshot.meta, compaction.meta);
+        assert!(compaction.purged_to <= compaction.meta.index);
         node.disk.snapshot = Some(snapshot);
+        node.disk.image = image;
         node.disk
             .entries
             .retain(|entry| entry.index > compaction.purged_to);
@@ -466,11 +471,11 @@ impl Cluster {
             .disk
             .snapshot
             .as_ref()
-            .map_or_else(Machine::default, |s| Machine::decode(s.meta.index, &s.data));
+            .map_or_else(Machine::default, |s| Machine::decode(s.meta.index, &node.disk.image));
         let state = RestartState {
             hard_state: node.disk.hard_state,
             snapshot: node.disk.snapshot.clone(),
-            entries: node.disk.entries.clone(),
+            entries: node.disk.log_after_snapshot(),
             applied: machine.applied,
         };
         let raft = Raft::restart(config, state).expect("a disk written as the Ready contract says restarts");

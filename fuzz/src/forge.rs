@@ -76,6 +76,7 @@ pub(crate) fn message(raft: &Raft, target: NodeId, next_read: u64, script: &mut 
                 meta,
                 total_bytes,
                 offset,
+                data_bytes_max: u32::from(script.byte()),
                 data: script.bytes(length),
             })
         }

@@ -82,6 +82,10 @@ pub struct NodeArgs {
     /// Snapshot the KV map and compact the log every this many applied entries.
     #[arg(long, env = "RAFTKV_SNAPSHOT_EVERY", default_value_t = 10_000)]
     pub snapshot_every: u64,
+    /// Log entries a compaction keeps before its snapshot, so that a follower this far
+    /// behind catches up from the log instead of receiving a whole snapshot.
+    #[arg(long, env = "RAFTKV_SNAPSHOT_TRAILING_ENTRIES", default_value_t = 1_000)]
+    pub snapshot_trailing_entries: u64,
     #[arg(long, env = "RAFTKV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// A client session (exactly-once writes, Raft thesis §6.3) expires this long after
@@ -244,6 +248,7 @@ impl NodeArgs {
             election_timeout_ticks_min: self.election_ticks_min,
             election_timeout_ticks_max: self.election_ticks_max,
             heartbeat_interval_ticks: self.heartbeat_ticks,
+            snapshot_trailing_entries: self.snapshot_trailing_entries,
             // Distinct per node and per start is not needed: ids differ across members.
             seed: id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             ..raft::Config::new(id)

@@ -93,6 +93,8 @@ pub struct ClusterConfig {
     pub election_timeout_ticks_max: u32,
     pub heartbeat_interval_ticks: u32,
     pub snapshot_every_entries: u64,
+    pub snapshot_trailing_entries: u64,
+    pub snapshot_chunk_bytes: usize,
     pub max_append_bytes_per_message: usize,
     pub max_inflight_appends_per_follower: usize,
     /// Sees every message and disk write of every node.
@@ -119,6 +121,8 @@ impl ClusterConfig {
             election_timeout_ticks_max: parameters.election_timeout_ticks_max,
             heartbeat_interval_ticks: parameters.heartbeat_interval_ticks,
             snapshot_every_entries: parameters.snapshot_every_entries,
+            snapshot_trailing_entries: parameters.snapshot_trailing_entries,
+            snapshot_chunk_bytes: parameters.snapshot_chunk_bytes,
             max_append_bytes_per_message: parameters.max_append_bytes_per_message,
             max_inflight_appends_per_follower: parameters.max_inflight_appends_per_follower,
             monitor: RaftMonitor::new(),
@@ -298,6 +302,8 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         heartbeat_interval_ticks: config.heartbeat_interval_ticks,
         max_append_bytes_per_message: config.max_append_bytes_per_message,
         max_inflight_appends_per_follower: config.max_inflight_appends_per_follower,
+        snapshot_trailing_entries: config.snapshot_trailing_entries,
+        snapshot_chunk_bytes: config.snapshot_chunk_bytes,
         // From the simulation's RNG: deterministic per run seed, different per start.
         seed: madsim::rand::random::<u64>(),
         #[cfg(feature = "canaries")]

@@ -76,6 +76,10 @@ pub struct RunParameters {
     pub heartbeat_interval_ticks: u32,
     /// Small, so that logs are compacted (and snapshots sent) within a run.
     pub snapshot_every_entries: u64,
+    /// Entries a compaction keeps before its snapshot (none in half the runs).
+    pub snapshot_trailing_entries: u64,
+    /// Small, so that even the simulation's small images travel in many chunks.
+    pub snapshot_chunk_bytes: usize,
     /// Bound of entry bytes in one append: small ones make a lagging follower catch up
     /// in several steps, each acknowledged on its own.
     pub max_append_bytes_per_message: usize,
@@ -168,6 +172,8 @@ impl RunParameters {
             liveness_phase: Duration::from_secs(12),
             concurrent_percent: 0,
             session_limits: SessionLimits::DEFAULT,
+            snapshot_trailing_entries: 0,
+            snapshot_chunk_bytes: 1024 * 1024,
             #[cfg(feature = "canaries")]
             canary: None,
         };
@@ -185,6 +191,9 @@ impl RunParameters {
             sessions_max: (client_count as u64 - 1 + rng.below(3)).max(1),
             ..SessionLimits::DEFAULT
         };
+        // Issue 12's streamed snapshots, after the sessions'.
+        parameters.snapshot_trailing_entries = if rng.below(2) == 0 { 0 } else { rng.below(60) };
+        parameters.snapshot_chunk_bytes = 32 << rng.below(8);
         parameters
     }
 
@@ -224,7 +233,8 @@ impl fmt::Display for RunParameters {
              kill-many {kill_many} pause {pause} partition {partition} one-way {one_way} \
              isolate-leader {isolate_leader} latency {latency_spike} restart-after-compaction \
              {restart_after_compaction} disk-loss {disk_loss} replace {replace}, {}% concurrent; torn writes {}%; \
-             sessions expire after {} ms, <= {}; safety {} s then liveness {} s",
+             sessions expire after {} ms, <= {}; snapshots keep {} entries, chunks of {} bytes; \
+             safety {} s then liveness {} s",
             self.cluster_size,
             self.tick_interval.as_millis(),
             self.election_timeout_ticks_min,
@@ -243,6 +253,8 @@ impl fmt::Display for RunParameters {
             self.torn_write_percent,
             self.session_limits.timeout_millis,
             self.session_limits.sessions_max,
+            self.snapshot_trailing_entries,
+            self.snapshot_chunk_bytes,
             self.safety_phase.as_secs(),
             self.liveness_phase.as_secs(),
         )?;

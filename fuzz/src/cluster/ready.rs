@@ -7,6 +7,16 @@ use raft::{AppendResponse, Message, MessageBody, NodeId, VoteResponse};
 use super::{Cluster, CrashPoint, Machine, READY_ROUNDS_MAX};
 
 impl Cluster {
+    /// `messages` with their snapshot chunks filled from `id`'s image; a chunk of an image
+    /// `id` no longer holds is dropped.
+    fn filled(&self, id: NodeId, messages: Vec<Message>) -> Vec<Message> {
+        let disk = &self.nodes[&id].disk;
+        messages
+            .into_iter()
+            .filter_map(|mut message| disk.fill(&mut message).then_some(message))
+            .collect()
+    }
+
     /// Handles `Ready`s of `id` until it has none, in the contract's order, checking it.
     pub(super) fn process_ready(&mut self, id: NodeId) {
         for _ in 0..READY_ROUNDS_MAX {
@@ -17,13 +27,14 @@ impl Cluster {
             if !raft.has_ready() {
                 return;
             }
-            let ready = raft.ready();
+            let mut ready = raft.ready();
 
-            // 1. Messages that may leave at once.
-            for message in &ready.messages {
+            // 1. Messages that may leave at once, snapshot chunks filled from the image.
+            let messages = self.filled(id, std::mem::take(&mut ready.messages));
+            for message in &messages {
                 self.check_departure(id, message);
             }
-            for message in ready.messages {
+            for message in messages {
                 self.send(message);
             }
             let node = self.nodes.get_mut(&id).expect("node");
@@ -33,8 +44,12 @@ impl Cluster {
                 return;
             }
 
-            // 2. Persist: snapshot, entries, hard state, in one write.
+            // 2. Stage accepted chunks, then persist: snapshot, entries, hard state, in one
+            // write.
             let disk = &mut node.disk;
+            for chunk in &ready.snapshot_chunks {
+                disk.stage(id, chunk);
+            }
             if let Some(snapshot) = &ready.snapshot {
                 assert!(
                     snapshot.meta.index > node.machine.applied,
@@ -42,6 +57,7 @@ impl Cluster {
                     snapshot.meta.index,
                     node.machine.applied
                 );
+                disk.install(id, snapshot);
                 disk.snapshot = Some(snapshot.clone());
                 disk.entries.clear();
             }
@@ -99,17 +115,18 @@ impl Cluster {
             }
 
             // 3. Messages that speak for durable state.
-            for message in &ready.persisted_messages {
+            let persisted_messages = self.filled(id, std::mem::take(&mut ready.persisted_messages));
+            for message in &persisted_messages {
                 self.check_departure(id, message);
             }
-            for message in ready.persisted_messages {
+            for message in persisted_messages {
                 self.send(message);
             }
 
             // 4. Apply.
             let node = self.nodes.get_mut(&id).expect("node");
             if let Some(snapshot) = &ready.snapshot {
-                node.machine = Machine::decode(snapshot.meta.index, &snapshot.data);
+                node.machine = Machine::decode(snapshot.meta.index, &node.disk.image);
                 if !self.tainted {
                     self.checker
                         .check_restored(id, snapshot.meta.index, node.machine.digest);

@@ -29,7 +29,7 @@ type Case<H> = (&'static str, fn(&mut H));
 
 /// Every rule of the contract, each on a fresh store.
 pub fn check_storage_contract<H: Harness>() {
-    let cases: [Case<H>; 11] = [
+    let cases: [Case<H>; 12] = [
         ("an empty store recovers nothing", empty_store_recovers_none),
         (
             "the identity survives a restart and is not Raft state",
@@ -67,6 +67,10 @@ pub fn check_storage_contract<H: Harness>() {
         (
             "a damaged staged image is refused and changes nothing",
             damaged_staged_image_changes_nothing,
+        ),
+        (
+            "entries kept before a snapshot are not part of the recovered log",
+            trailing_entries_are_not_recovered_as_log,
         ),
     ];
     for (name, case) in cases {
@@ -617,6 +621,38 @@ fn current_image_reads_back_in_chunks<H: Harness>(harness: &mut H) {
         "an older image is not kept"
     );
     assert!(second.total_bytes < first.total_bytes);
+}
+
+fn trailing_entries_are_not_recovered_as_log<H: Harness>(harness: &mut H) {
+    harness
+        .store()
+        .persist(None, &entries(1..=6, 1), Some(hard_state(1, 6)))
+        .expect("persist");
+    harness
+        .store()
+        .apply(ApplyBatch {
+            applied_index: 5,
+            ..ApplyBatch::default()
+        })
+        .expect("apply");
+    // A compaction with a trailing window: the snapshot at 5, the log purged through 2.
+    let snapshot = built_snapshot(harness.store(), 5, 1);
+    harness.store().compact(&snapshot, 2).expect("compact");
+    for restarted in [false, true] {
+        if restarted {
+            harness.restart();
+        }
+        let state = recovered(harness);
+        assert_eq!(state.raft.snapshot.as_ref(), Some(&snapshot));
+        assert_eq!(log_of(&state), [(6, 1)], "restarted: {restarted}");
+        assert_raft_accepts(&state);
+    }
+}
+
+/// What `recover` returned is a state Raft restarts from.
+fn assert_raft_accepts(state: &Recovered) {
+    let outcome = raft::Raft::restart(raft::Config::new(1), state.raft.clone());
+    assert!(outcome.is_ok(), "{:?}", outcome.err());
 }
 
 fn damaged_staged_image_changes_nothing<H: Harness>(harness: &mut H) {

@@ -128,7 +128,13 @@ impl Storage for MemoryStore {
             raft: RestartState {
                 hard_state,
                 snapshot: self.snapshot.clone(),
-                entries: self.log.values().cloned().collect(),
+                // Entries a compaction kept before its snapshot (its trailing window)
+                // are not part of the log after it.
+                entries: self
+                    .log
+                    .range(self.snapshot_index().saturating_add(1)..)
+                    .map(|(_, entry)| entry.clone())
+                    .collect(),
                 applied: self.applied_index,
             },
             sessions: self

@@ -28,8 +28,9 @@ use crate::membership::PeerEntry;
 /// and closed as malformed if it does not; either way nothing of it reaches Raft.
 /// Version 2: cluster name, cluster id, incarnation and probes. Version 3: probes from
 /// any node id (a node joining an existing cluster is nobody's peer yet), the prober's
-/// client address in the answer, and member incarnations checked.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// client address in the answer, and member incarnations checked. Version 4: snapshot
+/// chunks carry `data_bytes_max`, and a snapshot's image streams (issue 12).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The dialer's introduction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
