@@ -169,7 +169,9 @@ async fn kill_9_under_write_load_loses_no_acknowledged_write() {
 async fn a_node_restarted_after_compaction_catches_up_by_snapshot() {
     const WRITERS: usize = 4;
     const WRITES_PER_WRITER: usize = 50;
-    let mut test = TestCluster::start("snapshot-catch-up", 3, 20).await;
+    // No trailing window: the follower's whole log is purged, so it needs the snapshot.
+    let extra = ["--snapshot-trailing-entries=0".to_string()];
+    let mut test = TestCluster::start_with("snapshot-catch-up", 3, 20, false, &extra).await;
     let ids = test.ids();
     let leader = test.wait_for_leader(&ids).await;
     let follower = ids

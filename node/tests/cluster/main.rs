@@ -6,6 +6,7 @@
 
 #![cfg(not(madsim))]
 
+mod big_snapshot;
 mod crashes;
 mod identity;
 mod membership;
