@@ -143,6 +143,24 @@ impl ImageFiles {
         Ok(())
     }
 
+    /// `remove_before` on a thread of its own: unlinking an image of a GiB takes long
+    /// enough to delay the driver's heartbeats. A failure is only logged (the files are
+    /// removed again at the next compaction or start).
+    pub fn remove_before_in_background(&self, index: Index) {
+        let files = self.clone();
+        let work = move || {
+            if let Err(error) = files.remove_before(index) {
+                tracing::warn!(%error, "cannot remove old snapshot images");
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("raftkv-image-gc".into())
+            .spawn(work);
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start a thread to remove old snapshot images");
+        }
+    }
+
     /// Removes the images of snapshots before `index` and what was left of builds
     /// before it; staged images after it stay (one may be arriving).
     pub fn remove_before(&self, index: Index) -> Result<(), StorageError> {
@@ -154,7 +172,11 @@ impl ImageFiles {
                 .and_then(|stem| stem.parse::<Index>().ok());
             // A file this store did not name is not touched.
             if file_index.is_some_and(|file_index| file_index < index) {
-                io(fs::remove_file(&path), "removing", &path)?;
+                match fs::remove_file(&path) {
+                    // Another removal got there first.
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    other => io(other, "removing", &path)?,
+                }
             }
         }
         Ok(())

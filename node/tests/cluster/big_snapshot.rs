@@ -76,7 +76,12 @@ async fn a_large_state_machine_streams_to_a_new_member_without_an_election() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let term_before = snapshot.term;
+    // The term the cluster started in: no election may happen during the load (which
+    // takes snapshots) nor the transfer.
+    let term_before = leader.term;
+    test.check(snapshot.term == term_before, || {
+        format!("an election happened while snapshots were taken under load: {snapshot:?}")
+    });
 
     let joined_at = Instant::now();
     let id = test.add_node().await;
