@@ -85,10 +85,7 @@ async fn a_large_state_machine_streams_to_a_new_member_without_an_election() {
 
     let joined_at = Instant::now();
     let id = test.add_node().await;
-    test.wait_for_members("the new member a voter", |list| {
-        list.member(id).is_some_and(|member| member.role == MemberRole::Voter)
-    })
-    .await;
+    // The transfer takes a while at full size: the learner's promotion waits for it.
     let deadline = Instant::now() + Duration::from_secs(600);
     let caught_up = loop {
         let target = test.status(leader.id).await.map_or(u64::MAX, |s| s.commit);
@@ -111,6 +108,10 @@ async fn a_large_state_machine_streams_to_a_new_member_without_an_election() {
         format!("the new member installed the snapshot: {caught_up:?}")
     });
     test.wait_for_log(id, 0, "installed snapshot from the leader").await;
+    test.wait_for_members("the new member a voter", |list| {
+        list.member(id).is_some_and(|member| member.role == MemberRole::Voter)
+    })
+    .await;
 
     // No election anywhere: every node is still in the term the load ran in.
     for node in test.ids() {

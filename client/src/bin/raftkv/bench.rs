@@ -34,6 +34,8 @@ use crate::{Failure, GlobalArgs};
 
 #[path = "bench/report.rs"]
 mod report;
+#[path = "bench/rss.rs"]
+mod rss;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -61,6 +63,11 @@ pub struct BenchArgs {
     /// By default the local cluster runs mutual TLS, as a deployment does.
     #[arg(long)]
     local_insecure: bool,
+    /// With --local: print every node's resident memory (RSS) every this many seconds,
+    /// and at the end its peak in each half of the run (a memory soak). 0: never.
+    #[arg(long, default_value_t = 0, requires = "local",
+          value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    rss_every_secs: u64,
     /// Concurrent clients, each with its own session and connection and one request in
     /// flight.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=CLIENTS_MAX))]
@@ -221,6 +228,7 @@ struct LocalPlan {
     tick_ms: u64,
     snapshot_every: u64,
     tls: bool,
+    rss_every: Option<Duration>,
 }
 
 impl Plan {
@@ -275,6 +283,7 @@ fn plan(global: &GlobalArgs, args: BenchArgs) -> Result<Plan, Failure> {
             tick_ms: args.tick_ms,
             snapshot_every: args.snapshot_every,
             tls: !args.local_insecure,
+            rss_every: (args.rss_every_secs > 0).then(|| Duration::from_secs(args.rss_every_secs)),
         })
     } else {
         None
@@ -328,7 +337,19 @@ async fn run(mut plan: Plan) -> Result<Report, Failure> {
     .map_err(|e| Failure(e.to_string()))?;
     plan.tls = cluster.client_tls().map_err(|e| Failure(e.to_string()))?;
     plan.endpoints = parse_endpoints(&cluster.endpoints().join(",")).map_err(|e| Failure(e.to_string()))?;
+    let print = plan.output == Output::Text;
+    let sampler = local.rss_every.map(|every| {
+        let nodes = cluster
+            .nodes()
+            .iter()
+            .filter_map(|node| cluster.pid(node.id).map(|pid| (node.id, pid)))
+            .collect();
+        rss::RssSampler::start(nodes, every, print)
+    });
     let result = measure(&plan).await;
+    if let Some(sampler) = sampler {
+        sampler.finish(print).await;
+    }
     drop(cluster);
     match result {
         Ok(report) => {
