@@ -179,6 +179,11 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         let metrics = Arc::new(Metrics::default());
         let heartbeat = Arc::new(DriverHeartbeat::default());
         heartbeat.beat();
+        let mut storage = storage;
+        storage.report_progress_to(Arc::new({
+            let heartbeat = heartbeat.clone();
+            move || heartbeat.beat()
+        }));
         let snapshot_index = raft.snapshot().map_or(0, |snapshot| snapshot.meta.index);
         let initial_status = describe::node_status(&raft, SpaceStatus::default());
         let (status, status_receiver) = watch::channel(initial_status);

@@ -50,8 +50,8 @@ use super::fjall_codec::{decode, decode_index_key, encode, index_key, OrIo};
 use super::image_files::ImageFiles;
 use super::image_stream::{ImageItem, ImageReader, ImageWriter, IMAGE_PIECE_BYTES};
 use super::{
-    nothing_to_persist, ApplyBatch, ImageSource, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage,
-    StorageError,
+    nothing_to_persist, ApplyBatch, ImageSource, KvPairs, Progress, Recovered, SessionRecord, SnapshotImage,
+    Storage, StorageError,
 };
 
 pub(crate) const LOG_KEYSPACE: &str = "log";
@@ -83,6 +83,8 @@ pub struct FjallStore {
     kv: Keyspace,
     sessions: Keyspace,
     images: ImageFiles,
+    /// Told after every piece of an image an install reads (the driver's heartbeat).
+    progress: Option<Progress>,
     /// The applied index last written, kept to assert that `apply` never moves it back.
     applied_index: Index,
     /// Log entries through this index were removed by this process's last `compact`.
@@ -124,6 +126,7 @@ impl FjallStore {
             kv,
             sessions,
             images,
+            progress: None,
             applied_index: 0,
             purged_through: 0,
         };
@@ -182,6 +185,9 @@ impl FjallStore {
             }
             reader.feed(&buffer[..read], &mut item)?;
             after_piece()?;
+            if let Some(progress) = &self.progress {
+                progress();
+            }
         }
         reader.finish()
     }
@@ -591,6 +597,10 @@ impl Storage for FjallStore {
             images: self.images.clone(),
             index,
         }))
+    }
+
+    fn report_progress_to(&mut self, progress: Progress) {
+        self.progress = Some(progress);
     }
 
     fn stage_image_chunk(&mut self, index: Index, offset: u64, data: &[u8]) -> Result<(), StorageError> {

@@ -114,6 +114,9 @@ pub trait ImageSource: Send + 'static {
     fn build(self: Box<Self>) -> Result<u64, StorageError>;
 }
 
+/// Called by a store now and then during a long call, to show it is not stuck.
+pub type Progress = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 pub trait Storage: Send + 'static {
     /// The data dir's identity, if one was ever saved (see `crate::identity`).
     fn load_identity(&self) -> Result<Option<Identity>, StorageError>;
@@ -168,6 +171,11 @@ pub trait Storage: Send + 'static {
     /// `length` bytes from `offset` of the image of the snapshot at `index` (to send to a
     /// follower), or `None` if the store no longer keeps that image.
     fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Hands the store a way to say it is making progress during one long call (a snapshot
+    /// install streams a whole image inside `persist`): the driver's heartbeat, so that
+    /// `/livez` tells a long install from a stuck disk. By default it is not used.
+    fn report_progress_to(&mut self, _progress: Progress) {}
 
     /// Stores `snapshot` (whose image `image_source` built) as the latest one, drops older
     /// images and deletes log entries through `purged_to`, durably (after

@@ -108,6 +108,19 @@ async fn a_large_state_machine_streams_to_a_new_member_without_an_election() {
         format!("the new member installed the snapshot: {caught_up:?}")
     });
     test.wait_for_log(id, 0, "installed snapshot from the leader").await;
+    let log = test.cluster.log_of(id);
+    let seconds_at = |text: &str| {
+        log.lines()
+            .filter(|line| line.contains(text))
+            .filter_map(|line| seconds_of_day(&crate::support::strip_ansi(line)))
+            .next_back()
+    };
+    if let (Some(start), Some(end)) = (
+        seconds_at("installing snapshot"),
+        seconds_at("installed snapshot from the leader"),
+    ) {
+        eprintln!("[big-snapshot] node {id} installed its last snapshot in {:.1} s", end - start);
+    }
     test.wait_for_members("the new member a voter", |list| {
         list.member(id).is_some_and(|member| member.role == MemberRole::Voter)
     })
@@ -142,4 +155,14 @@ async fn a_large_state_machine_streams_to_a_new_member_without_an_election() {
             Err(error) => test.fail(&format!("node {id} cannot serve {}: {error}", key(index))),
         }
     }
+}
+
+/// The time of day of a log line (`2026-12-05T02:39:35.214346Z ...`), in seconds.
+fn seconds_of_day(line: &str) -> Option<f64> {
+    let time = line.get(11..26)?;
+    let mut parts = time.split(':');
+    let hours: f64 = parts.next()?.parse().ok()?;
+    let minutes: f64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    Some(hours * 3600.0 + minutes * 60.0 + seconds)
 }
