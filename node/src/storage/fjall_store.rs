@@ -66,6 +66,14 @@ const SNAPSHOT_IMAGE_BYTES: &str = "snapshot_image_bytes";
 const SNAPSHOT_INSTALLING: &str = "snapshot_installing";
 /// Written by raftkv before issue 12, with the image inline: such a data dir is refused.
 const SNAPSHOT_DATA_INLINE: &str = "snapshot_data";
+/// The memory bound (issue 12): fjall keeps one active memtable per keyspace up to this
+/// size, plus the sealed ones being flushed; every overwrite of a key (the applied index
+/// on every apply, a session on every write) is a new version in it until the flush. At
+/// fjall's default of 64 MiB, four keyspaces held about 350 MiB under a put load
+/// (`raftkv bench --rss-every-secs`); at 16 MiB they hold at most 4 x 2 x 16 MiB.
+const MEMTABLE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// fjall's block cache (its default, stated here as part of the bound).
+const BLOCK_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// A snapshot image being built is synced every this many bytes.
 const IMAGE_SYNC_BYTES: usize = 32 * 1024 * 1024;
 /// An install replaces the state machine in batches of about this many bytes.
@@ -106,10 +114,15 @@ impl FjallStore {
     /// Opens the store in `dir`, creating an empty one if there is none. fjall replays its
     /// journal here; an undecodable applied index is `Corrupt` already at this point.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        let db = Database::builder(dir).open().or_io("opening the database")?;
+        let db = Database::builder(dir)
+            .cache_size(BLOCK_CACHE_BYTES)
+            .open()
+            .or_io("opening the database")?;
         let keyspace = |name: &str| {
-            db.keyspace(name, KeyspaceCreateOptions::default)
-                .or_io("opening a keyspace")
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES_MAX)
+            })
+            .or_io("opening a keyspace")
         };
         let (log, meta, kv, sessions) = (
             keyspace(LOG_KEYSPACE)?,
