@@ -86,6 +86,14 @@ pub struct NodeArgs {
     /// behind catches up from the log instead of receiving a whole snapshot.
     #[arg(long, env = "RAFTKV_SNAPSHOT_TRAILING_ENTRIES", default_value_t = 1_000)]
     pub snapshot_trailing_entries: u64,
+    /// Also snapshot once this many bytes of entries were applied since the last one: the
+    /// Raft log since the last snapshot is held in memory, and this bounds it when values
+    /// are large.
+    #[arg(long, env = "RAFTKV_SNAPSHOT_EVERY_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub snapshot_every_bytes: u64,
+    /// At most this many bytes of the entries kept before a snapshot.
+    #[arg(long, env = "RAFTKV_SNAPSHOT_TRAILING_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub snapshot_trailing_bytes: u64,
     #[arg(long, env = "RAFTKV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// A client session (exactly-once writes, Raft thesis §6.3) expires this long after
@@ -169,6 +177,7 @@ pub struct NodeSettings {
     pub tick_interval: Duration,
     pub raft: raft::Config,
     pub snapshot_every: u64,
+    pub snapshot_every_bytes: u64,
     pub log_format: LogFormat,
     pub session_limits: SessionLimits,
     pub driver_stall_max: Duration,
@@ -233,6 +242,9 @@ impl NodeArgs {
         if self.snapshot_every == 0 {
             return Err("--snapshot-every must be at least 1".into());
         }
+        if self.snapshot_every_bytes == 0 {
+            return Err("--snapshot-every-bytes must be at least 1".into());
+        }
         if self.session_timeout_secs == 0 || self.session_timeout_secs > SESSION_TIMEOUT_SECS_MAX {
             return Err(format!(
                 "--session-timeout-secs must be within 1..={SESSION_TIMEOUT_SECS_MAX}"
@@ -249,6 +261,7 @@ impl NodeArgs {
             election_timeout_ticks_max: self.election_ticks_max,
             heartbeat_interval_ticks: self.heartbeat_ticks,
             snapshot_trailing_entries: self.snapshot_trailing_entries,
+            snapshot_trailing_bytes_max: usize::try_from(self.snapshot_trailing_bytes).unwrap_or(usize::MAX),
             // Distinct per node and per start is not needed: ids differ across members.
             seed: id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             ..raft::Config::new(id)
@@ -283,6 +296,7 @@ impl NodeArgs {
             tick_interval: Duration::from_millis(self.tick_ms),
             raft,
             snapshot_every: self.snapshot_every,
+            snapshot_every_bytes: self.snapshot_every_bytes,
             log_format: self.log_format,
             session_limits: SessionLimits {
                 timeout_millis: self.session_timeout_secs * 1000,

@@ -108,6 +108,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
         driver: DriverConfig {
             tick_interval: settings.tick_interval,
             snapshot_every_entries: settings.snapshot_every,
+            snapshot_every_bytes: settings.snapshot_every_bytes,
             own_client_address: settings.advertise_client.clone(),
             own_peer_address: settings.advertise_peer.clone(),
             cluster_id: 0,

@@ -34,6 +34,9 @@ pub struct Config {
     /// Entries a compaction keeps before its snapshot's index, so a follower that fell
     /// only that far behind catches up from the log instead of a whole snapshot.
     pub snapshot_trailing_entries: u64,
+    /// ...and at most this many bytes of them (large entries would otherwise keep a
+    /// large window in memory).
+    pub snapshot_trailing_bytes_max: usize,
     /// Seeds the PRNG behind election timeouts; give each server its own.
     pub seed: u64,
     /// A known bug to inject (simulation self-test only).
@@ -57,6 +60,7 @@ impl Config {
             max_apply_bytes_per_ready: 16 * 1024 * 1024,
             snapshot_chunk_bytes: 1024 * 1024,
             snapshot_trailing_entries: 0,
+            snapshot_trailing_bytes_max: usize::MAX,
             seed: id,
             #[cfg(feature = "canaries")]
             canary: None,

@@ -73,12 +73,30 @@ impl Raft {
             total_bytes,
         });
         // Applied entries are committed and durable, so they may go.
-        let purged_to = index
-            .saturating_sub(self.config.snapshot_trailing_entries)
-            .max(self.log.purged_index());
+        let purged_to = self.trailing_window_start(index);
         self.log.purge_to(purged_to);
         info!(id = self.config.id, index, term, purged_to, "compacted log");
         Ok(Compaction { meta, purged_to })
+    }
+
+    /// Where a compaction at `index` purges to: `snapshot_trailing_entries` entries before
+    /// it are kept, fewer if they would pass `snapshot_trailing_bytes_max`.
+    fn trailing_window_start(&self, index: Index) -> Index {
+        let floor = self.log.purged_index();
+        let mut purged_to = index
+            .saturating_sub(self.config.snapshot_trailing_entries)
+            .max(floor);
+        let mut kept_bytes = 0usize;
+        // Walk back from the snapshot's index; the first entry that does not fit ends it.
+        for kept in (purged_to + 1..=index).rev() {
+            let size = self.log.entry(kept).map_or(0, crate::types::Entry::size_bytes);
+            kept_bytes = kept_bytes.saturating_add(size);
+            if kept_bytes > self.config.snapshot_trailing_bytes_max {
+                purged_to = kept;
+                break;
+            }
+        }
+        purged_to
     }
 
     /// Switches `to` to snapshot mode and sends the first chunk.

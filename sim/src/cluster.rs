@@ -368,6 +368,8 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         driver: DriverConfig {
             tick_interval: config.tick_interval,
             snapshot_every_entries: config.snapshot_every_entries,
+            // The simulation's entries are small: the entry count decides.
+            snapshot_every_bytes: u64::MAX,
             own_client_address,
             own_peer_address,
             cluster_id: 0,

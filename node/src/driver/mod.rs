@@ -60,8 +60,11 @@ pub struct ClientCall {
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
     pub tick_interval: Duration,
-    /// Take a snapshot and compact the log after this many applied entries.
+    /// Take a snapshot and compact the log after this many applied entries...
     pub snapshot_every_entries: u64,
+    /// ...or after this many bytes of applied entries, whichever comes first: the Raft log
+    /// since the last snapshot is held in memory, so this bounds it when values are large.
+    pub snapshot_every_bytes: u64,
     /// This node's client address, for redirects pointing at itself.
     pub own_client_address: String,
     /// This node's peer address, recorded in the configuration.
@@ -133,6 +136,8 @@ pub struct Driver<S: Storage, N: PeerNetwork> {
     pending_reads: BTreeMap<u64, PendingRead>,
     next_read_context: u64,
     snapshot_index: Index,
+    /// Bytes of the entries applied since the last snapshot was started.
+    applied_bytes_since_snapshot: u64,
     /// A snapshot image being built off the loop (`snapshots.rs`).
     snapshot_build: Option<snapshots::SnapshotBuild>,
     was_leader: bool,
@@ -200,6 +205,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             pending_reads: BTreeMap::new(),
             next_read_context: 1,
             snapshot_index,
+            applied_bytes_since_snapshot: 0,
             snapshot_build: None,
             was_leader: false,
             directory,
@@ -336,6 +342,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             if let Some(last) = ready.committed_entries.last() {
                 let last_index = last.index;
                 let (batch, outcomes) = self.machine.apply(&self.storage, &ready.committed_entries)?;
+                let applied_bytes: usize = ready.committed_entries.iter().map(raft::Entry::size_bytes).sum();
+                self.applied_bytes_since_snapshot =
+                    self.applied_bytes_since_snapshot.saturating_add(applied_bytes as u64);
                 let records_written = batch.kv_writes.iter().any(|(key, _)| is_member_key(key));
                 self.storage.apply(batch)?;
                 if records_written {

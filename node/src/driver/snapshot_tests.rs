@@ -64,3 +64,39 @@ async fn writes_are_answered_while_a_snapshot_is_built() {
     assert!(status.snapshot_index >= 10, "{status:?}");
     node.stop().await;
 }
+
+/// With large values the entry count comes late: `snapshot_every_bytes` starts a
+/// snapshot once that many bytes of entries were applied, bounding the in-memory log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_taken_after_its_bytes_whatever_the_entry_count() {
+    let node = SingleVoter::start_with(FaultyStore::default(), |config| {
+        config.snapshot_every_entries = 1_000_000;
+        config.snapshot_every_bytes = 64 * 1024;
+    })
+    .await;
+    let opened = ask(&node, Request::OpenSession { client_id: 9 }).await;
+    assert!(matches!(opened, Response::SessionOpened { .. }), "{opened:?}");
+    for sequence in 1..=4 {
+        let write = Request::Write {
+            session: Session {
+                client_id: 9,
+                sequence,
+            },
+            command: Command::Put {
+                key: format!("big{sequence}").into_bytes(),
+                value: vec![7; 20 * 1024],
+            },
+        };
+        let written = ask(&node, write).await;
+        assert!(matches!(written, Response::Written(_)), "{written:?}");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while node.handles.metrics.snapshots_total.load(Ordering::Relaxed) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no snapshot after 80 KiB of entries with a 64 KiB bound"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    node.stop().await;
+}

@@ -68,19 +68,22 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         Ok(())
     }
 
-    /// Starts building a snapshot when `snapshot_every_entries` entries were applied
-    /// since the last one and none is being built.
+    /// Starts building a snapshot when `snapshot_every_entries` entries, or
+    /// `snapshot_every_bytes` bytes of entries, were applied since the last one and none
+    /// is being built.
     pub(super) fn maybe_start_snapshot(&mut self) -> Result<(), StorageError> {
         let applied = self.raft.applied();
         let due = applied
             >= self
                 .snapshot_index
-                .saturating_add(self.config.snapshot_every_entries);
+                .saturating_add(self.config.snapshot_every_entries)
+            || self.applied_bytes_since_snapshot >= self.config.snapshot_every_bytes;
         if !due || self.snapshot_build.is_some() {
             return Ok(());
         }
         // `apply` has written everything through `applied`: the view holds exactly it.
         let source = self.storage.image_source(applied)?;
+        self.applied_bytes_since_snapshot = 0;
         self.snapshot_build = Some(SnapshotBuild {
             index: applied,
             image: build(source),

@@ -50,6 +50,7 @@ pub(super) fn single_voter() -> (Raft, DriverConfig) {
     let config = DriverConfig {
         tick_interval: Duration::from_millis(5),
         snapshot_every_entries: 1_000,
+        snapshot_every_bytes: u64::MAX,
         own_client_address: "127.0.0.1:1".into(),
         own_peer_address: "127.0.0.1:2".into(),
         cluster_id: 1,

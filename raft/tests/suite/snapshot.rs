@@ -711,3 +711,29 @@ fn a_snapshot_chunk_without_its_data_is_malformed() {
         .step(message(1, 2, 2, MessageBody::InstallSnapshot(oversized)))
         .is_err());
 }
+
+/// The trailing window is also bounded in bytes: with no bytes allowed, a compaction
+/// keeps nothing before its snapshot whatever `snapshot_trailing_entries` says.
+#[test]
+fn the_trailing_window_keeps_no_more_bytes_than_allowed() {
+    fn byte_bounded_config(id: NodeId) -> Config {
+        Config {
+            snapshot_trailing_entries: 10,
+            snapshot_trailing_bytes_max: 0,
+            ..crate::harness::test_config(id)
+        }
+    }
+    let mut cluster = Cluster::with_config(&[1, 2, 3], 5, byte_bounded_config);
+    cluster.elect(1);
+    for _ in 0..6 {
+        cluster.propose(1).expect("leader accepts");
+        cluster.deliver_all();
+    }
+    let applied = cluster.machines[&1].applied;
+    let image = cluster.machines[&1].encode();
+    let compaction = cluster
+        .server_mut(1)
+        .compact(applied, image.len() as u64)
+        .expect("applied index compacts");
+    assert_eq!(compaction.purged_to, applied, "no byte of the window fits");
+}
