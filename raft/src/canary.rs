@@ -3,8 +3,8 @@
 //! only the madsim simulation enables: a shipped binary cannot contain them (see the
 //! `compile_error!` in `lib.rs`).
 
-/// One injected bug. The raft crate implements the first two; the node's driver and
-/// state machine the next two; the simulation the last.
+/// One injected bug. The raft crate implements the first two and the last; the node's
+/// driver and state machine the next three; the simulation `EmptyDiskBootstrapsAsVoter`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Canary {
     /// A vote grant leaves before the vote is durable (breaks thesis §3.8: after a crash
@@ -32,4 +32,8 @@ pub enum Canary {
     /// new random one, so the node takes itself for the founder or member it was and
     /// the cluster accepts it as such.
     EmptyDiskBootstrapsAsVoter,
+    /// A follower appends a snapshot chunk at whatever offset it carries instead of the
+    /// one it expects (issue 12's streamed snapshots): a chunk the leader resent after a
+    /// lost acknowledgement is staged twice, and the staged image is not the leader's.
+    SnapshotChunkAtAnyOffset,
 }

@@ -227,13 +227,21 @@ impl Raft {
             self.reply_snapshot_offset(from, meta_index, 0);
             return;
         };
-        if incoming.received_bytes != chunk.offset {
+        #[cfg(feature = "canaries")]
+        let any_offset = self.config.canary == Some(crate::canary::Canary::SnapshotChunkAtAnyOffset);
+        #[cfg(not(feature = "canaries"))]
+        let any_offset = false;
+        if incoming.received_bytes != chunk.offset && !any_offset {
             let next_offset = incoming.received_bytes;
             self.reply_snapshot_offset(from, meta_index, next_offset);
             return;
         }
         // `validate` bounds the chunk by `total_bytes`, so this cannot overflow it.
         incoming.received_bytes += chunk.data.len() as u64;
+        if any_offset {
+            // The canary's follower counts what it appended, whatever the offsets.
+            incoming.received_bytes = incoming.received_bytes.min(incoming.total_bytes);
+        }
         let (received_bytes, total_bytes) = (incoming.received_bytes, incoming.total_bytes);
         assert!(received_bytes <= total_bytes, "a validated chunk stays within its image");
         // The application writes the chunk to its staged image in this `Ready`, before

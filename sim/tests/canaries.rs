@@ -82,3 +82,8 @@ fn a_retry_applied_again_after_its_session_expired_is_found() {
 fn an_empty_disk_taken_for_the_member_it_replaces_is_found() {
     assert_found(Canary::EmptyDiskBootstrapsAsVoter);
 }
+
+#[test]
+fn a_snapshot_chunk_staged_at_the_wrong_offset_is_found() {
+    assert_found(Canary::SnapshotChunkAtAnyOffset);
+}
