@@ -17,6 +17,7 @@ use node::fuzzing::{decode_index_key, decode_stored, encode_stored, index_key};
 use node::identity::Identity;
 use node::kv::command::KvCommand;
 use node::membership::{load_records, MemberRecord, MEMBER_KEY_PREFIX};
+use node::storage::image_stream::{ImageItem, ImageReader};
 use node::storage::memory_store::MemoryStore;
 use node::storage::{ApplyBatch, SessionRecord, SnapshotImage, Storage, StorageError};
 use raft::{Entry, HardState, SnapshotMeta};
@@ -38,8 +39,31 @@ fuzz_target!(|data: &[u8]| {
     stored::<u64>(data);
     stored::<SessionRecord>(data);
 
-    if let Ok(image) = SnapshotImage::decode(data) {
-        assert_eq!(SnapshotImage::decode(&image.encode()), Ok(image));
+    let whole = SnapshotImage::decode(data);
+    if let Ok(image) = &whole {
+        assert_eq!(SnapshotImage::decode(&image.encode()).as_ref(), Ok(image));
+    }
+    // Streamed in pieces (as chunks from a peer or pieces of a file arrive), the image
+    // reads back the same, or is refused as the whole buffer is.
+    let piece_bytes = usize::from(data.first().copied().unwrap_or(1)).max(1);
+    let mut streamed = SnapshotImage::default();
+    let mut reader = ImageReader::new();
+    let outcome = data
+        .chunks(piece_bytes)
+        .try_for_each(|piece| {
+            reader.feed(piece, |item| {
+                match item {
+                    ImageItem::Pair(key, value) => streamed.kv.push((key, value)),
+                    ImageItem::Session(id, record) => streamed.sessions.push((id, record)),
+                }
+                Ok(())
+            })
+        })
+        .and_then(|()| reader.finish());
+    match (&whole, outcome) {
+        (Ok(image), Ok(())) => assert_eq!(&streamed, image),
+        (Err(StorageError::Corrupt(_)), Err(StorageError::Corrupt(_))) => {}
+        (whole, streamed) => panic!("whole: {whole:?}, in pieces of {piece_bytes}: {streamed:?}"),
     }
     if let Ok(command) = KvCommand::decode(data) {
         assert_eq!(KvCommand::decode(&command.encode()).ok(), Some(command));

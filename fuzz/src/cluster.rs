@@ -467,11 +467,9 @@ impl Cluster {
         if node.raft.is_some() {
             return;
         }
-        let machine = node
-            .disk
-            .snapshot
-            .as_ref()
-            .map_or_else(Machine::default, |s| Machine::decode(s.meta.index, &node.disk.image));
+        let machine = node.disk.snapshot.as_ref().map_or_else(Machine::default, |s| {
+            Machine::decode(s.meta.index, &node.disk.image)
+        });
         let state = RestartState {
             hard_state: node.disk.hard_state,
             snapshot: node.disk.snapshot.clone(),

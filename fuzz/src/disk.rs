@@ -37,8 +37,15 @@ impl Disk {
             .staged
             .take()
             .unwrap_or_else(|| panic!("{id}: installs a snapshot with nothing staged"));
-        assert_eq!(index, snapshot.meta.index, "{id}: installs another snapshot's image");
-        assert_eq!(image.len() as u64, snapshot.total_bytes, "{id}: installs a partial image");
+        assert_eq!(
+            index, snapshot.meta.index,
+            "{id}: installs another snapshot's image"
+        );
+        assert_eq!(
+            image.len() as u64,
+            snapshot.total_bytes,
+            "{id}: installs a partial image"
+        );
         self.image = image;
     }
 
@@ -51,7 +58,9 @@ impl Disk {
         let Some((offset, length)) = chunk.range_to_fill() else {
             return true;
         };
-        if self.snapshot.as_ref().map(|s| (s.meta.index, s.total_bytes)) != Some((chunk.meta.index, chunk.total_bytes)) {
+        if self.snapshot.as_ref().map(|s| (s.meta.index, s.total_bytes))
+            != Some((chunk.meta.index, chunk.total_bytes))
+        {
             return false;
         }
         let start = usize::try_from(offset).expect("small images");

@@ -208,7 +208,10 @@ impl Raft {
         if self.snapshot_to_install.is_some() {
             // The next Ready installs the image staged so far; a chunk of another snapshot
             // now would restage it before that. The leader resends it on its heartbeat.
-            debug!(id = self.config.id, from, "chunk ignored while a snapshot awaits install");
+            debug!(
+                id = self.config.id,
+                from, "chunk ignored while a snapshot awaits install"
+            );
             return;
         }
         if chunk.offset == 0 {
@@ -243,7 +246,10 @@ impl Raft {
             incoming.received_bytes = incoming.received_bytes.min(incoming.total_bytes);
         }
         let (received_bytes, total_bytes) = (incoming.received_bytes, incoming.total_bytes);
-        assert!(received_bytes <= total_bytes, "a validated chunk stays within its image");
+        assert!(
+            received_bytes <= total_bytes,
+            "a validated chunk stays within its image"
+        );
         // The application writes the chunk to its staged image in this `Ready`, before
         // anything that follows: chunks leave in the order they were accepted.
         self.snapshot_chunks.push(chunk);

@@ -497,8 +497,16 @@ impl Storage for SimStore {
         })
     }
 
-    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError> {
-        self.state()?.visible.store.read_image_chunk(index, offset, length)
+    fn read_image_chunk(
+        &self,
+        index: Index,
+        offset: u64,
+        length: usize,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.state()?
+            .visible
+            .store
+            .read_image_chunk(index, offset, length)
     }
 
     fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {

@@ -96,7 +96,12 @@ impl Storage for FaultyStore {
         self.inner.stage_image_chunk(index, offset, data)
     }
 
-    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError> {
+    fn read_image_chunk(
+        &self,
+        index: Index,
+        offset: u64,
+        length: usize,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner.read_image_chunk(index, offset, length)
     }
 

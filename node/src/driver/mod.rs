@@ -343,8 +343,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 let last_index = last.index;
                 let (batch, outcomes) = self.machine.apply(&self.storage, &ready.committed_entries)?;
                 let applied_bytes: usize = ready.committed_entries.iter().map(raft::Entry::size_bytes).sum();
-                self.applied_bytes_since_snapshot =
-                    self.applied_bytes_since_snapshot.saturating_add(applied_bytes as u64);
+                self.applied_bytes_since_snapshot = self
+                    .applied_bytes_since_snapshot
+                    .saturating_add(applied_bytes as u64);
                 let records_written = batch.kv_writes.iter().any(|(key, _)| is_member_key(key));
                 self.storage.apply(batch)?;
                 if records_written {

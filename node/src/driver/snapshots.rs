@@ -53,7 +53,10 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 length - data.len()
             ))),
             None => {
-                debug!(index = chunk.meta.index, "dropped a chunk of a snapshot no longer kept");
+                debug!(
+                    index = chunk.meta.index,
+                    "dropped a chunk of a snapshot no longer kept"
+                );
                 Ok(false)
             }
         }
@@ -112,7 +115,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         let total_bytes = match built {
             Ok(total_bytes) => total_bytes,
             Err(error) => {
-                self.metrics.snapshot_failures_total.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .snapshot_failures_total
+                    .fetch_add(1, Ordering::Relaxed);
                 warn!(index, %error, "building a snapshot image failed; the log is kept");
                 return Ok(());
             }
@@ -124,7 +129,12 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 let snapshot = self.raft.snapshot().cloned().expect("compact keeps the snapshot");
                 self.storage.compact(&snapshot, compaction.purged_to)?;
                 self.metrics.snapshots_total.fetch_add(1, Ordering::Relaxed);
-                info!(index, total_bytes, purged_to = compaction.purged_to, "took a snapshot and compacted the log");
+                info!(
+                    index,
+                    total_bytes,
+                    purged_to = compaction.purged_to,
+                    "took a snapshot and compacted the log"
+                );
                 self.publish_status();
             }
             Err(error) => warn!(%error, "snapshot refused"),

@@ -681,7 +681,9 @@ fn damaged_staged_image_changes_nothing<H: Harness>(harness: &mut H) {
         total_bytes: bytes.len() as u64,
     };
     assert!(matches!(
-        harness.store().persist(Some(&damaged), &[], Some(hard_state(2, 9))),
+        harness
+            .store()
+            .persist(Some(&damaged), &[], Some(hard_state(2, 9))),
         Err(super::StorageError::Corrupt(_))
     ));
     harness.restart();

@@ -155,7 +155,11 @@ impl FjallStore {
     /// The latest snapshot: its metadata and its image's length are always written
     /// together, after the image file is complete.
     fn read_snapshot(&self, view: &fjall::Snapshot) -> Result<Option<Snapshot>, StorageError> {
-        if view.get(&self.meta, SNAPSHOT_DATA_INLINE).or_io("reading metadata")?.is_some() {
+        if view
+            .get(&self.meta, SNAPSHOT_DATA_INLINE)
+            .or_io("reading metadata")?
+            .is_some()
+        {
             return Err(StorageError::Corrupt(
                 "this data dir holds a snapshot in the format of raftkv before snapshot streaming; \
                  start the member on an empty data dir (it receives the cluster's state)"
@@ -458,7 +462,9 @@ impl Storage for FjallStore {
     }
 
     fn stage_image_chunk(&mut self, index: Index, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        let current = self.read_snapshot(&self.db.snapshot())?.map_or(0, |s| s.meta.index);
+        let current = self
+            .read_snapshot(&self.db.snapshot())?
+            .map_or(0, |s| s.meta.index);
         if index <= current {
             return Err(StorageError::Corrupt(format!(
                 "staging an image at {index}, not after the current snapshot at {current}"
@@ -467,7 +473,12 @@ impl Storage for FjallStore {
         self.images.stage(index, offset, data)
     }
 
-    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError> {
+    fn read_image_chunk(
+        &self,
+        index: Index,
+        offset: u64,
+        length: usize,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         let current: Option<SnapshotMeta> = read(&self.db.snapshot(), &self.meta, SNAPSHOT_META)?;
         if current.map(|meta| meta.index) != Some(index) {
             return Ok(None);

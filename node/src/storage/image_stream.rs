@@ -23,17 +23,37 @@ pub const IMAGE_PIECE_BYTES: usize = 1024 * 1024;
 /// One record as written (borrowing what it encodes).
 #[derive(Serialize)]
 enum RecordOut<'a> {
-    Pair { key: &'a [u8], value: &'a [u8] },
-    Session { client_id: u64, record: &'a SessionRecord },
-    End { pairs: u64, sessions: u64, checksum: u64 },
+    Pair {
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Session {
+        client_id: u64,
+        record: &'a SessionRecord,
+    },
+    End {
+        pairs: u64,
+        sessions: u64,
+        checksum: u64,
+    },
 }
 
 /// One record as read: the same layout as `RecordOut`.
 #[derive(Debug, Deserialize)]
 enum RecordIn {
-    Pair { key: Vec<u8>, value: Vec<u8> },
-    Session { client_id: u64, record: SessionRecord },
-    End { pairs: u64, sessions: u64, checksum: u64 },
+    Pair {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Session {
+        client_id: u64,
+        record: SessionRecord,
+    },
+    End {
+        pairs: u64,
+        sessions: u64,
+        checksum: u64,
+    },
 }
 
 /// What a reader yields, in the order the image holds it.
@@ -193,7 +213,9 @@ impl ImageReader {
             if length > RECORD_BYTES_MAX {
                 return Err(corrupt(&format!("a record of {length} bytes")));
             }
-            let Some(body) = rest.get(4..4 + length) else { break };
+            let Some(body) = rest.get(4..4 + length) else {
+                break;
+            };
             let record: RecordIn = match postcard::take_from_bytes(body) {
                 Ok((record, [])) => record,
                 Ok(_) => return Err(corrupt("a record with trailing bytes")),

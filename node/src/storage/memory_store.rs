@@ -71,7 +71,10 @@ impl MemoryStore {
     /// The image built for the snapshot at `index`, taken (for the simulation, which
     /// writes it to its journal with the compaction).
     pub fn take_built_image(&self, index: Index) -> Option<Vec<u8>> {
-        self.built.lock().unwrap_or_else(PoisonError::into_inner).remove(&index)
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&index)
     }
 
     /// Keeps `image` as the image of the snapshot at `index` (the simulation's replay of
@@ -156,10 +159,9 @@ impl Storage for MemoryStore {
         }
         if let Some(snapshot) = snapshot {
             let index = snapshot.meta.index;
-            let bytes = self
-                .images
-                .get(&index)
-                .ok_or_else(|| StorageError::Corrupt(format!("no staged image for the snapshot at {index}")))?;
+            let bytes = self.images.get(&index).ok_or_else(|| {
+                StorageError::Corrupt(format!("no staged image for the snapshot at {index}"))
+            })?;
             if bytes.len() as u64 != snapshot.total_bytes {
                 return Err(StorageError::Corrupt(format!(
                     "the staged image of the snapshot at {index} holds {} of {} bytes",
@@ -273,12 +275,19 @@ impl Storage for MemoryStore {
             .images
             .get_mut(&index)
             .filter(|image| image.len() as u64 == offset)
-            .ok_or_else(|| StorageError::Corrupt(format!("a chunk at {offset} of an image not staged that far")))?;
+            .ok_or_else(|| {
+                StorageError::Corrupt(format!("a chunk at {offset} of an image not staged that far"))
+            })?;
         image.extend_from_slice(data);
         Ok(())
     }
 
-    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError> {
+    fn read_image_chunk(
+        &self,
+        index: Index,
+        offset: u64,
+        length: usize,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         if index != self.snapshot_index() {
             return Ok(None);
         }

@@ -170,7 +170,12 @@ pub trait Storage: Send + 'static {
 
     /// `length` bytes from `offset` of the image of the snapshot at `index` (to send to a
     /// follower), or `None` if the store no longer keeps that image.
-    fn read_image_chunk(&self, index: Index, offset: u64, length: usize) -> Result<Option<Vec<u8>>, StorageError>;
+    fn read_image_chunk(
+        &self,
+        index: Index,
+        offset: u64,
+        length: usize,
+    ) -> Result<Option<Vec<u8>>, StorageError>;
 
     /// Hands the store a way to say it is making progress during one long call (a snapshot
     /// install streams a whole image inside `persist`): the driver's heartbeat, so that

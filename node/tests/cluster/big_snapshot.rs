@@ -107,7 +107,8 @@ async fn a_large_state_machine_streams_to_a_new_member_without_an_election() {
     test.check(caught_up.snapshot_index >= snapshot.snapshot_index, || {
         format!("the new member installed the snapshot: {caught_up:?}")
     });
-    test.wait_for_log(id, 0, "installed snapshot from the leader").await;
+    test.wait_for_log(id, 0, "installed snapshot from the leader")
+        .await;
     let log = test.cluster.log_of(id);
     let seconds_at = |text: &str| {
         log.lines()
@@ -119,10 +120,14 @@ async fn a_large_state_machine_streams_to_a_new_member_without_an_election() {
         seconds_at("installing snapshot"),
         seconds_at("installed snapshot from the leader"),
     ) {
-        eprintln!("[big-snapshot] node {id} installed its last snapshot in {:.1} s", end - start);
+        eprintln!(
+            "[big-snapshot] node {id} installed its last snapshot in {:.1} s",
+            end - start
+        );
     }
     test.wait_for_members("the new member a voter", |list| {
-        list.member(id).is_some_and(|member| member.role == MemberRole::Voter)
+        list.member(id)
+            .is_some_and(|member| member.role == MemberRole::Voter)
     })
     .await;
 
@@ -132,7 +137,10 @@ async fn a_large_state_machine_streams_to_a_new_member_without_an_election() {
             test.fail(&format!("node {node} does not answer"));
         };
         test.check(status.term == term_before, || {
-            format!("an election happened during the snapshot: node {node} is in term {} (was {term_before})", status.term)
+            format!(
+                "an election happened during the snapshot: node {node} is in term {} (was {term_before})",
+                status.term
+            )
         });
     }
 

@@ -135,7 +135,10 @@ fn compact_refuses_unapplied_indexes_and_indexes_already_covered_by_a_snapshot()
         );
     }
     assert_eq!(leader.snapshot().map(|s| s.meta.index), Some(applied - 1));
-    assert_eq!(leader.compact(applied, data.len() as u64).map(|c| c.purged_to), Ok(applied));
+    assert_eq!(
+        leader.compact(applied, data.len() as u64).map(|c| c.purged_to),
+        Ok(applied)
+    );
     assert_eq!(leader.log().first_index(), applied + 1);
 
     // Committed is not enough: a follower that learned a commit index it has not yet
@@ -210,7 +213,10 @@ fn a_follower_behind_the_compaction_point_catches_up_through_a_chunked_snapshot(
         follower.snapshot().map(|s| s.total_bytes),
         Some(snapshot.total_bytes)
     );
-    assert_eq!(cluster.disks[&3].image, cluster.disks[&1].image, "the image arrived whole");
+    assert_eq!(
+        cluster.disks[&3].image, cluster.disks[&1].image,
+        "the image arrived whole"
+    );
     assert_eq!(follower.log().first_index(), compaction.purged_to + 1);
     assert_eq!(follower.committed(), cluster.server(1).committed());
     assert_eq!(cluster.machines[&3], cluster.machines[&1]);
@@ -329,7 +335,11 @@ fn an_installed_snapshot_is_handed_out_once_and_acknowledged_only_after_persiste
     let ready = raft.ready();
     assert!(ready.snapshot.is_none(), "a partial snapshot is not handed out");
     assert_eq!(
-        ready.snapshot_chunks.iter().map(|c| &c.data[..]).collect::<Vec<_>>(),
+        ready
+            .snapshot_chunks
+            .iter()
+            .map(|c| &c.data[..])
+            .collect::<Vec<_>>(),
         vec![&data[..CHUNK_BYTES]],
         "the accepted chunk goes to the application to stage"
     );
@@ -360,7 +370,11 @@ fn an_installed_snapshot_is_handed_out_once_and_acknowledged_only_after_persiste
     assert_eq!(snapshot.meta, meta);
     assert_eq!(snapshot.total_bytes, data.len() as u64);
     assert_eq!(
-        ready.snapshot_chunks.iter().map(|c| &c.data[..]).collect::<Vec<_>>(),
+        ready
+            .snapshot_chunks
+            .iter()
+            .map(|c| &c.data[..])
+            .collect::<Vec<_>>(),
         vec![&data[CHUNK_BYTES..]],
         "the last chunk is staged in the Ready that installs it"
     );
@@ -660,14 +674,24 @@ fn a_follower_within_the_trailing_window_catches_up_from_the_log() {
     }
     let applied = cluster.machines[&1].applied;
     let missed_from = cluster.disks[&3].entries.last().expect("3 has a log").index + 1;
-    assert!(applied - missed_from < 10, "3 missed fewer entries than the window");
+    assert!(
+        applied - missed_from < 10,
+        "3 missed fewer entries than the window"
+    );
     let image = cluster.machines[&1].encode();
     let compaction = cluster
         .server_mut(1)
         .compact(applied, image.len() as u64)
         .expect("applied index compacts");
-    assert_eq!(compaction.meta.index, applied, "the snapshot covers everything applied");
-    assert_eq!(compaction.purged_to, applied.saturating_sub(10), "the window stays");
+    assert_eq!(
+        compaction.meta.index, applied,
+        "the snapshot covers everything applied"
+    );
+    assert_eq!(
+        compaction.purged_to,
+        applied.saturating_sub(10),
+        "the window stays"
+    );
     assert_eq!(cluster.server(1).log().first_index(), compaction.purged_to + 1);
 
     cluster.restart(3);
@@ -676,7 +700,10 @@ fn a_follower_within_the_trailing_window_catches_up_from_the_log() {
         cluster.tick_all();
         sent.extend(cluster.deliver_recording());
     }
-    assert!(snapshot_chunks_to(&sent, 3).is_empty(), "no snapshot for a follower in the window");
+    assert!(
+        snapshot_chunks_to(&sent, 3).is_empty(),
+        "no snapshot for a follower in the window"
+    );
     assert_eq!(cluster.server(3).committed(), cluster.server(1).committed());
     assert_eq!(cluster.machines[&3], cluster.machines[&1]);
 }

@@ -65,7 +65,9 @@ impl FjallStore {
                     }
                     ImageItem::Session(client_id, _) => {
                         if last_session.is_some_and(|last| last >= client_id) {
-                            return Err(StorageError::Corrupt("snapshot image sessions out of order".into()));
+                            return Err(StorageError::Corrupt(
+                                "snapshot image sessions out of order".into(),
+                            ));
                         }
                         last_session = Some(client_id);
                     }
@@ -117,7 +119,10 @@ impl FjallStore {
         let mut batch = self.db.batch();
         let mut count = 0usize;
         for guard in keyspace.iter() {
-            batch.remove(keyspace, guard.key().or_io(&format!("scanning {what} to replace it"))?);
+            batch.remove(
+                keyspace,
+                guard.key().or_io(&format!("scanning {what} to replace it"))?,
+            );
             count += 1;
             if count.is_multiple_of(16 * 1024) {
                 std::mem::replace(&mut batch, self.db.batch())
@@ -163,7 +168,10 @@ impl FjallStore {
         let Some((meta, total_bytes)) = marker else {
             return Ok(());
         };
-        tracing::warn!(index = meta.index, "finishing a snapshot install a crash interrupted");
+        tracing::warn!(
+            index = meta.index,
+            "finishing a snapshot install a crash interrupted"
+        );
         if self.images.image_bytes(meta.index)? != Some(total_bytes) {
             return Err(StorageError::Corrupt(format!(
                 "an interrupted install names the image at {} of {total_bytes} bytes, which is not there",
@@ -177,7 +185,6 @@ impl FjallStore {
         self.purged_through = snapshot.meta.index;
         Ok(())
     }
-
 
     /// `persist` with a snapshot: the restartable install described in the module docs.
     pub(super) fn install(
@@ -236,7 +243,8 @@ impl ImageSource for FjallImage {
         let mut out = std::io::BufWriter::with_capacity(IMAGE_PIECE_BYTES, file);
         let mut unsynced_bytes = 0usize;
         let mut writer = ImageWriter::new(IMAGE_PIECE_BYTES, |_, piece| {
-            let failed = |error: std::io::Error| StorageError::Io(format!("writing a snapshot image: {error}"));
+            let failed =
+                |error: std::io::Error| StorageError::Io(format!("writing a snapshot image: {error}"));
             std::io::Write::write_all(&mut out, piece).map_err(failed)?;
             unsynced_bytes += piece.len();
             // Synced as it goes: one sync of a whole GiB at the end would hold the disk

@@ -3,7 +3,12 @@ use super::*;
 fn sample() -> SnapshotImage {
     SnapshotImage {
         kv: (0..300u32)
-            .map(|i| (format!("key-{i:05}").into_bytes(), vec![i as u8; (i as usize * 37) % 5000]))
+            .map(|i| {
+                (
+                    format!("key-{i:05}").into_bytes(),
+                    vec![i as u8; (i as usize * 37) % 5000],
+                )
+            })
             .collect(),
         sessions: (1..4u64)
             .map(|id| {
@@ -41,7 +46,9 @@ fn an_image_reads_back_whatever_the_piece_sizes() {
         let bytes: Vec<u8> = pieces.iter().flat_map(|(_, piece)| piece.clone()).collect();
         assert_eq!(bytes.len() as u64, total);
         assert!(pieces.iter().all(|(_, piece)| piece.len() <= write_piece));
-        assert!(pieces.windows(2).all(|pair| pair[0].0 + pair[0].1.len() as u64 == pair[1].0));
+        assert!(pieces
+            .windows(2)
+            .all(|pair| pair[0].0 + pair[0].1.len() as u64 == pair[1].0));
         assert_eq!(bytes, image.encode(), "the piece size does not change the bytes");
         for read_piece in [1, 3, 1000, bytes.len()] {
             let mut read = SnapshotImage::default();
@@ -87,9 +94,15 @@ fn damaged_images_are_corrupt_not_panics() {
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(matches!(SnapshotImage::decode(&longer), Err(StorageError::Corrupt(_))));
+    assert!(matches!(
+        SnapshotImage::decode(&longer),
+        Err(StorageError::Corrupt(_))
+    ));
     let mut huge = bytes[..MAGIC.len()].to_vec();
     huge.extend_from_slice(&u32::MAX.to_be_bytes());
-    assert!(matches!(SnapshotImage::decode(&huge), Err(StorageError::Corrupt(_))));
+    assert!(matches!(
+        SnapshotImage::decode(&huge),
+        Err(StorageError::Corrupt(_))
+    ));
     assert_eq!(SnapshotImage::decode(&bytes).map(|image| image.kv.len()), Ok(2));
 }

@@ -21,7 +21,11 @@ impl Disk {
         if let Some(snapshot) = snapshot {
             let (index, image) = self.staged.take().expect("a snapshot installs a staged image");
             assert_eq!(index, snapshot.meta.index, "the staged image is the snapshot's");
-            assert_eq!(image.len() as u64, snapshot.total_bytes, "the staged image is whole");
+            assert_eq!(
+                image.len() as u64,
+                snapshot.total_bytes,
+                "the staged image is whole"
+            );
             self.snapshot = Some(snapshot.clone());
             self.image = image;
             self.entries.clear();
@@ -44,7 +48,10 @@ impl Disk {
         if chunk.offset == 0 {
             self.staged = Some((chunk.meta.index, Vec::new()));
         }
-        let (index, image) = self.staged.as_mut().expect("a chunk after offset 0 extends a staged image");
+        let (index, image) = self
+            .staged
+            .as_mut()
+            .expect("a chunk after offset 0 extends a staged image");
         assert_eq!(*index, chunk.meta.index, "chunks of one snapshot only");
         assert_eq!(image.len() as u64, chunk.offset, "chunks arrive in order");
         image.extend_from_slice(&chunk.data);

@@ -422,10 +422,11 @@ impl Cluster {
             }
             let mut ready = raft.ready();
             let disk = self.disks.get_mut(&id).expect("disk");
-            self.in_flight
-                .extend(std::mem::take(&mut ready.messages).into_iter().filter_map(|mut message| {
-                    disk.fill(&mut message).then_some(message)
-                }));
+            self.in_flight.extend(
+                std::mem::take(&mut ready.messages)
+                    .into_iter()
+                    .filter_map(|mut message| disk.fill(&mut message).then_some(message)),
+            );
             if self.armed_crash.get(&id) == Some(&CrashPoint::BeforePersist) {
                 self.crash(id);
                 return;
