@@ -26,6 +26,8 @@ pub struct Metrics {
     pub data_bytes: AtomicU64,
     pub quota_bytes: AtomicU64,
     pub space_alarm: AtomicU64,
+    /// The length of the current snapshot's image (the disk it takes beside the data).
+    pub snapshot_image_bytes: AtomicU64,
     pub proposals_total: AtomicU64,
     pub proposals_refused_total: AtomicU64,
     pub reads_total: AtomicU64,
@@ -91,6 +93,11 @@ impl Metrics {
                 "raftkv_data_bytes",
                 "Bytes of the clients' keys and values (as of the applied index).",
                 load(&self.data_bytes),
+            ),
+            (
+                "raftkv_snapshot_image_bytes",
+                "Bytes of the current snapshot's image on disk.",
+                load(&self.snapshot_image_bytes),
             ),
             (
                 "raftkv_quota_bytes",

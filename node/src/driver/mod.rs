@@ -182,6 +182,11 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             machine
         };
         let metrics = Arc::new(Metrics::default());
+        if let Some(snapshot) = raft.snapshot() {
+            metrics
+                .snapshot_image_bytes
+                .store(snapshot.total_bytes, Ordering::Relaxed);
+        }
         let heartbeat = Arc::new(DriverHeartbeat::default());
         heartbeat.beat();
         let mut storage = storage;
@@ -335,6 +340,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             }
             if let Some(snapshot) = &ready.snapshot {
                 self.machine.restore_sessions(self.storage.sessions()?);
+                self.metrics
+                    .snapshot_image_bytes
+                    .store(snapshot.total_bytes, Ordering::Relaxed);
                 self.snapshot_index = snapshot.meta.index;
                 info!(index = snapshot.meta.index, "installed snapshot from the leader");
                 self.reload_records()?;

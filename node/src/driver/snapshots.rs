@@ -129,6 +129,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 let snapshot = self.raft.snapshot().cloned().expect("compact keeps the snapshot");
                 self.storage.compact(&snapshot, compaction.purged_to)?;
                 self.metrics.snapshots_total.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .snapshot_image_bytes
+                    .store(snapshot.total_bytes, Ordering::Relaxed);
                 info!(
                     index,
                     total_bytes,

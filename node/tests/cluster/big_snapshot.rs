@@ -125,6 +125,10 @@ async fn a_large_state_machine_streams_to_a_new_member_without_an_election() {
             end - start
         );
     }
+    let image_bytes = test
+        .wait_for_metric(id, "raftkv_snapshot_image_bytes", |bytes| bytes > 0)
+        .await;
+    eprintln!("[big-snapshot] node {id} keeps an image of {image_bytes} bytes");
     test.wait_for_members("the new member a voter", |list| {
         list.member(id)
             .is_some_and(|member| member.role == MemberRole::Voter)
