@@ -11,4 +11,5 @@ mod read_index;
 mod regressions;
 mod replication;
 mod snapshot;
+mod trailing_window;
 mod transfer;
