@@ -28,7 +28,7 @@ use self::pool::ConnectionPool;
 use self::router::Router;
 use self::validate::{check_command, check_key};
 use crate::wire::{
-    Command, ErrorKind, MemberChange, MemberList, NodeDump, NodeStatus, ReadConsistency, Request,
+    Command, ErrorKind, MemberChange, MemberList, NodeDump, NodeStatus, Prior, ReadConsistency, Request,
     RequestEnvelope, Response, Session, WriteResult, CLIENT_PROTOCOL_VERSION, LIST_LIMIT_MAX,
 };
 use crate::{parse_endpoints, Endpoint};
@@ -150,44 +150,111 @@ impl Client {
         self.options
     }
 
-    /// Sets `key` to `value`; returns the value it replaced.
+    /// Sets `key` to `value`; returns whether it held a value and how long (not the value:
+    /// see [`Client::put_returning_previous`]).
     pub async fn put(
         &mut self,
         key: impl Into<Vec<u8>>,
         value: impl Into<Vec<u8>>,
+    ) -> Result<Prior, ClientError> {
+        self.done(Self::put_command(key, value), false).await
+    }
+
+    /// Sets `key` to `value`; returns the value it replaced (etcd's `prev_kv`). The
+    /// cluster keeps that value in this client's session record until its next write, to
+    /// answer a retry.
+    pub async fn put_returning_previous(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
     ) -> Result<Option<Vec<u8>>, ClientError> {
-        let command = Command::Put {
-            key: key.into(),
-            value: value.into(),
-        };
-        match self.write(command).await? {
-            (_, WriteResult::Done { previous }) => Ok(previous),
-            (endpoint, other) => Err(ClientError::unexpected(endpoint, &other)),
-        }
+        let prior = self.done(Self::put_command(key, value), true).await?;
+        Ok(returned_value(prior))
+    }
+
+    /// Removes `key`; returns whether it held a value (absent: nothing changed).
+    pub async fn delete(&mut self, key: impl Into<Vec<u8>>) -> Result<Prior, ClientError> {
+        self.done(Command::Delete { key: key.into() }, false).await
     }
 
     /// Removes `key`; returns the value it had (`None`: it was absent, nothing changed).
-    pub async fn delete(&mut self, key: impl Into<Vec<u8>>) -> Result<Option<Vec<u8>>, ClientError> {
-        match self.write(Command::Delete { key: key.into() }).await? {
-            (_, WriteResult::Done { previous }) => Ok(previous),
-            (endpoint, other) => Err(ClientError::unexpected(endpoint, &other)),
-        }
+    pub async fn delete_returning_previous(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let prior = self.done(Command::Delete { key: key.into() }, true).await?;
+        Ok(returned_value(prior))
     }
 
     /// Sets `key` to `new_value` (deletes it if `None`) only if its current value equals
-    /// `expected` (`None`: absent). Returns whether it swapped and the value it found.
+    /// `expected` (`None`: absent). Returns whether it swapped and whether the key held a
+    /// value (not the value: see [`Client::compare_and_swap_returning_current`]).
     pub async fn compare_and_swap(
         &mut self,
         key: impl Into<Vec<u8>>,
         expected: Option<Vec<u8>>,
         new_value: Option<Vec<u8>>,
+    ) -> Result<(bool, Prior), ClientError> {
+        self.swap(Self::swap_command(key, expected, new_value), false)
+            .await
+    }
+
+    /// As [`Client::compare_and_swap`], returning the value the swap found.
+    pub async fn compare_and_swap_returning_current(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        expected: Option<Vec<u8>>,
+        new_value: Option<Vec<u8>>,
     ) -> Result<(bool, Option<Vec<u8>>), ClientError> {
-        let command = Command::CompareAndSwap {
+        let (swapped, current) = self
+            .swap(Self::swap_command(key, expected, new_value), true)
+            .await?;
+        Ok((swapped, returned_value(current)))
+    }
+
+    fn put_command(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Command {
+        Command::Put {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    fn swap_command(
+        key: impl Into<Vec<u8>>,
+        expected: Option<Vec<u8>>,
+        new_value: Option<Vec<u8>>,
+    ) -> Command {
+        Command::CompareAndSwap {
             key: key.into(),
             expected,
             new_value,
-        };
-        match self.write(command).await? {
+        }
+    }
+
+    /// A put's or delete's answer.
+    async fn done(&mut self, command: Command, return_prior: bool) -> Result<Prior, ClientError> {
+        match self.write(command, return_prior).await? {
+            (
+                endpoint,
+                result @ WriteResult::Done {
+                    previous: Prior::Present { .. },
+                },
+            ) if return_prior => Err(ClientError::unexpected(endpoint, &result)),
+            (_, WriteResult::Done { previous }) => Ok(previous),
+            (endpoint, other) => Err(ClientError::unexpected(endpoint, &other)),
+        }
+    }
+
+    /// A compare-and-swap's answer.
+    async fn swap(&mut self, command: Command, return_prior: bool) -> Result<(bool, Prior), ClientError> {
+        match self.write(command, return_prior).await? {
+            (
+                endpoint,
+                result @ WriteResult::CompareAndSwap {
+                    current: Prior::Present { .. },
+                    ..
+                },
+            ) if return_prior => Err(ClientError::unexpected(endpoint, &result)),
             (_, WriteResult::CompareAndSwap { swapped, current }) => Ok((swapped, current)),
             (endpoint, other) => Err(ClientError::unexpected(endpoint, &other)),
         }
@@ -334,12 +401,17 @@ impl Client {
     /// sequence. Returns the answering endpoint with the result. A write refused because
     /// its session expired before any copy of it could have been applied is sent once
     /// more in a new session; otherwise its outcome is unknown and said so.
-    async fn write(&mut self, command: Command) -> Result<(String, WriteResult), ClientError> {
+    async fn write(
+        &mut self,
+        command: Command,
+        return_prior: bool,
+    ) -> Result<(String, WriteResult), ClientError> {
         check_command(&command)?;
         self.open_session().await?;
         let mut request = Request::Write {
             session: self.next_session(),
             command,
+            return_prior,
         };
         let mut renewed = false;
         loop {
@@ -499,6 +571,14 @@ impl Client {
 }
 
 /// `host:port`, the form `TcpStream::connect` and leader hints use.
+/// The value of an answer that was asked for it (`done` and `swap` refuse one without).
+fn returned_value(prior: Prior) -> Option<Vec<u8>> {
+    match prior {
+        Prior::Value(value) => Some(value),
+        Prior::Absent | Prior::Present { .. } => None,
+    }
+}
+
 fn address_of(endpoint: &Endpoint) -> String {
     format!("{}:{}", endpoint.host, endpoint.port)
 }

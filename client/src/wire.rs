@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the client protocol; a node refuses requests of another version.
 /// 2: sessions are opened through the log (`Request::OpenSession`) before their writes.
-pub const CLIENT_PROTOCOL_VERSION: u16 = 2;
+/// 3: a write says whether its answer carries the key's value before it
+/// (`Request::Write::return_prior`); answers carry a [`Prior`].
+pub const CLIENT_PROTOCOL_VERSION: u16 = 3;
 
 /// Upper bounds a node enforces on client input.
 pub const KEY_BYTES_MAX: usize = 4 * 1024;
@@ -51,12 +53,15 @@ pub enum Request {
     /// `SessionOpened` once applied. Opening a session that is open only keeps it alive,
     /// so a retry is safe. A client opens a new id (never a used one) after its session
     /// expired: a late copy of an old write must not find the id open again.
-    OpenSession {
-        client_id: u64,
-    },
+    OpenSession { client_id: u64 },
     Write {
         session: Session,
         command: Command,
+        /// Whether the answer carries the key's value before the write (etcd's
+        /// `prev_kv`). Without it the answer says only whether the key held a value and
+        /// how long it was, so the session record kept to answer a retry (thesis §6.3)
+        /// stays a few bytes instead of a replaced value of up to 1 MiB.
+        return_prior: bool,
     },
     Get {
         key: Vec<u8>,
@@ -209,10 +214,65 @@ pub enum Response {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteResult {
-    /// Put and Delete: the value before the write.
-    Done { previous: Option<Vec<u8>> },
-    /// CompareAndSwap: whether it swapped, and the value it found.
-    CompareAndSwap { swapped: bool, current: Option<Vec<u8>> },
+    /// Put and Delete: what the key held before the write.
+    Done { previous: Prior },
+    /// CompareAndSwap: whether it swapped, and what it found.
+    CompareAndSwap { swapped: bool, current: Prior },
+}
+
+/// What a key held before a write, as much of it as the write asked for
+/// (`Request::Write::return_prior`).
+///
+/// The variants' order keeps the encoding of `Option<Vec<u8>>` (0: absent, 1: a value),
+/// which session records of log format 2 hold, so they read back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Prior {
+    /// The key held no value.
+    Absent,
+    /// The key held this value (the write asked for it).
+    Value(Vec<u8>),
+    /// The key held a value of this many bytes; the write did not ask for it.
+    Present { value_bytes: u32 },
+}
+
+impl Prior {
+    /// What `value` makes the answer of a write that asked for it (`return_value`) or not.
+    pub fn of(value: Option<&[u8]>, return_value: bool) -> Self {
+        match value {
+            None => Self::Absent,
+            Some(value) if return_value => Self::Value(value.to_vec()),
+            Some(value) => Self::Present {
+                value_bytes: u32::try_from(value.len()).unwrap_or(u32::MAX),
+            },
+        }
+    }
+
+    /// Whether the key held a value.
+    pub fn existed(&self) -> bool {
+        !matches!(self, Self::Absent)
+    }
+
+    /// The value, if the key held one and the write asked for it.
+    pub fn value(&self) -> Option<&[u8]> {
+        match self {
+            Self::Value(value) => Some(value),
+            Self::Absent | Self::Present { .. } => None,
+        }
+    }
+
+    /// The value's length, if the key held one.
+    pub fn value_bytes(&self) -> Option<u64> {
+        match self {
+            Self::Absent => None,
+            Self::Value(value) => Some(value.len() as u64),
+            Self::Present { value_bytes } => Some(u64::from(*value_bytes)),
+        }
+    }
+
+    /// Bytes of value this answer holds (what a session record caches for it).
+    pub fn held_bytes(&self) -> usize {
+        self.value().map_or(0, <[u8]>::len)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,4 +363,36 @@ pub struct NodeDump {
     /// Every entry in the log: (index, term, a readable description).
     pub log: Vec<(u64, u64, String)>,
     pub kv: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Session records of log format 2 cached `Option<Vec<u8>>` where `Prior` is now:
+    /// they must read back as the same answer.
+    #[test]
+    fn a_prior_reads_the_encoding_of_an_optional_value() {
+        for (old, new) in [
+            (None, Prior::Absent),
+            (Some(b"value".to_vec()), Prior::Value(b"value".to_vec())),
+            (Some(Vec::new()), Prior::Value(Vec::new())),
+        ] {
+            let bytes = postcard::to_allocvec(&old).expect("encodes");
+            assert_eq!(postcard::from_bytes::<Prior>(&bytes).expect("decodes"), new);
+            assert_eq!(postcard::to_allocvec(&new).expect("encodes"), bytes);
+        }
+    }
+
+    #[test]
+    fn a_prior_holds_a_value_only_when_asked() {
+        assert_eq!(Prior::of(None, true), Prior::Absent);
+        assert_eq!(Prior::of(Some(b"abc"), true), Prior::Value(b"abc".to_vec()));
+        let unasked = Prior::of(Some(b"abc"), false);
+        assert_eq!(unasked, Prior::Present { value_bytes: 3 });
+        assert!(unasked.existed() && unasked.value().is_none());
+        assert_eq!((unasked.value_bytes(), unasked.held_bytes()), (Some(3), 0));
+        assert_eq!(Prior::Value(vec![0; 9]).held_bytes(), 9);
+        assert!(!Prior::Absent.existed());
+    }
 }

@@ -8,7 +8,7 @@ mod support;
 use std::process::Output;
 
 use client::wire::{
-    Command as Write, ErrorKind, ErrorReply, NodeDump, NodeStatus, Request, Response, SpaceStatus,
+    Command as Write, ErrorKind, ErrorReply, NodeDump, NodeStatus, Prior, Request, Response, SpaceStatus,
     WriteResult,
 };
 use support::{dead_address, raftkv, stderr, stdout, FakeNode, Reply};
@@ -101,15 +101,20 @@ async fn usage_errors_are_one_line_and_exit_2() {
 async fn full_node() -> FakeNode {
     FakeNode::start(|_, request| {
         Reply::respond(match request {
-            Request::Write { command, .. } => Response::Written(match command {
-                Write::Put { .. } | Write::Delete { .. } => WriteResult::Done {
-                    previous: Some(b"1".to_vec()),
-                },
-                Write::CompareAndSwap { .. } => WriteResult::CompareAndSwap {
-                    swapped: false,
-                    current: Some(b"1".to_vec()),
-                },
-            }),
+            Request::Write {
+                command,
+                return_prior,
+                ..
+            } => {
+                let prior = Prior::of(Some(b"1"), *return_prior);
+                Response::Written(match command {
+                    Write::Put { .. } | Write::Delete { .. } => WriteResult::Done { previous: prior },
+                    Write::CompareAndSwap { .. } => WriteResult::CompareAndSwap {
+                        swapped: false,
+                        current: prior,
+                    },
+                })
+            }
             Request::List { .. } => Response::Listing(vec![
                 (b"a".to_vec(), b"1".to_vec()),
                 (b"ab".to_vec(), vec![0xFF, b'x']),
@@ -150,9 +155,11 @@ fn status() -> NodeStatus {
 async fn writes_list_and_dump_print_their_results() {
     let node = full_node().await;
     let at = ["--endpoints", node.address.as_str()];
-    let cases: [(&[&str], &str); 6] = [
-        (&["put", "a", "2"], "OK (previous value: 1)\n"),
-        (&["delete", "a"], "deleted (previous value: 1)\n"),
+    let cases: [(&[&str], &str); 9] = [
+        (&["put", "a", "2"], "OK\n"),
+        (&["put", "a", "2", "--prev-kv"], "OK (previous value: 1)\n"),
+        (&["delete", "a"], "deleted\n"),
+        (&["delete", "a", "--prev-kv"], "deleted (previous value: 1)\n"),
         (
             &["cas", "a", "--expected", "0", "--new", "2"],
             "not swapped: current value is 1\n",
@@ -165,7 +172,11 @@ async fn writes_list_and_dump_print_their_results() {
         (&["list", "a", "--limit", "5"], "a\t1\nab\t\u{FFFD}x\n"),
         (
             &["--output", "json", "put", "a", "2"],
-            "{\"key\":\"a\",\"previous\":\"1\",\"value\":\"2\"}\n",
+            "{\"existed\":true,\"key\":\"a\",\"value\":\"2\"}\n",
+        ),
+        (
+            &["--output", "json", "put", "a", "2", "--prev-kv"],
+            "{\"existed\":true,\"key\":\"a\",\"previous\":\"1\",\"value\":\"2\"}\n",
         ),
     ];
     for (args, expected) in cases {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use client::client::{Client, ClientError, ClientOptions};
 use client::wire::{
-    Command, ErrorKind, ErrorReply, NodeDump, NodeStatus, ReadConsistency, Request, Response, Session,
+    Command, ErrorKind, ErrorReply, NodeDump, NodeStatus, Prior, ReadConsistency, Request, Response, Session,
     WriteResult, KEY_BYTES_MAX,
 };
 use support::{dead_address, endpoint, FakeNode, Reply};
@@ -21,7 +21,7 @@ fn options(request_timeout_ms: u64, deadline_ms: u64) -> ClientOptions {
 
 fn written(previous: Option<&str>) -> Response {
     Response::Written(WriteResult::Done {
-        previous: previous.map(|value| value.as_bytes().to_vec()),
+        previous: previous.map_or(Prior::Absent, |value| Prior::Value(value.as_bytes().to_vec())),
     })
 }
 
@@ -123,7 +123,7 @@ async fn unavailable_and_overloaded_are_retried_with_the_same_sequence() {
             1 => error(ErrorKind::Overloaded),
             _ => Response::Written(WriteResult::CompareAndSwap {
                 swapped: true,
-                current: None,
+                current: Prior::Absent,
             }),
         })
     })
@@ -135,7 +135,7 @@ async fn unavailable_and_overloaded_are_retried_with_the_same_sequence() {
         .await
         .expect("third attempt succeeds");
     assert!(swapped);
-    assert_eq!(current, None);
+    assert_eq!(current, Prior::Absent);
     let sequences: Vec<u64> = sessions(&node.received()).iter().map(|s| s.sequence).collect();
     assert_eq!(sequences, [1, 1, 1]);
 }
@@ -391,13 +391,34 @@ async fn a_write_command_is_sent_as_given() {
         .expect("endpoints")
         .with_client_id(77);
     assert_eq!(
-        client.put("k", "new").await.expect("put").as_deref(),
+        client
+            .put_returning_previous("k", "new")
+            .await
+            .expect("put")
+            .as_deref(),
         Some(b"old".as_slice())
     );
+    client.put("k", "newer").await.expect("put");
     let requests = node.received();
-    let Request::Write { session, command } = &requests[0] else {
-        panic!("expected a write, got {requests:?}");
+    let Request::Write {
+        session,
+        command,
+        return_prior: true,
+    } = &requests[0]
+    else {
+        panic!("expected a write asking for the previous value, got {requests:?}");
     };
+    assert!(
+        matches!(
+            &requests[1],
+            Request::Write {
+                return_prior: false,
+                ..
+            }
+        ),
+        "{:?}",
+        requests[1]
+    );
     assert_eq!(session.client_id, 77);
     assert_eq!(
         *command,

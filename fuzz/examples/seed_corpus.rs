@@ -9,7 +9,7 @@ use std::path::Path;
 use client::frame::encode_frame;
 use client::wire::{
     Command, ErrorKind, ErrorReply, LeaderHint, MemberChange, MemberInfo, MemberList, MemberRole, NodeStatus,
-    PeerStatus, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope, Session, SpaceStatus,
+    PeerStatus, Prior, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope, Session, SpaceStatus,
     WriteResult, CLIENT_PROTOCOL_VERSION,
 };
 use node::identity::{ClusterId, ClusterMembership, Founder, Identity};
@@ -78,6 +78,7 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
                     key: b"k".to_vec(),
                     value: b"v".to_vec(),
                 },
+                return_prior: true,
             },
         ),
         request(
@@ -89,6 +90,7 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
                     expected: Some(b"v".to_vec()),
                     new_value: None,
                 },
+                return_prior: false,
             },
         ),
         request(
@@ -96,6 +98,7 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
             Request::Write {
                 session,
                 command: Command::Delete { key: b"k".to_vec() },
+                return_prior: false,
             },
         ),
     ]);
@@ -173,14 +176,14 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
         response(
             1,
             Response::Written(WriteResult::Done {
-                previous: Some(b"v".to_vec()),
+                previous: Prior::Value(b"v".to_vec()),
             }),
         ),
         response(
             2,
             Response::Written(WriteResult::CompareAndSwap {
                 swapped: false,
-                current: None,
+                current: Prior::Present { value_bytes: 1 },
             }),
         ),
         response(3, Response::Value(Some(b"v".to_vec()))),
@@ -388,7 +391,7 @@ fn encoded<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn storage_codecs() -> Vec<(&'static str, Vec<u8>)> {
-    let write = WriteResult::Done { previous: None };
+    let write = WriteResult::Done { previous: Prior::Absent };
     vec![
         ("index-key", 42u64.to_be_bytes().to_vec()),
         (
@@ -466,6 +469,7 @@ fn storage_codecs() -> Vec<(&'static str, Vec<u8>)> {
                     key: b"k".to_vec(),
                     value: b"v".to_vec(),
                 },
+                false,
             )
             .encode(),
         ),

@@ -19,9 +19,13 @@ fuzz_target!(|data: &[u8]| {
         // The driver's check before a write enters the log, then the log's encoding.
         let at_millis = request.id.rotate_left(position as u32);
         let entry = match request.request {
-            Request::Write { session, command } => {
+            Request::Write {
+                session,
+                command,
+                return_prior,
+            } => {
                 let _ = validate_command(&command);
-                KvCommand::write(at_millis, session, command)
+                KvCommand::write(at_millis, session, command, return_prior)
             }
             Request::OpenSession { client_id } => KvCommand {
                 at_millis,

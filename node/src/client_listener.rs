@@ -402,6 +402,7 @@ mod tests {
                 sequence: 1,
             },
             command: Command::Delete { key: b"k".to_vec() },
+            return_prior: false,
         }
     }
 

@@ -105,6 +105,12 @@ pub struct NodeArgs {
     /// (its retries are refused). Carried in the log like the timeout.
     #[arg(long, env = "RAFTKV_SESSIONS_MAX", default_value_t = 100_000)]
     pub sessions_max: u64,
+    /// Bytes of cached answers kept at most over all sessions; past it, the sessions
+    /// closest to expiry are evicted. Only writes that ask for the key's value before
+    /// them (`--prev-kv`) cache a value; others cache a few bytes. Carried in the log
+    /// like the timeout.
+    #[arg(long, env = "RAFTKV_SESSION_CACHE_BYTES", default_value_t = SessionLimits::DEFAULT.cached_bytes_max)]
+    pub session_cache_bytes: u64,
     /// `/livez` fails once the driver loop has not turned for this long (it turns at
     /// least every tick; a storage call that never returns stops it).
     #[arg(long, env = "RAFTKV_LIVEZ_STALL_SECS", default_value_t = 10)]
@@ -301,7 +307,7 @@ impl NodeArgs {
             session_limits: SessionLimits {
                 timeout_millis: self.session_timeout_secs * 1000,
                 sessions_max: self.sessions_max,
-                ..SessionLimits::DEFAULT
+                cached_bytes_max: self.session_cache_bytes,
             },
             driver_stall_max: Duration::from_secs(self.livez_stall_secs),
             quota_bytes: (self.quota_bytes > 0).then_some(self.quota_bytes),

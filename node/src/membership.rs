@@ -74,7 +74,7 @@ pub fn record_command(id: NodeId, record: &MemberRecord, at_millis: u64) -> KvCo
         key: member_key(id),
         value: postcard::to_allocvec(record).expect("in-memory record encodes"),
     };
-    KvCommand::write(at_millis, SYSTEM_SESSION, command)
+    KvCommand::write(at_millis, SYSTEM_SESSION, command, false)
 }
 
 /// Every member record in `storage`'s applied state. A record that does not decode is

@@ -132,14 +132,20 @@ async fn execute(client: &mut Client, op: &Op) -> Result<OpResult, client::clien
         Op::Get { key } => OpResult::Get {
             value: client.get(key, ReadConsistency::Linearizable).await?,
         },
+        // Writes ask for the value they replace: the checker needs every value seen (a
+        // result that says only "a value existed" would defeat its pruning of
+        // indeterminate writes). The answers without values are tested in
+        // `node/src/kv/state_machine.rs` and `node/tests/cluster/sessions.rs`.
         Op::Put { key, value } => OpResult::Put {
-            previous: client.put(key, value).await?,
+            previous: client.put_returning_previous(key, value).await?,
         },
         Op::Delete { key } => OpResult::Delete {
-            previous: client.delete(key).await?,
+            previous: client.delete_returning_previous(key).await?,
         },
         Op::Cas { key, expected, new } => {
-            let (swapped, current) = client.compare_and_swap(key, expected, new).await?;
+            let (swapped, current) = client
+                .compare_and_swap_returning_current(key, expected, new)
+                .await?;
             OpResult::Cas { swapped, current }
         }
     })

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use client::wire::WriteResult;
+use client::wire::{Prior, WriteResult};
 use node::storage::{ApplyBatch, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
 use raft::{ConfState, Entry, EntryPayload, HardState, Index, Prng, Snapshot, SnapshotMeta, Term};
 use sim::sim_store::{CrashOutcome, SimDisk, SimStore};
@@ -38,7 +38,9 @@ fn hard_state(term: Term, commit: Index) -> HardState {
 fn session(index: Index) -> SessionRecord {
     SessionRecord {
         sequence: index,
-        result: Some(WriteResult::Done { previous: None }),
+        result: Some(WriteResult::Done {
+            previous: Prior::Absent,
+        }),
         expires_at_millis: index,
         timeout_millis: 1,
     }

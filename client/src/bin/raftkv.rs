@@ -32,7 +32,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use client::client::{Client, ClientError, ClientOptions};
 use client::tls::{client_config, TlsFiles};
-use client::wire::ReadConsistency;
+use client::wire::{Prior, ReadConsistency};
 use client::{parse_endpoints, Endpoint, EndpointError};
 use rustls::client::ClientConfig;
 use serde_json::json;
@@ -154,6 +154,10 @@ enum Command {
 struct PutArgs {
     key: String,
     value: String,
+    /// Print the value KEY held before (etcdctl's `--prev-kv`). Without it the cluster
+    /// answers only whether KEY held a value, and keeps no copy of it for a retry.
+    #[arg(long)]
+    prev_kv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +171,9 @@ struct GetArgs {
 #[derive(Debug, Args)]
 struct DeleteArgs {
     key: String,
+    /// Print the value KEY held (etcdctl's `--prev-kv`).
+    #[arg(long)]
+    prev_kv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -294,20 +301,28 @@ fn consistency(stale: bool) -> ReadConsistency {
 }
 
 async fn put(global: &GlobalArgs, args: PutArgs) -> Result<(), Failure> {
-    let previous = global
-        .client()?
-        .put(args.key.as_str(), args.value.as_str())
-        .await?;
+    let mut client = global.client()?;
+    let (key, value) = (args.key.as_str(), args.value.as_str());
+    let prior = if args.prev_kv {
+        client
+            .put_returning_previous(key, value)
+            .await?
+            .map_or(Prior::Absent, Prior::Value)
+    } else {
+        client.put(key, value).await?
+    };
     match global.output {
-        Output::Text => match previous {
-            Some(previous) => println!("OK (previous value: {})", lossy(&previous)),
+        Output::Text => match prior.value() {
+            Some(previous) => println!("OK (previous value: {})", lossy(previous)),
             None => println!("OK"),
         },
-        Output::Json => output::print_json(&json!({
-            "key": args.key,
-            "value": args.value,
-            "previous": previous.as_deref().map(lossy),
-        })),
+        Output::Json => {
+            let mut answer = json!({ "key": args.key, "value": args.value, "existed": prior.existed() });
+            if args.prev_kv {
+                answer["previous"] = json!(prior.value().map(lossy));
+            }
+            output::print_json(&answer);
+        }
     }
     Ok(())
 }
@@ -328,23 +343,36 @@ async fn get(global: &GlobalArgs, args: GetArgs) -> Result<(), Failure> {
 }
 
 async fn delete(global: &GlobalArgs, args: DeleteArgs) -> Result<(), Failure> {
-    let previous = global.client()?.delete(args.key.as_str()).await?;
+    let mut client = global.client()?;
+    let prior = if args.prev_kv {
+        client
+            .delete_returning_previous(args.key.as_str())
+            .await?
+            .map_or(Prior::Absent, Prior::Value)
+    } else {
+        client.delete(args.key.as_str()).await?
+    };
     match global.output {
-        Output::Text => match previous {
-            Some(previous) => println!("deleted (previous value: {})", lossy(&previous)),
-            None => println!("OK (key was absent)"),
+        Output::Text => match (&prior, prior.value()) {
+            (_, Some(previous)) => println!("deleted (previous value: {})", lossy(previous)),
+            (Prior::Absent, None) => println!("OK (key was absent)"),
+            (_, None) => println!("deleted"),
         },
-        Output::Json => output::print_json(&json!({
-            "key": args.key,
-            "deleted": previous.is_some(),
-            "previous": previous.as_deref().map(lossy),
-        })),
+        Output::Json => {
+            let mut answer = json!({ "key": args.key, "deleted": prior.existed() });
+            if args.prev_kv {
+                answer["previous"] = json!(prior.value().map(lossy));
+            }
+            output::print_json(&answer);
+        }
     }
     Ok(())
 }
 
 /// A compare that fails is an answer, not an error: exit code 0 either way, and the
-/// output says which (as `etcdctl txn` does).
+/// output says which (as `etcdctl txn` does), with the value found. (Asking for it leaves
+/// a copy in this one-off session's record until the session expires or the cache bound
+/// evicts it; an evicted session only refuses its own retries.)
 async fn cas(global: &GlobalArgs, args: CasArgs) -> Result<(), Failure> {
     // clap's groups guarantee exactly one of each pair.
     let expected = if args.expect_absent {
@@ -355,7 +383,7 @@ async fn cas(global: &GlobalArgs, args: CasArgs) -> Result<(), Failure> {
     let new_value = if args.delete { None } else { args.new.clone() };
     let (swapped, current) = global
         .client()?
-        .compare_and_swap(
+        .compare_and_swap_returning_current(
             args.key.as_str(),
             expected.map(String::into_bytes),
             new_value.map(String::into_bytes),

@@ -73,7 +73,7 @@ pub(super) fn node_dump(raft: &Raft, space: SpaceStatus, kv: Vec<(Vec<u8>, Vec<u
                     format!("config voters={:?} learners={:?}", conf.voters, conf.learners)
                 }
                 EntryPayload::Normal(data) => match KvCommand::decode(data).map(|command| command.body) {
-                    Ok(KvBody::Write { session, command }) => format!(
+                    Ok(KvBody::Write { session, command, .. }) => format!(
                         "client {} seq {}: {}",
                         session.client_id,
                         session.sequence,

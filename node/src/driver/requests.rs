@@ -49,7 +49,11 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                     return;
                 }
             }
-            Request::Write { session, command } => {
+            Request::Write {
+                session,
+                command,
+                return_prior,
+            } => {
                 if let Err(why) = validate_command(&command) {
                     Some(invalid(why))
                 } else if session.client_id == SYSTEM_SESSION.client_id {
@@ -65,7 +69,10 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                         message: why,
                     }))
                 } else {
-                    self.propose_command(KvCommand::write(now_millis(), session, command), reply);
+                    self.propose_command(
+                        KvCommand::write(now_millis(), session, command, return_prior),
+                        reply,
+                    );
                     return;
                 }
             }

@@ -43,6 +43,7 @@ async fn writes_are_answered_while_a_snapshot_is_built() {
                 key: format!("k{sequence}").into_bytes(),
                 value: b"v".to_vec(),
             },
+            return_prior: false,
         };
         let written = ask(&node, write).await;
         assert!(matches!(written, Response::Written(_)), "{written:?}");
@@ -86,6 +87,7 @@ async fn a_snapshot_is_taken_after_its_bytes_whatever_the_entry_count() {
                 key: format!("big{sequence}").into_bytes(),
                 value: vec![7; 20 * 1024],
             },
+            return_prior: false,
         };
         let written = ask(&node, write).await;
         assert!(matches!(written, Response::Written(_)), "{written:?}");

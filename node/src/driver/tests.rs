@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use client::wire::{Command, ErrorKind, ReadConsistency, Request, Response, Session, WriteResult};
+use client::wire::{Command, ErrorKind, Prior, ReadConsistency, Request, Response, Session, WriteResult};
 use raft::{ConfState, Message, NodeId, Raft};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -32,6 +32,7 @@ fn put(client_id: u64, sequence: u64, key: &str, value: &str) -> Request {
             key: key.into(),
             value: value.into(),
         },
+        return_prior: true,
     }
 }
 
@@ -160,7 +161,12 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
     }
     for answer in answers {
         let response = answer.await.expect("answered");
-        assert_eq!(response, Response::Written(WriteResult::Done { previous: None }));
+        assert_eq!(
+            response,
+            Response::Written(WriteResult::Done {
+                previous: Prior::Absent
+            })
+        );
     }
     let syncs = handles.metrics.fsync_count() - syncs_before;
     assert!(
@@ -172,7 +178,12 @@ async fn one_sync_covers_a_batch_of_writes_and_retries_apply_once() {
         .await
         .await
         .expect("answered");
-    assert_eq!(retry, Response::Written(WriteResult::Done { previous: None }));
+    assert_eq!(
+        retry,
+        Response::Written(WriteResult::Done {
+            previous: Prior::Absent
+        })
+    );
     let read = Request::Get {
         key: "k0".into(),
         consistency: ReadConsistency::Linearizable,

@@ -1,11 +1,15 @@
 //! What a `Normal` Raft entry carries: one client command, stamped with the proposing
 //! leader's clock.
 //!
-//! Log format 2 (the first byte): every entry carries `at_millis`, and sessions are
+//! Log format 3 (the first byte): every entry carries `at_millis`, and sessions are
 //! opened through the log (Raft thesis §6.3), so that every replica decides alike when a
-//! session expires and which one makes room. Entries of format 1 (raftkv before
-//! sessions were registered) are refused as such: applying them under the new rules, or
-//! skipping them, would change what they did.
+//! session expires and which one makes room; a write says whether its answer (and so its
+//! session record) holds the key's value before it (`return_prior`).
+//!
+//! Entries of format 2 (before `return_prior`) are read as writes that asked for the value,
+//! which is what they answered: a log or data dir of that format applies exactly as it did.
+//! Entries of format 1 (raftkv before sessions were registered) are refused as such:
+//! applying them under the new rules, or skipping them, would change what they did.
 
 use std::fmt;
 
@@ -13,7 +17,10 @@ use client::wire::{Command, Session, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
 
 /// The first byte of every entry this build writes.
-pub const LOG_FORMAT: u8 = 2;
+pub const LOG_FORMAT: u8 = 3;
+
+/// The earlier format this build still reads (`format2`).
+const LOG_FORMAT_2: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvCommand {
@@ -31,7 +38,13 @@ pub enum KvBody {
     /// upgrade, a changed flag) still expire and evict alike.
     OpenSession { client_id: u64, limits: SessionLimits },
     /// A client write of an open session, or a system record (`SYSTEM_SESSION`).
-    Write { session: Session, command: Command },
+    /// `return_prior`: the answer holds the key's value before the write
+    /// (`client::wire::Request::Write`).
+    Write {
+        session: Session,
+        command: Command,
+        return_prior: bool,
+    },
 }
 
 /// How long sessions live and how many the cluster keeps, as the latest `OpenSession`
@@ -77,8 +90,8 @@ impl fmt::Display for CommandError {
             Self::Format { found: None } => write!(f, "empty command"),
             Self::Format { found: Some(found) } => write!(
                 f,
-                "command of log format {found} (first byte), this build reads format {LOG_FORMAT}: \
-                 a log written by an older raftkv"
+                "command of log format {found} (first byte), this build reads formats {LOG_FORMAT_2} \
+                 and {LOG_FORMAT}: a log written by another raftkv"
             ),
             Self::Decode(error) => write!(f, "undecodable command: {error}"),
         }
@@ -88,10 +101,14 @@ impl fmt::Display for CommandError {
 impl std::error::Error for CommandError {}
 
 impl KvCommand {
-    pub fn write(at_millis: u64, session: Session, command: Command) -> Self {
+    pub fn write(at_millis: u64, session: Session, command: Command, return_prior: bool) -> Self {
         Self {
             at_millis,
-            body: KvBody::Write { session, command },
+            body: KvBody::Write {
+                session,
+                command,
+                return_prior,
+            },
         }
     }
 
@@ -100,12 +117,59 @@ impl KvCommand {
         postcard::to_extend(self, data).expect("in-memory command encodes")
     }
 
+    /// Whether `data` is an entry of log format 2, which the state machine applies by that
+    /// format's rules (`StateMachine::evict_over`).
+    pub fn is_format_2(data: &[u8]) -> bool {
+        data.first() == Some(&LOG_FORMAT_2)
+    }
+
     pub fn decode(data: &[u8]) -> Result<Self, CommandError> {
         match data.split_first() {
             Some((&LOG_FORMAT, rest)) => postcard::from_bytes(rest).map_err(CommandError::Decode),
+            Some((&LOG_FORMAT_2, rest)) => postcard::from_bytes::<format2::KvCommand>(rest)
+                .map(Self::from)
+                .map_err(CommandError::Decode),
             other => Err(CommandError::Format {
                 found: other.map(|(first, _)| *first),
             }),
+        }
+    }
+}
+
+/// Log format 2: as format 3 without `return_prior`. Its writes answered with the value
+/// the key held, so they are read as asking for it.
+mod format2 {
+    use client::wire::{Command, Session};
+    use serde::{Deserialize, Serialize};
+
+    use super::SessionLimits;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct KvCommand {
+        pub at_millis: u64,
+        pub body: KvBody,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum KvBody {
+        OpenSession { client_id: u64, limits: SessionLimits },
+        Write { session: Session, command: Command },
+    }
+
+    impl From<KvCommand> for super::KvCommand {
+        fn from(old: KvCommand) -> Self {
+            let body = match old.body {
+                KvBody::OpenSession { client_id, limits } => super::KvBody::OpenSession { client_id, limits },
+                KvBody::Write { session, command } => super::KvBody::Write {
+                    session,
+                    command,
+                    return_prior: true,
+                },
+            };
+            Self {
+                at_millis: old.at_millis,
+                body,
+            }
         }
     }
 }
@@ -151,10 +215,35 @@ mod tests {
                 sequence: 3,
             },
             Command::Delete { key: b"k".to_vec() },
+            false,
         );
         let data = command.encode();
         assert_eq!(data[0], LOG_FORMAT);
         assert_eq!(KvCommand::decode(&data), Ok(command));
+        // Format 2 had no `return_prior`: its writes answered with the value.
+        let format2 = format2::KvCommand {
+            at_millis: 5,
+            body: format2::KvBody::Write {
+                session: Session {
+                    client_id: 9,
+                    sequence: 4,
+                },
+                command: Command::Put {
+                    key: b"k".to_vec(),
+                    value: b"v".to_vec(),
+                },
+            },
+        };
+        let data = postcard::to_extend(&format2, vec![LOG_FORMAT_2]).expect("encodes");
+        let decoded = KvCommand::decode(&data).expect("format 2 is read");
+        assert_eq!(decoded, KvCommand::from(format2));
+        assert!(matches!(
+            decoded.body,
+            KvBody::Write {
+                return_prior: true,
+                ..
+            }
+        ));
         // Format 1 began with the client id's varint: 0 for system records, >= 0x80 for
         // the random ids clients took.
         assert_eq!(

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use client::wire::{Command, ErrorKind, ErrorReply, Session, WriteResult};
+use client::wire::{Command, ErrorKind, ErrorReply, Prior, Session, WriteResult};
 use raft::{Entry, EntryPayload, Index, Term};
 use serde::{Deserialize, Serialize};
 
@@ -73,13 +73,15 @@ pub struct AppliedWrite {
     pub result: Result<Applied, ErrorReply>,
 }
 
+/// Bytes of value a record holds to answer a retry: none unless its write asked for the
+/// key's value before it (`return_prior`).
 fn cached_bytes(record: &SessionRecord) -> usize {
-    let values = match &record.result {
-        None => [None, None],
-        Some(WriteResult::Done { previous }) => [previous.as_ref(), None],
-        Some(WriteResult::CompareAndSwap { current, .. }) => [current.as_ref(), None],
-    };
-    values.into_iter().flatten().map(Vec::len).sum()
+    match &record.result {
+        None => 0,
+        Some(WriteResult::Done { previous: prior } | WriteResult::CompareAndSwap { current: prior, .. }) => {
+            prior.held_bytes()
+        }
+    }
 }
 
 fn session_expired(message: String) -> ErrorReply {
@@ -98,6 +100,9 @@ pub struct StateMachine {
     sessions_by_expiry: BTreeSet<(u64, u64)>,
     /// `None` until read from storage (at start, and after a snapshot was installed).
     state: Option<MachineState>,
+    /// Whether the entry being applied is of log format 2, whose byte-bound eviction
+    /// this build keeps (`evict_over`). Set for each entry by `apply`.
+    applying_format_2: bool,
     /// The `NoWriteDedup` canary (simulation self-test only).
     #[cfg(feature = "canaries")]
     dedup_disabled: bool,
@@ -113,6 +118,7 @@ impl StateMachine {
             sessions_bytes: 0,
             sessions_by_expiry: BTreeSet::new(),
             state: None,
+            applying_format_2: false,
             #[cfg(feature = "canaries")]
             dedup_disabled: false,
             #[cfg(feature = "canaries")]
@@ -217,6 +223,7 @@ impl StateMachine {
             let EntryPayload::Normal(data) = &entry.payload else {
                 continue;
             };
+            self.applying_format_2 = KvCommand::is_format_2(data);
             let command = KvCommand::decode(data)
                 .map_err(|error| StorageError::Corrupt(format!("log entry {}: {error}", entry.index)))?;
             state.clock_millis = state.clock_millis.max(command.at_millis);
@@ -226,13 +233,17 @@ impl StateMachine {
                     state.limits = limits;
                     Ok(self.open(client_id, state, &mut session_writes))
                 }
-                KvBody::Write { session, command } => self.apply_write(
+                KvBody::Write {
+                    session,
+                    command,
+                    return_prior,
+                } => self.apply_write(
                     storage,
                     &mut overlay,
                     &mut session_writes,
                     &mut state,
                     session,
-                    command,
+                    (command, return_prior),
                 )?,
             };
             outcomes.push(AppliedWrite {
@@ -290,23 +301,34 @@ impl StateMachine {
         session_writes.insert(client_id, Some(record));
     }
 
-    /// Evicts the sessions closest to expiry while over `limits`, never `keep` (the
-    /// session just opened or written: it alone may exceed the byte bound).
+    /// Evicts sessions while over `limits`, never `keep` (the session just opened or
+    /// written: it alone may exceed the byte bound). Over the count, the session closest
+    /// to expiry goes; over the bytes, the one closest to expiry among those that cache
+    /// bytes, since evicting one that holds none frees nothing. (Entries of log format 2
+    /// evict by expiry alone for both, as the raftkv that wrote them does, so that a
+    /// replica still running it in a rolling upgrade decides alike.)
     fn evict_over(
         &mut self,
         limits: SessionLimits,
         keep: u64,
         session_writes: &mut BTreeMap<u64, Option<SessionRecord>>,
     ) {
-        let over = |machine: &Self| {
-            machine.sessions.len() as u64 > limits.sessions_max.max(1)
-                || machine.sessions_bytes as u64 > limits.cached_bytes_max
-        };
-        while over(self) {
-            let Some(&(_, oldest)) = self.sessions_by_expiry.iter().find(|(_, id)| *id != keep) else {
+        let over_count = |machine: &Self| machine.sessions.len() as u64 > limits.sessions_max.max(1);
+        let over_bytes = |machine: &Self| machine.sessions_bytes as u64 > limits.cached_bytes_max;
+        while over_count(self) || over_bytes(self) {
+            let bytes_only = !over_count(self) && !self.applying_format_2;
+            let victim = self.sessions_by_expiry.iter().find(|(_, id)| {
+                *id != keep
+                    && (!bytes_only
+                        || self
+                            .sessions
+                            .get(id)
+                            .is_some_and(|record| cached_bytes(record) > 0))
+            });
+            let Some(&(_, victim)) = victim else {
                 break;
             };
-            self.remove(oldest, session_writes);
+            self.remove(victim, session_writes);
         }
     }
 
@@ -347,7 +369,7 @@ impl StateMachine {
         session_writes: &mut BTreeMap<u64, Option<SessionRecord>>,
         state: &mut MachineState,
         session: Session,
-        command: Command,
+        (command, return_prior): (Command, bool),
     ) -> Result<Result<Applied, ErrorReply>, StorageError> {
         if session == SYSTEM_SESSION {
             // raftkv's own records (`crate::membership`), proposed only by a leader's
@@ -358,7 +380,9 @@ impl StateMachine {
                 Command::Delete { .. } | Command::CompareAndSwap { .. } => None,
             };
             overlay.insert(key, value);
-            return Ok(Ok(Applied::Written(WriteResult::Done { previous: None })));
+            return Ok(Ok(Applied::Written(WriteResult::Done {
+                previous: Prior::Absent,
+            })));
         }
         let timeout_millis = match self.sessions.get(&session.client_id) {
             None if self.unknown_sessions_apply() => state.limits.timeout_millis,
@@ -390,15 +414,23 @@ impl StateMachine {
         let pair_bytes =
             |value: &Option<Vec<u8>>| value.as_ref().map_or(0, |value| (key.len() + value.len()) as u64);
         let before = pair_bytes(&current);
+        // The answer, and so the record kept for a retry, holds the value only if asked.
+        let prior = Prior::of(current.as_deref(), return_prior);
         let (new_value, result) = match command {
-            Command::Put { value, .. } => (Some(value), WriteResult::Done { previous: current }),
-            Command::Delete { .. } => (None, WriteResult::Done { previous: current }),
+            Command::Put { value, .. } => (Some(value), WriteResult::Done { previous: prior }),
+            Command::Delete { .. } => (None, WriteResult::Done { previous: prior }),
             Command::CompareAndSwap {
                 expected, new_value, ..
             } => {
                 let swapped = expected == current;
-                let stored = if swapped { new_value } else { current.clone() };
-                (stored, WriteResult::CompareAndSwap { swapped, current })
+                let stored = if swapped { new_value } else { current };
+                (
+                    stored,
+                    WriteResult::CompareAndSwap {
+                        swapped,
+                        current: prior,
+                    },
+                )
             }
         };
         let after = pair_bytes(&new_value);
@@ -441,19 +473,35 @@ mod tests {
     }
 
     fn open(index: Index, at_millis: u64, client_id: u64) -> Entry {
+        open_with(index, at_millis, client_id, LIMITS)
+    }
+
+    fn open_with(index: Index, at_millis: u64, client_id: u64, limits: SessionLimits) -> Entry {
+        entry(index, at_millis, KvBody::OpenSession { client_id, limits })
+    }
+
+    /// A write that asks for the key's value before it (`return_prior`).
+    fn write(index: Index, at_millis: u64, client_id: u64, sequence: u64, command: Command) -> Entry {
+        write_asking(index, at_millis, (client_id, sequence), command, true)
+    }
+
+    fn write_asking(
+        index: Index,
+        at_millis: u64,
+        (client_id, sequence): (u64, u64),
+        command: Command,
+        return_prior: bool,
+    ) -> Entry {
+        let session = Session { client_id, sequence };
         entry(
             index,
             at_millis,
-            KvBody::OpenSession {
-                client_id,
-                limits: LIMITS,
+            KvBody::Write {
+                session,
+                command,
+                return_prior,
             },
         )
-    }
-
-    fn write(index: Index, at_millis: u64, client_id: u64, sequence: u64, command: Command) -> Entry {
-        let session = Session { client_id, sequence };
-        entry(index, at_millis, KvBody::Write { session, command })
     }
 
     fn put(key: &str, value: &str) -> Command {
@@ -495,13 +543,81 @@ mod tests {
             first[0].result,
             Ok(Applied::Written(WriteResult::CompareAndSwap {
                 swapped: true,
-                current: Some("a".into())
+                current: Prior::Value("a".into())
             }))
         );
         assert_eq!(store.get(b"k").expect("reads"), Some(b"b".to_vec()));
         let stale = apply(&mut machine, &mut store, &[write(5, 3, 7, 1, put("k", "z"))]);
         assert!(expired(&stale[0]));
         assert_eq!(store.get(b"k").expect("reads"), Some(b"b".to_vec()));
+    }
+
+    #[test]
+    fn a_record_keeps_what_the_retry_must_answer_not_the_value_it_replaced() {
+        // Two sessions overwrite 1,000-byte values, against a cache bound of 1,024 bytes.
+        // Not asked for the values, their records hold none: neither is evicted, and each
+        // retry is answered from its record (the value's length, never a second apply).
+        // Asked for them, the records would hold 2,000 bytes and the older be evicted.
+        let big = "v".repeat(1_000);
+        for return_prior in [false, true] {
+            let mut store = MemoryStore::default();
+            let mut machine = StateMachine::new([]);
+            let entries = [
+                open(1, 0, 10),
+                open(2, 0, 20),
+                write_asking(3, 0, (10, 1), put("a", &big), false),
+                write_asking(4, 0, (20, 1), put("b", &big), false),
+                write_asking(5, 1, (10, 2), put("a", "x"), return_prior),
+                write_asking(6, 2, (20, 2), put("b", "y"), return_prior),
+                write_asking(7, 3, (20, 3), put("a", "z"), false),
+                // 10's retry of its write 2, after 20 overwrote the key.
+                write_asking(8, 4, (10, 2), put("a", "x"), return_prior),
+            ];
+            let outcomes = apply(&mut machine, &mut store, &entries);
+            assert_eq!(store.get(b"a").expect("reads"), Some(b"z".to_vec()));
+            if return_prior {
+                assert!(expired(&outcomes[7]), "{:?}", outcomes[7]);
+                assert_eq!(machine.sessions_open(), 1);
+            } else {
+                let answer = Ok(Applied::Written(WriteResult::Done {
+                    previous: Prior::Present { value_bytes: 1_000 },
+                }));
+                assert_eq!(outcomes[4].result, answer);
+                assert_eq!(outcomes[7].result, answer);
+                assert_eq!((machine.sessions_open(), machine.sessions_bytes), (2, 0));
+            }
+        }
+    }
+
+    #[test]
+    fn over_the_byte_bound_only_a_session_that_caches_bytes_is_evicted() {
+        let limits = SessionLimits {
+            sessions_max: 10,
+            ..LIMITS
+        };
+        let big = "v".repeat(1_000);
+        let mut store = MemoryStore::default();
+        let mut machine = StateMachine::new([]);
+        let outcomes = apply(
+            &mut machine,
+            &mut store,
+            &[
+                // 5 is closest to expiry and caches nothing: evicting it frees no byte.
+                open_with(1, 0, 5, limits),
+                open_with(2, 1, 10, limits),
+                open_with(3, 1, 20, limits),
+                write(4, 1, 10, 1, put("a", &big)),
+                write(5, 2, 10, 2, put("a", "x")),
+                write(6, 3, 20, 1, put("b", &big)),
+                write(7, 4, 20, 2, put("b", "y")),
+                write(8, 5, 5, 1, put("c", "z")),
+                write(9, 6, 10, 2, put("a", "x")),
+            ],
+        );
+        assert!(outcomes[7].result.is_ok(), "{:?}", outcomes[7]);
+        assert!(expired(&outcomes[8]), "{:?}", outcomes[8]);
+        assert_eq!(store.get(b"a").expect("reads"), Some(b"x".to_vec()));
+        assert_eq!(machine.sessions_open(), 2);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use client::wire::WriteResult;
+use client::wire::{Prior, WriteResult};
 use raft::{ConfState, Entry, EntryPayload, HardState, Index, Snapshot, SnapshotMeta, Term};
 
 #[cfg(test)]
@@ -155,7 +155,7 @@ fn session(sequence: u64, index: Index) -> SessionRecord {
     SessionRecord {
         sequence,
         result: Some(WriteResult::Done {
-            previous: Some(format!("before {sequence}").into_bytes()),
+            previous: Prior::Value(format!("before {sequence}").into_bytes()),
         }),
         expires_at_millis: 1_000 + index,
         timeout_millis: 1_000,

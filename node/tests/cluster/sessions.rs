@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use client::connection::Connection;
 use client::wire::{
-    Command, ErrorKind, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope, Session,
-    CLIENT_PROTOCOL_VERSION,
+    Command, ErrorKind, Prior, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope,
+    Session, WriteResult, CLIENT_PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
 
@@ -40,12 +40,18 @@ fn open(client_id: u64) -> Request {
 }
 
 fn put(client_id: u64, sequence: u64, key: &str, value: &str) -> Request {
+    put_asking(client_id, sequence, key, value.as_bytes(), false)
+}
+
+/// A put that asks (`return_prior`) for the value it replaces, or not.
+fn put_asking(client_id: u64, sequence: u64, key: &str, value: &[u8], return_prior: bool) -> Request {
     Request::Write {
         session: Session { client_id, sequence },
         command: Command::Put {
             key: key.into(),
-            value: value.into(),
+            value: value.to_vec(),
         },
+        return_prior,
     }
 }
 
@@ -128,6 +134,68 @@ async fn a_retry_after_its_session_was_evicted_or_expired_is_never_applied_again
     test.wait_for_convergence(&ids).await;
     for id in &ids {
         test.wait_for_metric(*id, "raftkv_sessions_open", |open| open == 2)
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_keep_the_answer_not_the_replaced_value_so_big_overwrites_evict_no_session() {
+    // The case: overwrites of big values used to cache each replaced value in
+    // its session's record, and a few of them evicted a session whose client was still
+    // retrying. Here the cache holds 1 MiB and values are 600 KiB.
+    let extra = ["--session-cache-bytes".to_string(), (1 << 20).to_string()];
+    let test = TestCluster::start_with("session-cache", 3, 1_000, false, &extra).await;
+    let ids = test.ids();
+    let leader = test.wait_for_leader(&ids).await;
+    let address = test.cluster.node(leader.id).client_address.clone();
+    let big = |fill: u8| vec![fill; 600 * 1024];
+
+    // Not asked for the replaced values, the records hold none: both sessions stay, and
+    // 201's retry, after 202 overwrote the key again, is answered from its record.
+    assert_opened(send(&address, open(201)).await);
+    assert_opened(send(&address, open(202)).await);
+    assert_written(send(&address, put_asking(201, 1, "a", &big(1), false)).await);
+    assert_written(send(&address, put_asking(202, 1, "a", &big(2), false)).await);
+    let first = send(&address, put_asking(201, 2, "a", &big(3), false)).await;
+    assert_eq!(
+        first,
+        Response::Written(WriteResult::Done {
+            previous: Prior::Present {
+                value_bytes: 600 * 1024
+            }
+        })
+    );
+    assert_written(send(&address, put_asking(202, 2, "a", &big(4), false)).await);
+    let retry = send(&address, put_asking(201, 2, "a", &big(3), false)).await;
+    assert_eq!(retry, first, "the retry is answered from the record");
+
+    // Asked for them, two records hold 1.2 MiB: the older session is evicted, and its
+    // retry refused (never applied again).
+    assert_opened(send(&address, open(203)).await);
+    assert_opened(send(&address, open(204)).await);
+    let answer = send(&address, put_asking(203, 1, "a", &big(5), true)).await;
+    assert_eq!(
+        answer,
+        Response::Written(WriteResult::Done {
+            previous: Prior::Value(big(4))
+        })
+    );
+    assert_written(send(&address, put_asking(204, 1, "a", &big(6), true)).await);
+    assert_refused(
+        send(&address, put_asking(203, 1, "a", &big(5), true)).await,
+        "a retry after its record was evicted for bytes",
+    );
+
+    let mut client = test.client(quick_options());
+    let value = client
+        .get("a", ReadConsistency::Linearizable)
+        .await
+        .expect("a linearizable read");
+    assert_eq!(value, Some(big(6)), "a retry was applied again");
+    test.wait_for_convergence(&ids).await;
+    for id in &ids {
+        // 201, 202 and 204 (and the library's read opens none).
+        test.wait_for_metric(*id, "raftkv_sessions_open", |open| open == 3)
             .await;
     }
 }
