@@ -336,16 +336,34 @@ pub struct SpaceStatus {
     pub data_bytes: u64,
     /// `--quota-bytes`; 0 when the node has none (or has not said).
     pub quota_bytes: u64,
+    /// Bytes free (for an unprivileged writer) on the filesystem of the node's data dir,
+    /// if it could be read.
+    pub disk_free_bytes: Option<u64>,
+    /// `--disk-free-min-bytes`: as leader, the node refuses writes that store data while
+    /// its disk has less free; 0 when it has no such bound.
+    pub disk_free_min_bytes: u64,
 }
 
 impl SpaceStatus {
-    /// Raised while the largest write could be refused for space.
+    /// Raised while the largest write could be refused for space: near the quota, or
+    /// with the disk under its free-space bound.
     pub fn alarm(&self) -> bool {
+        self.quota_alarm() || self.disk_alarm()
+    }
+
+    /// The data is within the largest write of the quota.
+    pub fn quota_alarm(&self) -> bool {
         self.quota_bytes > 0
             && self
                 .data_bytes
                 .saturating_add((KEY_BYTES_MAX + VALUE_BYTES_MAX) as u64)
                 > self.quota_bytes
+    }
+
+    /// The disk has less free than `disk_free_min_bytes`.
+    pub fn disk_alarm(&self) -> bool {
+        self.disk_free_bytes
+            .is_some_and(|free| free < self.disk_free_min_bytes)
     }
 }
 

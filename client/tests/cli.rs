@@ -147,6 +147,7 @@ fn status() -> NodeStatus {
         space: SpaceStatus {
             data_bytes: 1536,
             quota_bytes: 2 << 30,
+            ..SpaceStatus::default()
         },
     }
 }

@@ -163,6 +163,8 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
         space: SpaceStatus {
             data_bytes: 42,
             quota_bytes: 1 << 31,
+            disk_free_bytes: Some(1 << 30),
+            disk_free_min_bytes: 128 << 20,
         },
     };
     let responses = frames(&[

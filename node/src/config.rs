@@ -121,6 +121,13 @@ pub struct NodeArgs {
     /// engine's overhead come on top) and below memory (a snapshot is built in memory).
     #[arg(long, env = "RAFTKV_QUOTA_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     pub quota_bytes: u64,
+    /// A guard for what the quota does not count (the log, snapshot images, the storage
+    /// engine's files, other tenants of the disk): as leader, refuse writes that store
+    /// data (`NoSpace`) while the data dir's disk has less than this many bytes free, so
+    /// the disk keeps room for deletes, compaction and snapshots. Checked about once a
+    /// second. 0: no guard.
+    #[arg(long, env = "RAFTKV_DISK_FREE_MIN_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub disk_free_min_bytes: u64,
     /// Disaster recovery from a survivor: make this node the only voter of its cluster,
     /// with every entry of its log committed. Only when a majority's data is lost for
     /// good; wipe the other members before they start again (they rejoin by themselves).
@@ -188,6 +195,7 @@ pub struct NodeSettings {
     pub session_limits: SessionLimits,
     pub driver_stall_max: Duration,
     pub quota_bytes: Option<u64>,
+    pub disk_free_min_bytes: Option<u64>,
     pub force_new_cluster: bool,
     pub security: Security,
     pub client_connections_max: usize,
@@ -311,6 +319,7 @@ impl NodeArgs {
             },
             driver_stall_max: Duration::from_secs(self.livez_stall_secs),
             quota_bytes: (self.quota_bytes > 0).then_some(self.quota_bytes),
+            disk_free_min_bytes: (self.disk_free_min_bytes > 0).then_some(self.disk_free_min_bytes),
             force_new_cluster: self.force_new_cluster,
             security: self.security(id)?,
             client_connections_max: self.client_connections_max.max(1),

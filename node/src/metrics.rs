@@ -26,6 +26,8 @@ pub struct Metrics {
     pub data_bytes: AtomicU64,
     pub quota_bytes: AtomicU64,
     pub space_alarm: AtomicU64,
+    /// Bytes free on the data dir's disk, as last read (`driver/disk_guard.rs`).
+    pub disk_free_bytes: AtomicU64,
     /// The length of the current snapshot's image (the disk it takes beside the data).
     pub snapshot_image_bytes: AtomicU64,
     pub proposals_total: AtomicU64,
@@ -106,8 +108,13 @@ impl Metrics {
             ),
             (
                 "raftkv_space_alarm",
-                "1 while the largest write could be refused for space (NoSpace).",
+                "1 while the largest write could be refused for space (NoSpace): near the quota, or the disk under --disk-free-min-bytes.",
                 load(&self.space_alarm),
+            ),
+            (
+                "raftkv_disk_free_bytes",
+                "Bytes free on the data dir's disk, read about once a second.",
+                load(&self.disk_free_bytes),
             ),
             (
                 "raftkv_sessions_open",

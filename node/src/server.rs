@@ -116,6 +116,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
             inputs_per_turn_max: 4096,
             session_limits: settings.session_limits,
             quota_bytes: settings.quota_bytes,
+            disk_free_min_bytes: settings.disk_free_min_bytes,
         },
         force_new_cluster: settings.force_new_cluster,
         client_port,

@@ -377,6 +377,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
             inputs_per_turn_max: 4096,
             session_limits: config.session_limits,
             quota_bytes: None,
+            disk_free_min_bytes: None,
             #[cfg(feature = "canaries")]
             canary: config.canary,
         },

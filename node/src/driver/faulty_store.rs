@@ -1,7 +1,8 @@
-//! The in-memory store with two faults a driver test can switch on: a persist that does
-//! not return (a stuck fsync) and a snapshot image that is held back (a long read).
+//! The in-memory store with faults a driver test can switch on: a persist that does not
+//! return (a stuck fsync), a snapshot image that is held back (a long read), and the free
+//! bytes of a disk it pretends to live on.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,12 @@ pub(super) struct FaultyStore {
     pub(super) persist_stalled: Arc<AtomicBool>,
     /// While set, building a snapshot image waits.
     pub(super) image_held: Arc<AtomicBool>,
+    /// The bytes `disk_free_bytes` reports; `NO_DISK` (the default): none.
+    pub(super) disk_free_bytes: Arc<AtomicU64>,
 }
+
+/// `FaultyStore::disk_free_bytes` of a store that reports no disk.
+pub(super) const NO_DISK: u64 = 0;
 
 /// Blocks the calling thread while `flag` is set.
 fn wait_while(flag: &AtomicBool) {
@@ -43,6 +49,13 @@ impl ImageSource for HeldImage {
 }
 
 impl Storage for FaultyStore {
+    fn disk_free_bytes(&self) -> Option<u64> {
+        match self.disk_free_bytes.load(Ordering::Relaxed) {
+            NO_DISK => None,
+            bytes => Some(bytes),
+        }
+    }
+
     fn load_identity(&self) -> Result<Option<Identity>, StorageError> {
         self.inner.load_identity()
     }

@@ -8,6 +8,9 @@
 //! simulation runs this very loop.
 
 mod describe;
+mod disk_guard;
+#[cfg(test)]
+mod disk_guard_tests;
 #[cfg(test)]
 mod faulty_store;
 mod heartbeat;
@@ -32,6 +35,7 @@ use raft::{ConfState, Index, Message, NodeId, Raft, Role, Term};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+use self::disk_guard::DiskGuard;
 pub use self::heartbeat::DriverHeartbeat;
 pub use self::own_thread::run_on_own_thread;
 use crate::kv::command::SessionLimits;
@@ -79,6 +83,9 @@ pub struct DriverConfig {
     pub session_limits: SessionLimits,
     /// `--quota-bytes`: as leader, refuse writes that would take the clients' data past it.
     pub quota_bytes: Option<u64>,
+    /// `--disk-free-min-bytes`: as leader, refuse writes that store data while the
+    /// store's disk has less free (`Storage::disk_free_bytes`).
+    pub disk_free_min_bytes: Option<u64>,
     /// A known bug to inject (simulation self-test only; see `raft::canary`).
     #[cfg(feature = "canaries")]
     pub canary: Option<raft::canary::Canary>,
@@ -149,6 +156,8 @@ pub struct Driver<S: Storage, N: PeerNetwork> {
     members_recorded_term: Term,
     /// The configuration the transport's peers were last set from.
     peers_conf: ConfState,
+    /// The store's free disk space, read about once a second.
+    disk_guard: DiskGuard,
 }
 
 /// The handles other tasks use to talk to a running driver.
@@ -217,6 +226,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             pending_member_changes: BTreeMap::new(),
             members_recorded_term: 0,
             peers_conf: ConfState::default(),
+            disk_guard: DiskGuard::default(),
         };
         driver.reload_records()?;
         driver.warn_about_seeds();
@@ -466,10 +476,13 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         SpaceStatus {
             data_bytes,
             quota_bytes: self.config.quota_bytes.unwrap_or(0),
+            disk_free_bytes: self.disk_guard.free_bytes(),
+            disk_free_min_bytes: self.config.disk_free_min_bytes.unwrap_or(0),
         }
     }
 
     fn publish_status(&mut self) {
+        self.disk_guard.refresh(&self.storage);
         let space = self.space();
         let status = describe::node_status(&self.raft, space);
         let metrics = &self.metrics;
@@ -485,6 +498,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             .store(self.machine.sessions_open() as u64, Ordering::Relaxed);
         metrics.data_bytes.store(space.data_bytes, Ordering::Relaxed);
         metrics.quota_bytes.store(space.quota_bytes, Ordering::Relaxed);
+        if let Some(free) = space.disk_free_bytes {
+            metrics.disk_free_bytes.store(free, Ordering::Relaxed);
+        }
         metrics
             .space_alarm
             .store(u64::from(space.alarm()), Ordering::Relaxed);

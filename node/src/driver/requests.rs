@@ -110,13 +110,13 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         }
     }
 
-    /// Why `command` may not be proposed under the space quota, if it may not: it would
-    /// take the clients' data past `--quota-bytes`. Deletes, and swaps that delete, always
+    /// Why `command` may not be proposed under the space quota, if it may not: the
+    /// leader's disk is under `--disk-free-min-bytes` (`disk_guard.rs`), or it would take
+    /// the clients' data past `--quota-bytes`. Deletes, and swaps that delete, always
     /// may (they are how room is made); the check is against the applied data, so writes
     /// proposed and not yet applied can overshoot it by at most the Raft's uncommitted
     /// bytes bound. Only the leader refuses (a follower redirects the write to it).
     fn over_quota(&mut self, command: &Command) -> Option<String> {
-        let quota = self.config.quota_bytes?;
         if self.raft.role() != raft::Role::Leader {
             return None;
         }
@@ -129,6 +129,10 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             } => key.len() + value.len(),
             Command::Delete { .. } | Command::CompareAndSwap { new_value: None, .. } => return None,
         } as u64;
+        if let Some(why) = self.disk_guard.refusal(self.config.disk_free_min_bytes) {
+            return Some(why);
+        }
+        let quota = self.config.quota_bytes?;
         let data = self.space().data_bytes;
         (data.saturating_add(added) > quota).then(|| {
             format!(

@@ -59,6 +59,7 @@ pub(super) fn single_voter() -> (Raft, DriverConfig) {
         inputs_per_turn_max: 4096,
         session_limits: crate::kv::command::SessionLimits::DEFAULT,
         quota_bytes: None,
+        disk_free_min_bytes: None,
     };
     (raft, config)
 }

@@ -259,6 +259,12 @@ impl FjallStore {
 }
 
 impl Storage for FjallStore {
+    fn disk_free_bytes(&self) -> Option<u64> {
+        // What an unprivileged writer may still use (`f_bavail`), as `df` reports it.
+        let stats = rustix::fs::statvfs(&self.path).ok()?;
+        Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+
     fn load_identity(&self) -> Result<Option<Identity>, StorageError> {
         read(&self.db.snapshot(), &self.meta, IDENTITY)
     }

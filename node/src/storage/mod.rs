@@ -182,6 +182,12 @@ pub trait Storage: Send + 'static {
     /// `/livez` tells a long install from a stuck disk. By default it is not used.
     fn report_progress_to(&mut self, _progress: Progress) {}
 
+    /// Bytes free for the store on its disk, if it lives on one and they can be read
+    /// (the leader's disk guard, `DriverConfig::disk_free_min_bytes`). By default `None`.
+    fn disk_free_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// Stores `snapshot` (whose image `image_source` built) as the latest one, drops older
     /// images and deletes log entries through `purged_to`, durably (after
     /// `Raft::compact`).

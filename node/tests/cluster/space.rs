@@ -63,3 +63,39 @@ async fn writes_past_the_quota_say_no_space_and_deletes_make_room() {
         .await;
     test.wait_for_convergence(&ids).await;
 }
+
+/// The disk guard (`--disk-free-min-bytes`) reads the real disk of the data dir: with a
+/// bound no disk here can meet, the leader refuses writes that store data with `NoSpace`
+/// naming the disk, raises the alarm, and still serves reads and deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_under_its_free_bound_refuses_writes_but_serves_reads_and_deletes() {
+    const PEBIBYTE: u64 = 1 << 50;
+    let extra = ["--disk-free-min-bytes".to_string(), PEBIBYTE.to_string()];
+    let test = TestCluster::start_with("disk-guard", 3, 1_000, false, &extra).await;
+    let ids = test.ids();
+    let leader = test.wait_for_leader(&ids).await;
+    // The driver has read its disk: a real figure, under the bound.
+    let free = test
+        .wait_for_metric(leader.id, "raftkv_disk_free_bytes", |free| free > 0)
+        .await;
+    assert!(free < PEBIBYTE);
+    test.wait_for_metric(leader.id, "raftkv_space_alarm", |alarm| alarm == 1)
+        .await;
+    let status = test.status(leader.id).await.expect("the leader answers");
+    assert!(status.space.disk_alarm(), "{:?}", status.space);
+
+    let mut client = test.client(quick_options());
+    match client.put("k", "v").await {
+        Err(ClientError::NoSpace { message }) => {
+            assert!(message.contains("disk-free-min-bytes"), "{message}")
+        }
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    let prior = client.delete("absent").await.expect("a delete is served");
+    assert!(!prior.existed());
+    let value = client
+        .get("k", ReadConsistency::Linearizable)
+        .await
+        .expect("a read is served");
+    assert_eq!(value, None);
+}

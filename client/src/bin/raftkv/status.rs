@@ -50,7 +50,14 @@ fn space_cell(space: &SpaceStatus) -> String {
         0 => "no quota".to_string(),
         quota => human_bytes(quota),
     };
-    let alarm = if space.alarm() { " ALARM: NOSPACE" } else { "" };
+    let alarm = match (space.quota_alarm(), space.disk_alarm()) {
+        (_, true) => format!(
+            " ALARM: NOSPACE (disk: {} free)",
+            human_bytes(space.disk_free_bytes.unwrap_or(0))
+        ),
+        (true, false) => " ALARM: NOSPACE".to_string(),
+        (false, false) => String::new(),
+    };
     format!("{} / {quota}{alarm}", human_bytes(space.data_bytes))
 }
 
@@ -224,8 +231,19 @@ mod tests {
         let full = SpaceStatus {
             data_bytes: (2 << 30) - 512 * 1024,
             quota_bytes: 2 << 30,
+            disk_free_bytes: Some(1 << 30),
+            disk_free_min_bytes: 128 << 20,
         };
         assert_eq!(space_cell(&full), "2.0 GiB / 2.0 GiB ALARM: NOSPACE");
+        let disk_full = SpaceStatus {
+            data_bytes: 1024,
+            disk_free_bytes: Some(64 << 20),
+            ..full
+        };
+        assert_eq!(
+            space_cell(&disk_full),
+            "1.0 KiB / 2.0 GiB ALARM: NOSPACE (disk: 64.0 MiB free)"
+        );
         assert!(lines[2].starts_with("127.0.0.1:7102  unreachable: cannot connect: refused"));
         assert!(all_unreachable(&rows).is_none());
         assert!(all_unreachable(&rows[1..]).is_some());
