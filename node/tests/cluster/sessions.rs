@@ -1,8 +1,9 @@
 //! Exactly-once writes that never lapse (issue 12, Raft thesis §6.3): sessions are opened
 //! through the log, and a retry that comes after its session was evicted or expired is
 //! refused, never applied a second time. The session limits are the leader's flags,
-//! carried in the log, so every replica holds the same sessions (that a replica's own
-//! flags and restarts never change what it decides is shown by the unit tests of
+//! carried in the log, so every replica holds the same sessions and applies the same,
+//! whatever its own flags (`replicas_with_other_session_flags_apply_the_same`; that
+//! restarts and clocks change nothing is shown by the unit tests of
 //! `node/src/kv/state_machine.rs`).
 
 use std::time::Duration;
@@ -198,4 +199,59 @@ async fn records_keep_the_answer_not_the_replaced_value_so_big_overwrites_evict_
         test.wait_for_metric(*id, "raftkv_sessions_open", |open| open == 3)
             .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_other_session_flags_apply_the_same() {
+    // The followers restart with session limits far below the leader's (one session,
+    // no cache, one-second timeout). Were limits read from local flags, those replicas
+    // would evict session 301 when 302 opens and refuse its second write, which the
+    // leader applies: their KV maps would differ. The limits come from the log, so every
+    // replica decides as the leader's entries say.
+    let mut test = TestCluster::start("session-flags", 3, 1_000).await;
+    let ids = test.ids();
+    let leader = test.wait_for_leader(&ids).await;
+    let followers: Vec<u64> = ids.iter().copied().filter(|id| *id != leader.id).collect();
+    let tiny = [
+        ["--sessions-max", "1", "--session-cache-bytes", "0"],
+        ["--session-timeout-secs", "1", "--sessions-max", "1"],
+    ];
+    for (follower, flags) in followers.iter().zip(tiny) {
+        test.cluster.kill(*follower).expect("kill -9 of a follower");
+        test.cluster
+            .start_node_with(*follower, &flags)
+            .expect("the follower restarts with other flags");
+        test.wait_for_convergence(&ids).await;
+    }
+    let now_leader = test.wait_for_leader(&ids).await;
+    let address = test.cluster.node(now_leader.id).client_address.clone();
+
+    assert_opened(send(&address, open(301)).await);
+    assert_written(send(&address, put(301, 1, "k", "one")).await);
+    assert_opened(send(&address, open(302)).await);
+    assert_opened(send(&address, open(303)).await);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_written(send(&address, put(302, 1, "other", "x")).await);
+    let second = send(&address, put(301, 2, "k", "two")).await;
+    let converged = test.wait_for_convergence(&ids).await;
+    let mut open_counts = Vec::new();
+    for id in &ids {
+        let metric = test.wait_for_metric(*id, "raftkv_sessions_open", |_| true).await;
+        open_counts.push(metric);
+    }
+    if now_leader.id == leader.id {
+        // The leader's defaults decided: 301 stayed open and its write applied.
+        assert!(matches!(second, Response::Written(_)), "{second:?}");
+        let kv = &converged.dumps[0].kv;
+        assert!(
+            kv.iter().any(|(key, value)| key == b"k" && value == b"two"),
+            "301's second write is missing"
+        );
+    }
+    // Every replica holds the same sessions, whatever its own flags say (the metric is
+    // published with the status that showed them converged).
+    assert!(
+        open_counts.windows(2).all(|pair| pair[0] == pair[1]),
+        "replicas hold different numbers of sessions: {open_counts:?}"
+    );
 }
