@@ -128,6 +128,13 @@ pub struct NodeArgs {
     /// second. 0: no guard.
     #[arg(long, env = "RAFTKV_DISK_FREE_MIN_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub disk_free_min_bytes: u64,
+    /// An emergency reserve: a file of this many bytes in the data dir, reserved (not
+    /// written) at start when the disk has room. A node that starts on a disk with less
+    /// free than this removes it, so it can start, serve reads and take deletes even after
+    /// something else filled the disk (`storage/ballast.rs`). 0: none (and any left over
+    /// is removed).
+    #[arg(long, env = "RAFTKV_DISK_BALLAST_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub disk_ballast_bytes: u64,
     /// Disaster recovery from a survivor: make this node the only voter of its cluster,
     /// with every entry of its log committed. Only when a majority's data is lost for
     /// good; wipe the other members before they start again (they rejoin by themselves).
@@ -196,6 +203,7 @@ pub struct NodeSettings {
     pub driver_stall_max: Duration,
     pub quota_bytes: Option<u64>,
     pub disk_free_min_bytes: Option<u64>,
+    pub disk_ballast_bytes: u64,
     pub force_new_cluster: bool,
     pub security: Security,
     pub client_connections_max: usize,
@@ -320,6 +328,7 @@ impl NodeArgs {
             driver_stall_max: Duration::from_secs(self.livez_stall_secs),
             quota_bytes: (self.quota_bytes > 0).then_some(self.quota_bytes),
             disk_free_min_bytes: (self.disk_free_min_bytes > 0).then_some(self.disk_free_min_bytes),
+            disk_ballast_bytes: self.disk_ballast_bytes,
             force_new_cluster: self.force_new_cluster,
             security: self.security(id)?,
             client_connections_max: self.client_connections_max.max(1),

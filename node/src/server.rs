@@ -22,6 +22,7 @@ use crate::driver::{DriverConfig, PeerNetwork};
 use crate::membership::PeerEntry;
 use crate::metrics::PeerCounters;
 use crate::ops_http::{serve_ops, OpsState};
+use crate::storage::ballast::{disk_free_bytes, tend_ballast, BallastAction, BALLAST_FILE};
 use crate::storage::fjall_store::FjallStore;
 use crate::transport::{Transport, TransportConfig};
 
@@ -66,6 +67,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
             (Some(tls), client_port)
         }
     };
+    tend_space_ballast(&settings)?;
     let mut storage = FjallStore::open(&settings.data_dir).map_err(|e| e.to_string())?;
     let identity_settings = IdentitySettings {
         own_id: settings.id,
@@ -187,4 +189,29 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
         }
         Err(error) => Err(context(error)),
     }
+}
+
+/// Keeps the data dir's emergency reserve (`storage::ballast`): removed when the disk is
+/// short, so the store can open; reserved again once there is plenty of room.
+fn tend_space_ballast(settings: &NodeSettings) -> Result<(), String> {
+    let data_dir = &settings.data_dir;
+    match tend_ballast(data_dir, settings.disk_ballast_bytes, disk_free_bytes) {
+        Ok(BallastAction::Removed { free_bytes }) => warn!(
+            free_bytes,
+            "the data dir's disk is nearly full: removed its ballast ({BALLAST_FILE}) to start; the \
+             leader refuses writes until there is room (delete keys, or free disk space)"
+        ),
+        Ok(BallastAction::Created) => info!(bytes = settings.disk_ballast_bytes, "reserved the disk ballast"),
+        Ok(BallastAction::Skipped { free_bytes }) => warn!(
+            free_bytes,
+            "too little disk room to reserve the ballast (--disk-ballast-bytes); starting without it"
+        ),
+        Ok(BallastAction::Kept | BallastAction::None) => {}
+        // A ballast is a safety margin, not state: a filesystem that cannot reserve one
+        // (no fallocate) runs without.
+        Err(error) => {
+            warn!(%error, dir = %data_dir.display(), "cannot tend the disk ballast; starting without it")
+        }
+    }
+    Ok(())
 }

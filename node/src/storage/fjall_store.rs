@@ -260,9 +260,7 @@ impl FjallStore {
 
 impl Storage for FjallStore {
     fn disk_free_bytes(&self) -> Option<u64> {
-        // What an unprivileged writer may still use (`f_bavail`), as `df` reports it.
-        let stats = rustix::fs::statvfs(&self.path).ok()?;
-        Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+        super::ballast::disk_free_bytes(&self.path).ok()
     }
 
     fn load_identity(&self) -> Result<Option<Identity>, StorageError> {

@@ -12,6 +12,8 @@
 //! after a failed fsync nothing on disk can be trusted (fjall poisons itself; the
 //! driver stops and the process restarts into `recover`).
 
+#[cfg(not(madsim))]
+pub mod ballast;
 /// The contract as a reusable suite: `Harness` and `check_storage_contract`.
 #[cfg(any(test, feature = "storage-contract"))]
 pub mod contract_tests;

@@ -66,12 +66,13 @@ async fn writes_past_the_quota_say_no_space_and_deletes_make_room() {
 
 /// The disk guard (`--disk-free-min-bytes`) reads the real disk of the data dir: with a
 /// bound no disk here can meet, the leader refuses writes that store data with `NoSpace`
-/// naming the disk, raises the alarm, and still serves reads and deletes.
+/// naming the disk, raises the alarm, and still serves reads and deletes; a node that
+/// starts on a disk with less free than its ballast removes the ballast and starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_under_its_free_bound_refuses_writes_but_serves_reads_and_deletes() {
     const PEBIBYTE: u64 = 1 << 50;
     let extra = ["--disk-free-min-bytes".to_string(), PEBIBYTE.to_string()];
-    let test = TestCluster::start_with("disk-guard", 3, 1_000, false, &extra).await;
+    let mut test = TestCluster::start_with("disk-guard", 3, 1_000, false, &extra).await;
     let ids = test.ids();
     let leader = test.wait_for_leader(&ids).await;
     // The driver has read its disk: a real figure, under the bound.
@@ -98,4 +99,22 @@ async fn a_disk_under_its_free_bound_refuses_writes_but_serves_reads_and_deletes
         .await
         .expect("a read is served");
     assert_eq!(value, None);
+
+    // The ballast: reserved at start (64 MiB by default). A node that starts with less
+    // free than its ballast (here, a ballast bigger than any disk) removes it to start.
+    let follower = *ids.iter().find(|id| **id != leader.id).expect("a follower");
+    let ballast = test
+        .cluster
+        .node(follower)
+        .data_dir
+        .join(node::storage::ballast::BALLAST_FILE);
+    assert!(ballast.exists(), "no ballast at {}", ballast.display());
+    test.cluster.kill(follower).expect("kill -9 of a follower");
+    let since = test.cluster.log_of(follower).len();
+    test.cluster
+        .start_node_with(follower, &["--disk-ballast-bytes", &PEBIBYTE.to_string()])
+        .expect("restarts");
+    test.wait_for_log(follower, since, "removed its ballast").await;
+    assert!(!ballast.exists());
+    test.wait_for_convergence(&ids).await;
 }
