@@ -59,7 +59,8 @@ async fn get_prints_the_value_in_text_and_json() {
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON output");
     assert_eq!(
         json,
-        serde_json::json!({ "key": "greeting", "value": "hello world" })
+        // Keys and values are bytes: base64, as etcdctl's `-w json` has them.
+        serde_json::json!({ "key": "Z3JlZXRpbmc=", "value": "aGVsbG8gd29ybGQ=", "encoding": "base64" })
     );
 }
 
@@ -169,15 +170,15 @@ async fn writes_list_and_dump_print_their_results() {
             &["cas", "a", "--expect-absent", "--delete"],
             "not swapped: current value is 1\n",
         ),
-        // Invalid UTF-8 is shown, replaced, rather than refused.
-        (&["list", "a", "--limit", "5"], "a\t1\nab\t\u{FFFD}x\n"),
+        // Invalid UTF-8 is shown escaped, rather than refused or replaced.
+        (&["list", "a", "--limit", "5"], "a\t1\nab\t\\xffx\n"),
         (
             &["--output", "json", "put", "a", "2"],
-            "{\"existed\":true,\"key\":\"a\",\"value\":\"2\"}\n",
+            "{\"encoding\":\"base64\",\"existed\":true,\"key\":\"YQ==\",\"value\":\"Mg==\"}\n",
         ),
         (
             &["--output", "json", "put", "a", "2", "--prev-kv"],
-            "{\"existed\":true,\"key\":\"a\",\"previous\":\"1\",\"value\":\"2\"}\n",
+            "{\"encoding\":\"base64\",\"existed\":true,\"key\":\"YQ==\",\"previous\":\"MQ==\",\"value\":\"Mg==\"}\n",
         ),
     ];
     for (args, expected) in cases {
@@ -201,7 +202,11 @@ async fn writes_list_and_dump_print_their_results() {
     )
     .await;
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON output");
-    assert_eq!(json["kv"][0], serde_json::json!({ "key": "a", "value": "1" }));
+    assert_eq!(
+        json["kv"][0],
+        serde_json::json!({ "key": "YQ==", "value": "MQ==" })
+    );
+    assert_eq!(json["encoding"], "base64");
     assert_eq!(json["log"][0]["entry"], "put a");
     assert_eq!(json["status"]["last_index"], 13);
 }

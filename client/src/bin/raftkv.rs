@@ -5,6 +5,23 @@
 //! process with exactly one line on stderr: exit code 2 for bad usage, 1 for anything
 //! that went wrong at run time (including `get` of a missing key, as Consul does).
 
+/// `println!` through `output::write_stdout`: a closed pipe ends the command quietly.
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($argument:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($argument)*)))
+    };
+}
+
+/// `print!` through `output::write_stdout`.
+macro_rules! out {
+    ($($argument:tt)*) => {
+        $crate::output::write_stdout(format_args!($($argument)*))
+    };
+}
+
 // A crate root looks for modules beside itself; these live in `raftkv/` to keep `bin/`
 // free of files that are not binaries.
 #[path = "raftkv/bench.rs"]
@@ -15,6 +32,8 @@ mod certs;
 mod demo;
 #[path = "raftkv/idle.rs"]
 mod idle;
+#[path = "raftkv/kv.rs"]
+mod kv;
 #[path = "raftkv/member.rs"]
 mod member;
 #[path = "raftkv/output.rs"]
@@ -29,15 +48,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use client::client::{Client, ClientError, ClientOptions};
 use client::tls::{client_config, TlsFiles};
-use client::wire::{Prior, ReadConsistency};
 use client::{parse_endpoints, Endpoint, EndpointError};
 use rustls::client::ClientConfig;
-use serde_json::json;
 
-use crate::output::{lossy, Output};
+use crate::output::Output;
 
 /// Where a local cluster started by the README listens for clients.
 const DEFAULT_ENDPOINTS: &str = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
@@ -118,16 +135,17 @@ impl GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Set KEY to VALUE (prints the value it replaced, if any).
-    Put(PutArgs),
+    /// Set KEY to VALUE, or to the bytes of --value-file (`-`: stdin); --prev-kv prints
+    /// the value it replaced.
+    Put(kv::PutArgs),
     /// Print the value of KEY (exit code 1 if it is absent).
-    Get(GetArgs),
+    Get(kv::GetArgs),
     /// Remove KEY.
-    Delete(DeleteArgs),
+    Delete(kv::DeleteArgs),
     /// Compare-and-swap: change KEY only if it holds the expected value.
-    Cas(CasArgs),
+    Cas(kv::CasArgs),
     /// Print the pairs whose key starts with PREFIX, in key order.
-    List(ListArgs),
+    List(kv::ListArgs),
     /// Print the Raft state of every endpoint, one row per node.
     Status(StatusArgs),
     /// Print the Raft log and KV map of one node.
@@ -148,63 +166,6 @@ enum Command {
     /// Wait for SIGTERM or SIGINT, then exit 0: the main process of a client container,
     /// whose image has no shell, so that `kubectl exec`/`docker exec` can run raftkv in it.
     Idle(idle::IdleArgs),
-}
-
-#[derive(Debug, Args)]
-struct PutArgs {
-    key: String,
-    value: String,
-    /// Print the value KEY held before (etcdctl's `--prev-kv`). Without it the cluster
-    /// answers only whether KEY held a value, and keeps no copy of it for a retry.
-    #[arg(long)]
-    prev_kv: bool,
-}
-
-#[derive(Debug, Args)]
-struct GetArgs {
-    key: String,
-    /// Read the contacted node's local state: faster, never blocks on the leader, may be stale.
-    #[arg(long)]
-    stale: bool,
-}
-
-#[derive(Debug, Args)]
-struct DeleteArgs {
-    key: String,
-    /// Print the value KEY held (etcdctl's `--prev-kv`).
-    #[arg(long)]
-    prev_kv: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(group(ArgGroup::new("expectation").required(true).args(["expected", "expect_absent"])))]
-#[command(group(ArgGroup::new("replacement").required(true).args(["new", "delete"])))]
-struct CasArgs {
-    key: String,
-    /// Swap only if KEY currently holds this value.
-    #[arg(long, value_name = "VALUE")]
-    expected: Option<String>,
-    /// Swap only if KEY is currently absent.
-    #[arg(long)]
-    expect_absent: bool,
-    /// The value to write.
-    #[arg(long, value_name = "VALUE")]
-    new: Option<String>,
-    /// Delete KEY instead of writing a value.
-    #[arg(long)]
-    delete: bool,
-}
-
-#[derive(Debug, Args)]
-struct ListArgs {
-    prefix: String,
-    /// At most this many pairs.
-    #[arg(long, default_value_t = 1000,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(client::wire::LIST_LIMIT_MAX)))]
-    limit: u32,
-    /// Read the contacted node's local state: may be stale.
-    #[arg(long)]
-    stale: bool,
 }
 
 #[derive(Debug, Args)]
@@ -276,11 +237,11 @@ fn init_logging() {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let global = &cli.global;
     match cli.command {
-        Command::Put(args) => put(global, args).await,
-        Command::Get(args) => get(global, args).await,
-        Command::Delete(args) => delete(global, args).await,
-        Command::Cas(args) => cas(global, args).await,
-        Command::List(args) => list(global, args).await,
+        Command::Put(args) => kv::put(global, args).await,
+        Command::Get(args) => kv::get(global, args).await,
+        Command::Delete(args) => kv::delete(global, args).await,
+        Command::Cas(args) => kv::cas(global, args).await,
+        Command::List(args) => kv::list(global, args).await,
         Command::Status(args) => status::status(global, args).await,
         Command::Dump(args) => dump(global, args).await,
         Command::Member(args) => member::member(global, args).await,
@@ -290,137 +251,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Idle(args) => idle::idle(args).await,
         Command::Certs(args) => certs::certs(args),
     }
-}
-
-fn consistency(stale: bool) -> ReadConsistency {
-    if stale {
-        ReadConsistency::Stale
-    } else {
-        ReadConsistency::Linearizable
-    }
-}
-
-async fn put(global: &GlobalArgs, args: PutArgs) -> Result<(), Failure> {
-    let mut client = global.client()?;
-    let (key, value) = (args.key.as_str(), args.value.as_str());
-    let prior = if args.prev_kv {
-        client
-            .put_returning_previous(key, value)
-            .await?
-            .map_or(Prior::Absent, Prior::Value)
-    } else {
-        client.put(key, value).await?
-    };
-    match global.output {
-        Output::Text => match prior.value() {
-            Some(previous) => println!("OK (previous value: {})", lossy(previous)),
-            None => println!("OK"),
-        },
-        Output::Json => {
-            let mut answer = json!({ "key": args.key, "value": args.value, "existed": prior.existed() });
-            if args.prev_kv {
-                answer["previous"] = json!(prior.value().map(lossy));
-            }
-            output::print_json(&answer);
-        }
-    }
-    Ok(())
-}
-
-async fn get(global: &GlobalArgs, args: GetArgs) -> Result<(), Failure> {
-    let value = global
-        .client()?
-        .get(args.key.as_str(), consistency(args.stale))
-        .await?;
-    let Some(value) = value else {
-        return Err(Failure(format!("key {:?} not found", args.key)));
-    };
-    match global.output {
-        Output::Text => println!("{}", lossy(&value)),
-        Output::Json => output::print_json(&json!({ "key": args.key, "value": lossy(&value) })),
-    }
-    Ok(())
-}
-
-async fn delete(global: &GlobalArgs, args: DeleteArgs) -> Result<(), Failure> {
-    let mut client = global.client()?;
-    let prior = if args.prev_kv {
-        client
-            .delete_returning_previous(args.key.as_str())
-            .await?
-            .map_or(Prior::Absent, Prior::Value)
-    } else {
-        client.delete(args.key.as_str()).await?
-    };
-    match global.output {
-        Output::Text => match (&prior, prior.value()) {
-            (_, Some(previous)) => println!("deleted (previous value: {})", lossy(previous)),
-            (Prior::Absent, None) => println!("OK (key was absent)"),
-            (_, None) => println!("deleted"),
-        },
-        Output::Json => {
-            let mut answer = json!({ "key": args.key, "deleted": prior.existed() });
-            if args.prev_kv {
-                answer["previous"] = json!(prior.value().map(lossy));
-            }
-            output::print_json(&answer);
-        }
-    }
-    Ok(())
-}
-
-/// A compare that fails is an answer, not an error: exit code 0 either way, and the
-/// output says which (as `etcdctl txn` does), with the value found. (Asking for it leaves
-/// a copy in this one-off session's record until the session expires or the cache bound
-/// evicts it; an evicted session only refuses its own retries.)
-async fn cas(global: &GlobalArgs, args: CasArgs) -> Result<(), Failure> {
-    // clap's groups guarantee exactly one of each pair.
-    let expected = if args.expect_absent {
-        None
-    } else {
-        args.expected.clone()
-    };
-    let new_value = if args.delete { None } else { args.new.clone() };
-    let (swapped, current) = global
-        .client()?
-        .compare_and_swap_returning_current(
-            args.key.as_str(),
-            expected.map(String::into_bytes),
-            new_value.map(String::into_bytes),
-        )
-        .await?;
-    match global.output {
-        Output::Text => match (swapped, current) {
-            (true, _) => println!("swapped"),
-            (false, Some(current)) => println!("not swapped: current value is {}", lossy(&current)),
-            (false, None) => println!("not swapped: key is absent"),
-        },
-        Output::Json => output::print_json(&json!({
-            "key": args.key,
-            "swapped": swapped,
-            "current": current.as_deref().map(lossy),
-        })),
-    }
-    Ok(())
-}
-
-async fn list(global: &GlobalArgs, args: ListArgs) -> Result<(), Failure> {
-    let pairs = global
-        .client()?
-        .list(args.prefix.as_str(), args.limit, consistency(args.stale))
-        .await?;
-    match global.output {
-        Output::Text => {
-            for (key, value) in &pairs {
-                println!("{}\t{}", lossy(key), lossy(value));
-            }
-        }
-        Output::Json => output::print_json(&json!({
-            "prefix": args.prefix,
-            "pairs": output::pairs_json(&pairs),
-        })),
-    }
-    Ok(())
 }
 
 async fn dump(global: &GlobalArgs, args: DumpArgs) -> Result<(), Failure> {

@@ -370,7 +370,7 @@ async fn run(mut plan: Plan) -> Result<Report, Failure> {
 async fn measure(plan: &Plan) -> Result<Report, Failure> {
     preflight(plan).await?;
     if plan.output == Output::Text {
-        println!("{}", plan_line(plan));
+        outln!("{}", plan_line(plan));
     }
     if plan.mix == Mix::Reads {
         preload(plan).await?;

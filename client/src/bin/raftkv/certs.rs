@@ -79,10 +79,10 @@ pub fn certs(args: CertsArgs) -> Result<(), Failure> {
             };
             let written = init(&plan).map_err(|e| Failure(e.to_string()))?;
             if written.is_empty() {
-                println!("{}: every certificate is already there", plan.dir.display());
+                outln!("{}: every certificate is already there", plan.dir.display());
             }
             for path in written {
-                println!("wrote {}", path.display());
+                outln!("wrote {}", path.display());
             }
             Ok(())
         }
@@ -90,7 +90,7 @@ pub fn certs(args: CertsArgs) -> Result<(), Failure> {
             let file = args.file.unwrap_or_else(|| args.name.clone());
             issue_client(&args.dir, &file, &args.name, Validity::Years(args.years))
                 .map_err(|e| Failure(e.to_string()))?;
-            println!("wrote {}", args.dir.join(format!("{file}.crt")).display());
+            outln!("wrote {}", args.dir.join(format!("{file}.crt")).display());
             Ok(())
         }
     }

@@ -199,7 +199,7 @@ async fn walk_through(cluster: &mut LocalCluster) -> Result<(), Failure> {
         "all three applied through index {}; their KV maps are equal ({} keys)",
         converged.applied, converged.keys
     ));
-    println!("\ndemo passed");
+    outln!("\ndemo passed");
     Ok(())
 }
 
@@ -303,13 +303,13 @@ async fn expect_value(client: &mut Client, key: &str, expected: &str) -> Result<
 }
 
 fn step(what: &str) {
-    println!("\n==> {what}");
+    outln!("\n==> {what}");
 }
 
 fn ok(what: &str) {
-    println!("    ok: {what}");
+    outln!("    ok: {what}");
 }
 
 fn detail(what: &str) {
-    println!("    {what}");
+    outln!("    {what}");
 }

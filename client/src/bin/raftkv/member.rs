@@ -99,9 +99,9 @@ pub async fn member(global: &GlobalArgs, args: MemberArgs) -> Result<(), Failure
     match global.output {
         Output::Text => {
             if let Some(done) = done {
-                println!("{done}");
+                outln!("{done}");
             }
-            print!("{}", table(&list));
+            out!("{}", table(&list));
         }
         Output::Json => output::print_json(&list_json(&list)),
     }

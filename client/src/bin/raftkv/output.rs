@@ -1,9 +1,16 @@
 //! How `raftkv` prints: text for people, one-line JSON for scripts, and errors as one
-//! line on stderr. Keys and values are bytes on the wire; both formats show them as
-//! UTF-8, with invalid sequences replaced (U+FFFD) rather than refused.
+//! line on stderr. Keys and values are bytes on the wire: text shows them with what is not
+//! printable escaped (`text`), JSON carries them in base64 beside `"encoding": "base64"`
+//! (as etcdctl's `-w json` does), and `get --raw` writes them as they are.
+//!
+//! Everything goes through `write_stdout` (the `outln!` and `out!` macros): a reader that
+//! closed the pipe (`raftkv list '' | head -1`) ends the command quietly, not with a panic.
 
-use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, Write};
 use std::process::ExitCode;
+
+use base64::Engine;
 
 use clap::error::ErrorKind as ClapErrorKind;
 use clap::ValueEnum;
@@ -23,20 +30,73 @@ pub enum Output {
     Json,
 }
 
-/// Bytes as text: UTF-8, invalid sequences replaced.
-pub fn lossy(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+/// The `encoding` field of JSON output that carries keys or values.
+pub const ENCODING: &str = "base64";
+
+/// Bytes as one line of text: printable UTF-8 as it is, a backslash doubled, tab,
+/// newline and carriage return as `\t`, `\n`, `\r`, other control characters as
+/// `\u{..}`, and bytes that are not UTF-8 as `\xNN`. So a tab-separated `list` line is
+/// never ambiguous, and two different keys never print alike.
+pub fn text(bytes: &[u8]) -> String {
+    let mut shown = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for character in chunk.valid().chars() {
+            match character {
+                '\\' => shown.push_str("\\\\"),
+                '\t' => shown.push_str("\\t"),
+                '\n' => shown.push_str("\\n"),
+                '\r' => shown.push_str("\\r"),
+                control if control.is_control() => shown.push_str(&control.escape_unicode().to_string()),
+                printable => shown.push(printable),
+            }
+        }
+        for byte in chunk.invalid() {
+            shown.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    shown
+}
+
+/// Bytes for JSON: standard base64 (with padding).
+pub fn bytes_json(bytes: &[u8]) -> Value {
+    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Writes to stdout; a closed pipe ends the process quietly (exit 0: the reader has what
+/// it wanted), any other failure with one error line.
+pub fn write_stdout(arguments: fmt::Arguments<'_>) {
+    let mut stdout = io::stdout().lock();
+    let written = stdout.write_fmt(arguments).and_then(|()| stdout.flush());
+    end_on_write_error(written);
+}
+
+/// `write_stdout` for bytes as they are (`get --raw`).
+pub fn write_stdout_bytes(bytes: &[u8]) {
+    let mut stdout = io::stdout().lock();
+    let written = stdout.write_all(bytes).and_then(|()| stdout.flush());
+    end_on_write_error(written);
+}
+
+fn end_on_write_error(written: io::Result<()>) {
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("error: cannot write to stdout: {error}");
+            std::process::exit(i32::from(EXIT_FAILURE));
+        }
+    }
 }
 
 /// One JSON document per line, so output can be piped to `jq` or read line by line.
 pub fn print_json(value: &Value) {
-    println!("{value}");
+    outln!("{value}");
 }
 
 pub fn pairs_json(pairs: &[(Vec<u8>, Vec<u8>)]) -> Value {
     pairs
         .iter()
-        .map(|(key, value)| json!({ "key": lossy(key), "value": lossy(value) }))
+        .map(|(key, value)| json!({ "key": bytes_json(key), "value": bytes_json(value) }))
         .collect()
 }
 
@@ -54,6 +114,7 @@ pub fn dump_json(address: &str, dump: &NodeDump) -> Result<Value, Failure> {
         "endpoint": address,
         "status": status_json(&dump.status)?,
         "log": log,
+        "encoding": ENCODING,
         "kv": pairs_json(&dump.kv),
     }))
 }
@@ -63,21 +124,27 @@ pub fn print_dump_text(address: &str, dump: &NodeDump) {
     let leader = status
         .leader
         .map_or_else(|| "unknown".to_string(), |id| id.to_string());
-    println!(
+    outln!(
         "node {} at {address}: {} in term {}, leader {leader}",
-        status.id, status.role, status.term
+        status.id,
+        status.role,
+        status.term
     );
-    println!(
+    outln!(
         "commit {}, applied {}, log {}..={}, snapshot at {}",
-        status.commit, status.applied, status.first_index, status.last_index, status.snapshot_index
+        status.commit,
+        status.applied,
+        status.first_index,
+        status.last_index,
+        status.snapshot_index
     );
-    println!("log ({} entries):", dump.log.len());
+    outln!("log ({} entries):", dump.log.len());
     for (index, term, entry) in &dump.log {
-        println!("  {index}\tterm {term}\t{entry}");
+        outln!("  {index}\tterm {term}\t{entry}");
     }
-    println!("kv ({} pairs):", dump.kv.len());
+    outln!("kv ({} pairs):", dump.kv.len());
     for (key, value) in &dump.kv {
-        println!("  {}\t{}", lossy(key), lossy(value));
+        outln!("  {}\t{}", text(key), text(value));
     }
 }
 
@@ -118,4 +185,27 @@ pub fn usage_error(error: clap::Error) -> ExitCode {
 /// A multi-line message (say, an I/O error's text) would break "one line per error".
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_escapes_what_is_not_printable_and_never_shows_two_keys_alike() {
+        assert_eq!(text(b"plain key/with spaces"), "plain key/with spaces");
+        assert_eq!(text("héllo ✓".as_bytes()), "héllo ✓");
+        assert_eq!(text(b"a\tb\nc\rd"), "a\\tb\\nc\\rd");
+        assert_eq!(text(b"\x00\x1b[31m"), "\\u{0}\\u{1b}[31m");
+        assert_eq!(text(b"k\xff\xfe"), "k\\xff\\xfe");
+        // A backslash is doubled, so the escape of a byte and its spelling differ.
+        assert_eq!(text(b"\\xff"), "\\\\xff");
+        assert_ne!(text(b"\\xff"), text(b"\xff"));
+    }
+
+    #[test]
+    fn json_bytes_are_standard_base64() {
+        assert_eq!(bytes_json(b""), Value::String(String::new()));
+        assert_eq!(bytes_json(b"\xff\x00a"), Value::String("/wBh".to_string()));
+    }
 }

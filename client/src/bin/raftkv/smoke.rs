@@ -16,7 +16,7 @@ use clap::Args;
 use client::wire::{NodeStatus, ReadConsistency};
 use serde_json::json;
 
-use crate::output::{self, lossy, Output};
+use crate::output::{self, text, Output};
 use crate::status::{self, address_of, unreachable_reason, Row};
 use crate::{Failure, GlobalArgs};
 
@@ -47,7 +47,7 @@ struct Report {
 impl Report {
     fn check(&self, check: &str, detail: &str) {
         match self.output {
-            Output::Text => println!("ok: {check}: {detail}"),
+            Output::Text => outln!("ok: {check}: {detail}"),
             Output::Json => output::print_json(&json!({ "check": check, "ok": true, "detail": detail })),
         }
     }
@@ -133,7 +133,7 @@ pub async fn smoke(global: &GlobalArgs, args: SmokeArgs) -> Result<(), Failure> 
         );
     }
     if global.output == Output::Text {
-        println!("smoke test passed");
+        outln!("smoke test passed");
     }
     Ok(())
 }
@@ -230,7 +230,7 @@ fn expect_value(key: &str, expected: &str, read: Option<&[u8]>, how: &str) -> Re
         Some(value) if value == expected.as_bytes() => Ok(()),
         Some(value) => Err(Failure(format!(
             "{how} of {key}: expected {expected:?}, got {:?}",
-            lossy(value)
+            text(value)
         ))),
         None => Err(Failure(format!(
             "{how} of {key}: expected {expected:?}, the key is absent"

@@ -67,7 +67,7 @@ pub async fn status(global: &GlobalArgs, _args: StatusArgs) -> Result<(), Failur
         return Err(failure);
     }
     match global.output {
-        Output::Text => print!("{}", table(&rows)),
+        Output::Text => out!("{}", table(&rows)),
         Output::Json => output::print_json(&rows_json(&rows)?),
     }
     Ok(())

@@ -76,7 +76,7 @@ impl Report {
             header.push_str(&format!(" {:>9}", format!("{label} ms")));
         }
         header.push_str(&format!(" {:>9}", "MAX ms"));
-        println!("{header}");
+        outln!("{header}");
         let kinds = self.plan.mix.kinds();
         for &kind in kinds {
             let tally = &self.tallies[kind.index()];
@@ -91,11 +91,11 @@ impl Report {
                 row.push_str(&format!(" {:>9}", millis_text(tally, Some(quantile))));
             }
             row.push_str(&format!(" {:>9}", millis_text(tally, None)));
-            println!("{row}");
+            outln!("{row}");
         }
         if kinds.len() > 1 {
             let (successes, errors) = self.totals();
-            println!(
+            outln!(
                 "{:<6} {:>9} {:>7} {:>10.1}",
                 "all",
                 successes,
@@ -106,14 +106,14 @@ impl Report {
         let load = self
             .load_average
             .map_or_else(|| "unknown".to_string(), |load| format!("{load:.2}"));
-        println!(
+        outln!(
             "measured {:.2} s; load average (1 min) {load} on {} cores",
             self.elapsed.as_secs_f64(),
             cores()
         );
         for &kind in kinds {
             if let Some(error) = &self.tallies[kind.index()].last_error {
-                println!("last {} error: {error}", kind.name());
+                outln!("last {} error: {error}", kind.name());
             }
         }
     }

@@ -59,7 +59,7 @@ impl RssSampler {
                                 None => format!("node {id} -"),
                             })
                             .collect();
-                        println!("rss at {:>6.1} s: {}", sample.at_secs, cells.join(", "));
+                        outln!("rss at {:>6.1} s: {}", sample.at_secs, cells.join(", "));
                     }
                     samples.push(sample);
                     tokio::time::sleep(every).await;
@@ -88,7 +88,7 @@ impl RssSampler {
                     .max()
                     .map_or_else(|| "-".to_string(), |rss| format!("{:.1} MiB", mib(rss)))
             };
-            println!(
+            outln!(
                 "rss node {id}: peak {} in the first half, {} in the second half ({} samples)",
                 peak(&samples[..middle]),
                 peak(&samples[middle..]),

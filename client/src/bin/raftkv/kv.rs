@@ -1,0 +1,280 @@
+//! The key/value subcommands: put, get, delete, cas, list.
+//!
+//! Keys and values are bytes end to end: arguments are taken as the OS gives them (any
+//! bytes but NUL on Unix), values can come from a file or stdin (`--value-file -`), `get
+//! --raw` writes a value's bytes exactly, text output escapes what is not printable
+//! (`output::text`) and JSON carries keys and values in base64 (`output::bytes_json`).
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use clap::{ArgGroup, Args};
+use client::wire::{Prior, ReadConsistency, VALUE_BYTES_MAX};
+use serde_json::json;
+
+use crate::output::{self, bytes_json, text, Output};
+use crate::{Failure, GlobalArgs};
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["value", "value_file"])))]
+pub struct PutArgs {
+    key: OsString,
+    value: Option<OsString>,
+    /// Read the value from this file, byte for byte (`-`: stdin), instead of VALUE.
+    #[arg(long, value_name = "PATH")]
+    value_file: Option<PathBuf>,
+    /// Print the value KEY held before (etcdctl's `--prev-kv`). Without it the cluster
+    /// answers only whether KEY held a value, and keeps no copy of it for a retry.
+    #[arg(long)]
+    prev_kv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    key: OsString,
+    /// Read the contacted node's local state: faster, never blocks on the leader, may be stale.
+    #[arg(long)]
+    stale: bool,
+    /// Write the value's bytes exactly as stored, with no newline and no escaping
+    /// (whatever --output says).
+    #[arg(long)]
+    raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    key: OsString,
+    /// Print the value KEY held (etcdctl's `--prev-kv`).
+    #[arg(long)]
+    prev_kv: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("expectation").required(true)
+    .args(["expected", "expected_file", "expect_absent"])))]
+#[command(group(ArgGroup::new("replacement").required(true).args(["new", "new_file", "delete"])))]
+pub struct CasArgs {
+    key: OsString,
+    /// Swap only if KEY currently holds this value.
+    #[arg(long, value_name = "VALUE")]
+    expected: Option<OsString>,
+    /// Swap only if KEY currently holds the bytes of this file (`-`: stdin).
+    #[arg(long, value_name = "PATH")]
+    expected_file: Option<PathBuf>,
+    /// Swap only if KEY is currently absent.
+    #[arg(long)]
+    expect_absent: bool,
+    /// The value to write.
+    #[arg(long, value_name = "VALUE")]
+    new: Option<OsString>,
+    /// Write the bytes of this file (`-`: stdin).
+    #[arg(long, value_name = "PATH")]
+    new_file: Option<PathBuf>,
+    /// Delete KEY instead of writing a value.
+    #[arg(long)]
+    delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    prefix: OsString,
+    /// At most this many pairs.
+    #[arg(long, default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(client::wire::LIST_LIMIT_MAX)))]
+    limit: u32,
+    /// Read the contacted node's local state: may be stale.
+    #[arg(long)]
+    stale: bool,
+}
+
+fn consistency(stale: bool) -> ReadConsistency {
+    if stale {
+        ReadConsistency::Stale
+    } else {
+        ReadConsistency::Linearizable
+    }
+}
+
+fn bytes_of(argument: &OsString) -> Vec<u8> {
+    argument.as_bytes().to_vec()
+}
+
+/// The bytes of `path` (`-`: stdin), refused past the largest value a node takes, with
+/// a message that names the file.
+fn read_value(path: &Path) -> Result<Vec<u8>, Failure> {
+    let limit = VALUE_BYTES_MAX as u64 + 1;
+    let mut value = Vec::new();
+    let read = if path == Path::new("-") {
+        std::io::stdin().lock().take(limit).read_to_end(&mut value)
+    } else {
+        std::fs::File::open(path).and_then(|file| file.take(limit).read_to_end(&mut value))
+    };
+    let name = if path == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
+    };
+    read.map_err(|error| Failure(format!("cannot read the value from {name}: {error}")))?;
+    if value.len() > VALUE_BYTES_MAX {
+        return Err(Failure(format!(
+            "the value in {name} is over the {VALUE_BYTES_MAX}-byte limit of a value"
+        )));
+    }
+    Ok(value)
+}
+
+/// The one value among an argument and a file (clap's groups allow at most one).
+fn value_of(argument: Option<&OsString>, file: Option<&Path>) -> Result<Option<Vec<u8>>, Failure> {
+    match (argument, file) {
+        (Some(argument), _) => Ok(Some(bytes_of(argument))),
+        (None, Some(file)) => read_value(file).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The JSON of a write's prior value, when it was asked for.
+fn prior_json(answer: &mut serde_json::Value, field: &str, prior: &Prior) {
+    answer[field] = prior.value().map_or(serde_json::Value::Null, bytes_json);
+}
+
+pub async fn put(global: &GlobalArgs, args: PutArgs) -> Result<(), Failure> {
+    let key = bytes_of(&args.key);
+    let value = value_of(args.value.as_ref(), args.value_file.as_deref())?.unwrap_or_default();
+    let mut client = global.client()?;
+    let prior = if args.prev_kv {
+        client
+            .put_returning_previous(key.clone(), value.clone())
+            .await?
+            .map_or(Prior::Absent, Prior::Value)
+    } else {
+        client.put(key.clone(), value.clone()).await?
+    };
+    match global.output {
+        Output::Text => match prior.value() {
+            Some(previous) => outln!("OK (previous value: {})", text(previous)),
+            None => outln!("OK"),
+        },
+        Output::Json => {
+            let mut answer = json!({
+                "key": bytes_json(&key),
+                "value": bytes_json(&value),
+                "encoding": output::ENCODING,
+                "existed": prior.existed(),
+            });
+            if args.prev_kv {
+                prior_json(&mut answer, "previous", &prior);
+            }
+            output::print_json(&answer);
+        }
+    }
+    Ok(())
+}
+
+pub async fn get(global: &GlobalArgs, args: GetArgs) -> Result<(), Failure> {
+    let key = bytes_of(&args.key);
+    let value = global.client()?.get(key.clone(), consistency(args.stale)).await?;
+    let Some(value) = value else {
+        return Err(Failure(format!("key {} not found", text(&key))));
+    };
+    match global.output {
+        _ if args.raw => output::write_stdout_bytes(&value),
+        Output::Text => outln!("{}", text(&value)),
+        Output::Json => output::print_json(&json!({
+            "key": bytes_json(&key),
+            "value": bytes_json(&value),
+            "encoding": output::ENCODING,
+        })),
+    }
+    Ok(())
+}
+
+pub async fn delete(global: &GlobalArgs, args: DeleteArgs) -> Result<(), Failure> {
+    let key = bytes_of(&args.key);
+    let mut client = global.client()?;
+    let prior = if args.prev_kv {
+        client
+            .delete_returning_previous(key.clone())
+            .await?
+            .map_or(Prior::Absent, Prior::Value)
+    } else {
+        client.delete(key.clone()).await?
+    };
+    match global.output {
+        Output::Text => match (&prior, prior.value()) {
+            (_, Some(previous)) => outln!("deleted (previous value: {})", text(previous)),
+            (Prior::Absent, None) => outln!("OK (key was absent)"),
+            (_, None) => outln!("deleted"),
+        },
+        Output::Json => {
+            let mut answer = json!({
+                "key": bytes_json(&key),
+                "encoding": output::ENCODING,
+                "deleted": prior.existed(),
+            });
+            if args.prev_kv {
+                prior_json(&mut answer, "previous", &prior);
+            }
+            output::print_json(&answer);
+        }
+    }
+    Ok(())
+}
+
+/// A compare that fails is an answer, not an error: exit code 0 either way, and the
+/// output says which (as `etcdctl txn` does), with the value found. (Asking for it leaves
+/// a copy in this one-off session's record until the session expires or the cache bound
+/// evicts it; an evicted session only refuses its own retries.)
+pub async fn cas(global: &GlobalArgs, args: CasArgs) -> Result<(), Failure> {
+    if args.expected_file.as_deref() == Some(Path::new("-"))
+        && args.new_file.as_deref() == Some(Path::new("-"))
+    {
+        return Err(Failure(
+            "--expected-file and --new-file cannot both read stdin".to_string(),
+        ));
+    }
+    let key = bytes_of(&args.key);
+    // clap's groups guarantee exactly one of each: absent and delete are the `None`s.
+    let expected = value_of(args.expected.as_ref(), args.expected_file.as_deref())?;
+    let new_value = value_of(args.new.as_ref(), args.new_file.as_deref())?;
+    let (swapped, current) = global
+        .client()?
+        .compare_and_swap_returning_current(key.clone(), expected, new_value)
+        .await?;
+    match global.output {
+        Output::Text => match (swapped, &current) {
+            (true, _) => outln!("swapped"),
+            (false, Some(current)) => outln!("not swapped: current value is {}", text(current)),
+            (false, None) => outln!("not swapped: key is absent"),
+        },
+        Output::Json => output::print_json(&json!({
+            "key": bytes_json(&key),
+            "encoding": output::ENCODING,
+            "swapped": swapped,
+            "current": current.as_deref().map_or(serde_json::Value::Null, bytes_json),
+        })),
+    }
+    Ok(())
+}
+
+pub async fn list(global: &GlobalArgs, args: ListArgs) -> Result<(), Failure> {
+    let prefix = bytes_of(&args.prefix);
+    let pairs = global
+        .client()?
+        .list(prefix.clone(), args.limit, consistency(args.stale))
+        .await?;
+    match global.output {
+        Output::Text => {
+            for (key, value) in &pairs {
+                outln!("{}\t{}", text(key), text(value));
+            }
+        }
+        Output::Json => output::print_json(&json!({
+            "prefix": bytes_json(&prefix),
+            "encoding": output::ENCODING,
+            "pairs": output::pairs_json(&pairs),
+        })),
+    }
+    Ok(())
+}
