@@ -28,8 +28,8 @@ use self::pool::ConnectionPool;
 use self::router::Router;
 use self::validate::{check_command, check_key};
 use crate::wire::{
-    Command, ErrorKind, MemberChange, MemberList, NodeDump, NodeStatus, Prior, ReadConsistency, Request,
-    RequestEnvelope, Response, Session, WriteResult, CLIENT_PROTOCOL_VERSION, LIST_LIMIT_MAX,
+    Command, ErrorKind, Listing, MemberChange, MemberList, NodeDump, NodeStatus, Prior, ReadConsistency,
+    Request, RequestEnvelope, Response, Session, WriteResult, CLIENT_PROTOCOL_VERSION, LIST_LIMIT_MAX,
 };
 use crate::{parse_endpoints, Endpoint};
 
@@ -274,27 +274,74 @@ impl Client {
         }
     }
 
-    /// Up to `limit` pairs whose key starts with `prefix`, in key order.
+    /// The first page of the pairs whose key starts with `prefix`, in key order: at most
+    /// `limit` pairs (and about `LISTING_BYTES_MAX` bytes); `Listing::next` says where the
+    /// rest starts (`list_from`).
     pub async fn list(
         &mut self,
         prefix: impl Into<Vec<u8>>,
         limit: u32,
         consistency: ReadConsistency,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError> {
-        let prefix = prefix.into();
-        check_key(&prefix)?;
+    ) -> Result<Listing, ClientError> {
+        self.list_from(prefix, Vec::new(), limit, consistency).await
+    }
+
+    /// A page of the pairs under `prefix` from the key `start` on (a previous page's
+    /// `next`). Each page is one read of its own consistency: pages may see writes made
+    /// between them.
+    pub async fn list_from(
+        &mut self,
+        prefix: impl Into<Vec<u8>>,
+        start: impl Into<Vec<u8>>,
+        limit: u32,
+        consistency: ReadConsistency,
+    ) -> Result<Listing, ClientError> {
         if limit == 0 || limit > LIST_LIMIT_MAX {
             return Err(ClientError::InvalidRequest {
                 message: format!("list limit {limit} is outside 1..={LIST_LIMIT_MAX}"),
             });
         }
+        self.list_request(prefix.into(), start.into(), limit, false, consistency)
+            .await
+    }
+
+    /// How many keys start with `prefix`, from the key `start` on (empty: all of them).
+    pub async fn count_from(
+        &mut self,
+        prefix: impl Into<Vec<u8>>,
+        start: impl Into<Vec<u8>>,
+        consistency: ReadConsistency,
+    ) -> Result<u64, ClientError> {
+        match self
+            .list_request(prefix.into(), start.into(), 1, true, consistency)
+            .await?
+        {
+            Listing {
+                count: Some(count), ..
+            } => Ok(count),
+            other => Err(ClientError::unexpected(self.leader_address().to_string(), &other)),
+        }
+    }
+
+    async fn list_request(
+        &mut self,
+        prefix: Vec<u8>,
+        start: Vec<u8>,
+        limit: u32,
+        count_only: bool,
+        consistency: ReadConsistency,
+    ) -> Result<Listing, ClientError> {
+        check_key(&prefix)?;
+        check_key(&start)?;
         let request = Request::List {
             prefix,
+            start,
             limit,
+            count_only,
             consistency,
         };
         match self.call(&request).await? {
-            (_, Response::Listing(pairs)) => Ok(pairs),
+            (_, Response::Listing(listing)) => Ok(listing),
             (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
         }
     }

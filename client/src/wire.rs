@@ -7,13 +7,17 @@ use serde::{Deserialize, Serialize};
 /// Version of the client protocol; a node refuses requests of another version.
 /// 2: sessions are opened through the log (`Request::OpenSession`) before their writes.
 /// 3: a write says whether its answer carries the key's value before it
-/// (`Request::Write::return_prior`); answers carry a [`Prior`].
+/// (`Request::Write::return_prior`); answers carry a [`Prior`]. A `List` is paged
+/// (`start`, `Listing::next`) and can count.
 pub const CLIENT_PROTOCOL_VERSION: u16 = 3;
 
 /// Upper bounds a node enforces on client input.
 pub const KEY_BYTES_MAX: usize = 4 * 1024;
 pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
 pub const LIST_LIMIT_MAX: u32 = 10_000;
+/// Keys and values one `Listing` carries at most (plus the one pair that crosses it): half
+/// a frame, leaving room for the encoding.
+pub const LISTING_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestEnvelope {
@@ -67,9 +71,14 @@ pub enum Request {
         key: Vec<u8>,
         consistency: ReadConsistency,
     },
+    /// One page of the pairs whose key starts with `prefix`, in key order, from `start`
+    /// on (empty, or below the prefix: from its first key). The answer says where the
+    /// next page starts; `count_only` asks for the number of keys from `start` on instead.
     List {
         prefix: Vec<u8>,
+        start: Vec<u8>,
         limit: u32,
+        count_only: bool,
         consistency: ReadConsistency,
     },
     /// The node's Raft state (id, role, term, leader, commit, applied, progress).
@@ -201,7 +210,7 @@ pub enum Response {
     },
     Written(WriteResult),
     Value(Option<Vec<u8>>),
-    Listing(Vec<(Vec<u8>, Vec<u8>)>),
+    Listing(Listing),
     Status(NodeStatus),
     Dump(NodeDump),
     Members(MemberList),
@@ -273,6 +282,17 @@ impl Prior {
     pub fn held_bytes(&self) -> usize {
         self.value().map_or(0, <[u8]>::len)
     }
+}
+
+/// One page of a `List`: at most its limit of pairs and about `LISTING_BYTES_MAX` of
+/// keys and values (at least one pair if any is left).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The key the next page starts at (`List::start`); `None`: the listing is complete.
+    pub next: Option<Vec<u8>>,
+    /// With `count_only`: how many keys there are from `start` on (and no pairs).
+    pub count: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

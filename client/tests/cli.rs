@@ -8,8 +8,8 @@ mod support;
 use std::process::Output;
 
 use client::wire::{
-    Command as Write, ErrorKind, ErrorReply, NodeDump, NodeStatus, Prior, Request, Response, SpaceStatus,
-    WriteResult,
+    Command as Write, ErrorKind, ErrorReply, Listing, NodeDump, NodeStatus, Prior, Request, Response,
+    SpaceStatus, WriteResult,
 };
 use support::{dead_address, raftkv, stderr, stdout, FakeNode, Reply};
 
@@ -116,10 +116,11 @@ async fn full_node() -> FakeNode {
                     },
                 })
             }
-            Request::List { .. } => Response::Listing(vec![
-                (b"a".to_vec(), b"1".to_vec()),
-                (b"ab".to_vec(), vec![0xFF, b'x']),
-            ]),
+            Request::List { .. } => Response::Listing(Listing {
+                pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"ab".to_vec(), vec![0xFF, b'x'])],
+                next: Some(b"ac".to_vec()),
+                count: None,
+            }),
             Request::Dump => Response::Dump(NodeDump {
                 status: status(),
                 log: vec![(1, 1, "put a".to_string())],
@@ -171,7 +172,10 @@ async fn writes_list_and_dump_print_their_results() {
             "not swapped: current value is 1\n",
         ),
         // Invalid UTF-8 is shown escaped, rather than refused or replaced.
-        (&["list", "a", "--limit", "5"], "a\t1\nab\t\\xffx\n"),
+        (
+            &["list", "a", "--limit", "5"],
+            "a\t1\nab\t\\xffx\n-- more: the next page starts at ac (--start it, or --all)\n",
+        ),
         (
             &["--output", "json", "put", "a", "2"],
             "{\"encoding\":\"base64\",\"existed\":true,\"key\":\"YQ==\",\"value\":\"Mg==\"}\n",

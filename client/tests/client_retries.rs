@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use client::client::{Client, ClientError, ClientOptions};
 use client::wire::{
-    Command, ErrorKind, ErrorReply, NodeDump, NodeStatus, Prior, ReadConsistency, Request, Response, Session,
-    WriteResult, KEY_BYTES_MAX,
+    Command, ErrorKind, ErrorReply, Listing, NodeDump, NodeStatus, Prior, ReadConsistency, Request, Response,
+    Session, WriteResult, KEY_BYTES_MAX,
 };
 use support::{dead_address, endpoint, FakeNode, Reply};
 
@@ -326,7 +326,7 @@ async fn over_limit_requests_fail_before_sending_and_spend_no_sequence() {
 
 #[tokio::test]
 async fn a_response_of_the_wrong_kind_is_a_typed_error_not_a_panic() {
-    let node = FakeNode::always(Response::Listing(vec![])).await;
+    let node = FakeNode::always(Response::Listing(Listing::default())).await;
     let mut client = Client::new(vec![node.endpoint()], options(1000, 5000)).expect("endpoints");
     let outcome = client.get("k", ReadConsistency::Linearizable).await;
     assert!(

@@ -9,7 +9,7 @@ use std::path::Path;
 use client::frame::encode_frame;
 use client::wire::{
     Command, ErrorKind, ErrorReply, LeaderHint, MemberChange, MemberInfo, MemberList, MemberRole, NodeStatus,
-    PeerStatus, Prior, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope, Session, SpaceStatus,
+    Listing, PeerStatus, Prior, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope, Session, SpaceStatus,
     WriteResult, CLIENT_PROTOCOL_VERSION,
 };
 use node::identity::{ClusterId, ClusterMembership, Founder, Identity};
@@ -114,7 +114,9 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
             5,
             Request::List {
                 prefix: b"a".to_vec(),
+                start: b"ab".to_vec(),
                 limit: 10,
+                count_only: false,
                 consistency: ReadConsistency::Stale,
             },
         ),
@@ -189,7 +191,14 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         response(3, Response::Value(Some(b"v".to_vec()))),
-        response(4, Response::Listing(vec![(b"a".to_vec(), b"1".to_vec())])),
+        response(
+            4,
+            Response::Listing(Listing {
+                pairs: vec![(b"a".to_vec(), b"1".to_vec())],
+                next: Some(b"b".to_vec()),
+                count: None,
+            }),
+        ),
         response(
             5,
             Response::NotLeader {

@@ -197,7 +197,9 @@ async fn linearizable_read(state: &OpsState) -> Result<(), String> {
     let (reply, answer) = oneshot::channel();
     let request = Request::List {
         prefix: READYZ_PREFIX.to_vec(),
+        start: Vec::new(),
         limit: 1,
+        count_only: false,
         consistency: ReadConsistency::Linearizable,
     };
     state

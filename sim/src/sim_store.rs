@@ -51,7 +51,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use node::identity::Identity;
 use node::storage::memory_store::MemoryStore;
 use node::storage::{
-    nothing_to_persist, ApplyBatch, ImageSource, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage,
+    nothing_to_persist, ApplyBatch, ImageSource, KvPage, Recovered, SessionRecord, SnapshotImage, Storage,
     StorageError,
 };
 use raft::{ConfState, Entry, HardState, Index, NodeId, Snapshot};
@@ -471,8 +471,17 @@ impl Storage for SimStore {
         self.state()?.visible.store.get(key)
     }
 
-    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
-        self.state()?.visible.store.list(prefix, limit, max_bytes)
+    fn list_page(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<KvPage, StorageError> {
+        self.state()?
+            .visible
+            .store
+            .list_page(prefix, start, limit, max_bytes)
     }
 
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {

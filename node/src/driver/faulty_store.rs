@@ -11,7 +11,7 @@ use raft::{Entry, HardState, Index, Snapshot};
 use crate::identity::Identity;
 use crate::storage::memory_store::MemoryStore;
 use crate::storage::{
-    ApplyBatch, ImageSource, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage, StorageError,
+    ApplyBatch, ImageSource, KvPage, Recovered, SessionRecord, SnapshotImage, Storage, StorageError,
 };
 
 #[derive(Default)]
@@ -86,8 +86,14 @@ impl Storage for FaultyStore {
         self.inner.get(key)
     }
 
-    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
-        self.inner.list(prefix, limit, max_bytes)
+    fn list_page(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<KvPage, StorageError> {
+        self.inner.list_page(prefix, start, limit, max_bytes)
     }
 
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 
 use client::frame::FRAME_PAYLOAD_BYTES_MAX;
 use client::wire::{
-    Command, ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, KEY_BYTES_MAX,
-    LIST_LIMIT_MAX,
+    Command, ErrorKind, ErrorReply, LeaderHint, Listing, ReadConsistency, Request, Response, KEY_BYTES_MAX,
+    LISTING_BYTES_MAX, LIST_LIMIT_MAX,
 };
 use raft::ProposalError;
 use tokio::sync::oneshot;
@@ -170,7 +170,13 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         self.metrics.reads_total.fetch_add(1, Ordering::Relaxed);
         let result = match request {
             Request::Get { key, .. } => self.storage.get(key).map(Response::Value),
-            Request::List { prefix, limit, .. } => self.list_client_pairs(prefix, *limit as usize),
+            Request::List {
+                prefix,
+                start,
+                limit,
+                count_only,
+                ..
+            } => self.list_client_pairs(prefix, start, *limit as usize, *count_only),
             _ => unreachable!("only reads are served here"),
         };
         result.unwrap_or_else(|error| internal(error.to_string()))
@@ -192,25 +198,44 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         }
     }
 
-    /// Up to `limit` client pairs under `prefix`: raftkv's own records are not listed (a
-    /// prefix that could reach them asks for as many more as there are records).
+    /// A page of up to `limit` client pairs under `prefix` from `start` on, with where the
+    /// next page starts; or, `count_only`, the number of client keys from `start` on.
+    /// raftkv's own records are neither listed nor counted: a page that held some is
+    /// shorter (its `next` still moves on), and a count leaves them out.
     fn list_client_pairs(
         &self,
         prefix: &[u8],
+        start: &[u8],
         limit: usize,
+        count_only: bool,
     ) -> Result<Response, crate::storage::StorageError> {
-        let may_reach_records = SYSTEM_KEY_PREFIX.starts_with(prefix);
-        let extra = if may_reach_records {
-            self.directory.records.len() + 1
-        } else {
-            0
-        };
-        let mut pairs = self.storage.list(prefix, limit + extra, RESPONSE_BYTES_MAX)?;
-        if may_reach_records {
-            pairs.retain(|(key, _)| !is_system_key(key));
-            pairs.truncate(limit);
+        if count_only {
+            let count = self.storage.count(prefix, start)?;
+            // The records are the keys under `SYSTEM_KEY_PREFIX`: all of them when the
+            // prefix is shorter, every key of the range when it is longer.
+            let records = if SYSTEM_KEY_PREFIX.starts_with(prefix) {
+                self.storage.count(SYSTEM_KEY_PREFIX, start)?
+            } else if prefix.starts_with(SYSTEM_KEY_PREFIX) {
+                count
+            } else {
+                0
+            };
+            return Ok(Response::Listing(Listing {
+                count: Some(count - records.min(count)),
+                ..Listing::default()
+            }));
         }
-        Ok(Response::Listing(pairs))
+        let page = self.storage.list_page(prefix, start, limit, LISTING_BYTES_MAX)?;
+        let pairs = page
+            .pairs
+            .into_iter()
+            .filter(|(key, _)| !is_system_key(key))
+            .collect();
+        Ok(Response::Listing(Listing {
+            pairs,
+            next: page.next,
+            count: None,
+        }))
     }
 
     /// The `StaleLeaderReads` canary: a node that believes it leads skips ReadIndex.
@@ -257,9 +282,17 @@ const RESPONSE_BYTES_MAX: usize = FRAME_PAYLOAD_BYTES_MAX / 2;
 fn validate_read(request: &Request) -> Result<(), String> {
     let (key, what) = match request {
         Request::Get { key, .. } => (key, "key"),
-        Request::List { prefix, limit, .. } => {
-            if *limit > LIST_LIMIT_MAX {
-                return Err(format!("limit {limit} exceeds {LIST_LIMIT_MAX}"));
+        Request::List {
+            prefix, start, limit, ..
+        } => {
+            if *limit == 0 || *limit > LIST_LIMIT_MAX {
+                return Err(format!("limit {limit} is outside 1..={LIST_LIMIT_MAX}"));
+            }
+            if start.len() > KEY_BYTES_MAX {
+                return Err(format!(
+                    "start key of {} bytes exceeds {KEY_BYTES_MAX}",
+                    start.len()
+                ));
             }
             (prefix, "prefix")
         }

@@ -13,7 +13,7 @@ use raft::{ConfState, Entry, EntryPayload, HardState, Index, Snapshot, SnapshotM
 
 #[cfg(test)]
 use super::memory_store::MemoryStore;
-use super::{ApplyBatch, Recovered, SessionRecord, SnapshotImage, Storage};
+use super::{ApplyBatch, KvPage, Recovered, SessionRecord, SnapshotImage, Storage};
 
 /// How the suite gets a fresh store and restarts it.
 pub trait Harness {
@@ -56,7 +56,7 @@ pub fn check_storage_contract<H: Harness>() {
             apply_is_complete_and_durable,
         ),
         (
-            "list respects prefix, limit and key order",
+            "list respects prefix, limit and key order, and pages from start to next",
             list_respects_prefix_limit_and_order,
         ),
         ("the snapshot image round-trips", snapshot_image_round_trips),
@@ -538,6 +538,60 @@ fn list_respects_prefix_limit_and_order<H: Harness>(harness: &mut H) {
         harness.store().list(b"app/", 2, usize::MAX).expect("list").len(),
         2
     );
+
+    // Pages: each from the previous one's `next`, together every pair once, in order,
+    // and `next` is exactly the first key left out.
+    for (prefix, limit, max_bytes) in [
+        (&b""[..], 2, usize::MAX),
+        (b"app/", 1, usize::MAX),
+        (b"", 100, 1),
+        (b"app", 3, 10),
+    ] {
+        let mut start = Vec::new();
+        let mut listed = Vec::new();
+        loop {
+            let page = harness
+                .store()
+                .list_page(prefix, &start, limit, max_bytes)
+                .expect("list a page");
+            assert!(
+                !page.pairs.is_empty() || page.next.is_none(),
+                "an empty page with more"
+            );
+            assert!(page.pairs.len() <= limit);
+            listed.extend(page.pairs);
+            match page.next {
+                Some(next) => {
+                    assert_eq!(
+                        Some(&next),
+                        expected(prefix, listed.len() + 1).last().map(|(key, _)| key),
+                        "next is the first key left out"
+                    );
+                    start = next;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(
+            listed,
+            expected(prefix, usize::MAX),
+            "prefix {prefix:?}, pages of {limit}"
+        );
+        let count = harness.store().count(prefix, b"").expect("count");
+        assert_eq!(count, listed.len() as u64);
+    }
+    // A start below the prefix lists from the prefix; one past its keys lists nothing.
+    let page = harness
+        .store()
+        .list_page(b"app/", b"a", 10, usize::MAX)
+        .expect("page");
+    assert_eq!(page.pairs, expected(b"app/", 10));
+    let page = harness
+        .store()
+        .list_page(b"app/", b"app0", 10, usize::MAX)
+        .expect("page");
+    assert_eq!(page, KvPage::default());
+    assert_eq!(harness.store().count(b"app/", b"app0").expect("count"), 0);
 }
 
 fn snapshot_image_round_trips<H: Harness>(harness: &mut H) {

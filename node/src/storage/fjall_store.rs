@@ -49,7 +49,7 @@ use crate::identity::Identity;
 use super::fjall_codec::{decode, decode_index_key, encode, index_key, OrIo};
 use super::image_files::ImageFiles;
 use super::{
-    nothing_to_persist, ApplyBatch, ImageSource, KvPairs, Progress, Recovered, SessionRecord, SnapshotImage,
+    nothing_to_persist, ApplyBatch, ImageSource, KvPage, Progress, Recovered, SessionRecord, SnapshotImage,
     Storage, StorageError,
 };
 
@@ -405,28 +405,39 @@ impl Storage for FjallStore {
     }
 
     /// One fjall iterator, which reads as of the instant it was opened.
-    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
-        // lsm-tree asserts keys are under 64 KiB; a longer prefix matches nothing.
-        if limit == 0 || prefix.len() > u16::MAX as usize {
-            return Ok(Vec::new());
+    fn list_page(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<KvPage, StorageError> {
+        let from = start.max(prefix);
+        // lsm-tree asserts keys are under 64 KiB; a longer prefix or start matches nothing.
+        if from.len() > u16::MAX as usize || prefix.len() > u16::MAX as usize {
+            return Ok(KvPage::default());
         }
-        // fjall panics on an empty prefix; an empty prefix means every key.
-        let scan = if prefix.is_empty() {
+        // An empty bound means every key (fjall's prefix scan refuses an empty prefix).
+        let scan = if from.is_empty() {
             self.kv.iter()
         } else {
-            self.kv.prefix(prefix)
+            self.kv.range(from..)
         };
-        let mut pairs = Vec::new();
+        let mut page = KvPage::default();
         let mut bytes = 0usize;
-        for guard in scan.take(limit) {
-            if bytes >= max_bytes {
+        for guard in scan {
+            let (key, value) = guard.into_inner().or_io("listing keys")?;
+            if !key.starts_with(prefix) {
                 break;
             }
-            let (key, value) = guard.into_inner().or_io("listing keys")?;
+            if page.pairs.len() >= limit || bytes >= max_bytes {
+                page.next = Some(key.to_vec());
+                break;
+            }
             bytes = bytes.saturating_add(key.len() + value.len());
-            pairs.push((key.to_vec(), value.to_vec()));
+            page.pairs.push((key.to_vec(), value.to_vec()));
         }
-        Ok(pairs)
+        Ok(page)
     }
 
     /// Through one fjall snapshot, so the KV data and the sessions are of the same

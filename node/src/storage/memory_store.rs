@@ -10,7 +10,7 @@ use raft::{Entry, HardState, Index, RestartState, Snapshot, Term};
 use crate::identity::Identity;
 
 use super::{
-    nothing_to_persist, ApplyBatch, ImageSource, KvPairs, Recovered, SessionRecord, SnapshotImage, Storage,
+    nothing_to_persist, ApplyBatch, ImageSource, KvPage, Recovered, SessionRecord, SnapshotImage, Storage,
     StorageError,
 };
 
@@ -214,20 +214,28 @@ impl Storage for MemoryStore {
         Ok(self.kv.get(key).cloned())
     }
 
-    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
+    fn list_page(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<KvPage, StorageError> {
+        let mut page = KvPage::default();
         let mut bytes = 0usize;
-        Ok(self
+        for (key, value) in self
             .kv
-            .range(prefix.to_vec()..)
+            .range(start.max(prefix).to_vec()..)
             .take_while(|(key, _)| key.starts_with(prefix))
-            .take(limit)
-            .take_while(|(key, value)| {
-                let within = bytes < max_bytes;
-                bytes = bytes.saturating_add(key.len() + value.len());
-                within
-            })
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect())
+        {
+            if page.pairs.len() >= limit || bytes >= max_bytes {
+                page.next = Some(key.clone());
+                break;
+            }
+            bytes = bytes.saturating_add(key.len() + value.len());
+            page.pairs.push((key.clone(), value.clone()));
+        }
+        Ok(page)
     }
 
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError> {

@@ -37,6 +37,15 @@ use serde::{Deserialize, Serialize};
 /// Keys and values in key order.
 pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// One page of a listing (`Storage::list_page`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvPage {
+    pub pairs: KvPairs,
+    /// The first key under the prefix after `pairs`: where the next page starts. `None`:
+    /// nothing is left.
+    pub next: Option<Vec<u8>>,
+}
+
 /// An open client session and the cached outcome of its latest write (Raft thesis
 /// §6.3). `sequence` 0 with `result` `None`: opened, no write yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,10 +157,40 @@ pub trait Storage: Send + 'static {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
 
-    /// Keys starting with `prefix`, in key order: at most `limit` pairs, and no more
-    /// pairs once their keys and values reach `max_bytes` (at least one if any exists),
-    /// so a scan's memory is bounded whatever the values' sizes.
-    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError>;
+    /// Keys starting with `prefix`, in key order, from `start` on (a `start` below the
+    /// prefix: from its first key): at most `limit` pairs, and no more pairs once their
+    /// keys and values reach `max_bytes` (at least one if any exists), so a scan's memory
+    /// is bounded whatever the values' sizes. `next` is the first key under the prefix
+    /// left out, if any.
+    fn list_page(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<KvPage, StorageError>;
+
+    /// The first page of `prefix` (`list_page` from its first key).
+    fn list(&self, prefix: &[u8], limit: usize, max_bytes: usize) -> Result<KvPairs, StorageError> {
+        Ok(self.list_page(prefix, prefix, limit, max_bytes)?.pairs)
+    }
+
+    /// How many keys start with `prefix`, from `start` on. By default through pages of
+    /// `list_page`, so memory stays bounded whatever the count.
+    fn count(&self, prefix: &[u8], start: &[u8]) -> Result<u64, StorageError> {
+        const PAGE_KEYS: usize = 10_000;
+        const PAGE_BYTES: usize = 16 * 1024 * 1024;
+        let mut count = 0u64;
+        let mut from = start.to_vec();
+        loop {
+            let page = self.list_page(prefix, &from, PAGE_KEYS, PAGE_BYTES)?;
+            count += page.pairs.len() as u64;
+            match page.next {
+                Some(next) => from = next,
+                None => return Ok(count),
+            }
+        }
+    }
 
     /// The whole state machine as of the last `apply`, in memory (tests and small stores;
     /// the driver never calls it).

@@ -80,10 +80,20 @@ pub struct CasArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     prefix: OsString,
-    /// At most this many pairs.
+    /// At most this many pairs per page (a page also stops at about 8 MiB of keys and
+    /// values; the output says where the next one starts).
     #[arg(long, default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(client::wire::LIST_LIMIT_MAX)))]
     limit: u32,
+    /// Start at this key (a previous page's next key) instead of the prefix's first.
+    #[arg(long, value_name = "KEY")]
+    start: Option<OsString>,
+    /// Follow the pages to the end: every pair under PREFIX (each page one read).
+    #[arg(long, conflicts_with = "count")]
+    all: bool,
+    /// Print only how many keys start with PREFIX (from --start on).
+    #[arg(long)]
+    count: bool,
     /// Read the contacted node's local state: may be stale.
     #[arg(long)]
     stale: bool,
@@ -258,23 +268,55 @@ pub async fn cas(global: &GlobalArgs, args: CasArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A page at a time: text is one pair a line (key, a tab, value; both escaped, so a line
+/// holds exactly one tab) and, when a page is not the last and `--all` is not given, a
+/// last line without a tab that names the next key; JSON is one document per page with
+/// `more` and `next`. `--all` prints every page as it comes, so memory stays one page.
 pub async fn list(global: &GlobalArgs, args: ListArgs) -> Result<(), Failure> {
     let prefix = bytes_of(&args.prefix);
-    let pairs = global
-        .client()?
-        .list(prefix.clone(), args.limit, consistency(args.stale))
-        .await?;
-    match global.output {
-        Output::Text => {
-            for (key, value) in &pairs {
-                outln!("{}\t{}", text(key), text(value));
-            }
+    let mut start = args.start.as_ref().map(bytes_of).unwrap_or_default();
+    let mut client = global.client()?;
+    if args.count {
+        let count = client
+            .count_from(prefix.clone(), start, consistency(args.stale))
+            .await?;
+        match global.output {
+            Output::Text => outln!("{count}"),
+            Output::Json => output::print_json(&json!({
+                "prefix": bytes_json(&prefix),
+                "encoding": output::ENCODING,
+                "count": count,
+            })),
         }
-        Output::Json => output::print_json(&json!({
-            "prefix": bytes_json(&prefix),
-            "encoding": output::ENCODING,
-            "pairs": output::pairs_json(&pairs),
-        })),
+        return Ok(());
     }
-    Ok(())
+    loop {
+        let page = client
+            .list_from(prefix.clone(), start, args.limit, consistency(args.stale))
+            .await?;
+        match global.output {
+            Output::Text => {
+                for (key, value) in &page.pairs {
+                    outln!("{}\t{}", text(key), text(value));
+                }
+                if let (Some(next), false) = (&page.next, args.all) {
+                    outln!(
+                        "-- more: the next page starts at {} (--start it, or --all)",
+                        text(next)
+                    );
+                }
+            }
+            Output::Json => output::print_json(&json!({
+                "prefix": bytes_json(&prefix),
+                "encoding": output::ENCODING,
+                "pairs": output::pairs_json(&page.pairs),
+                "more": page.next.is_some(),
+                "next": page.next.as_deref().map_or(serde_json::Value::Null, bytes_json),
+            })),
+        }
+        match page.next {
+            Some(next) if args.all => start = next,
+            _ => return Ok(()),
+        }
+    }
 }
