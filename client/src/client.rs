@@ -17,6 +17,7 @@ mod pool;
 mod router;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -494,14 +495,25 @@ impl Client {
         let mut redirects_without_pause: u32 = 0;
         // Whether an earlier attempt may have reached the log: it timed out, its
         // connection broke, or its leader lost the entry. A refusal (not the leader,
-        // overloaded) never did.
+        // overloaded) or a failed connect never did.
         let mut maybe_proposed = false;
+        // The endpoints whose latest attempt could not connect, with why: what the caller
+        // is told if the deadline passes.
+        let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
         loop {
             let address = self.router.target().to_string();
             let remaining = deadline_at.saturating_duration_since(Instant::now());
             let timeout = self.options.request_timeout.min(remaining);
             attempts += 1;
             let outcome = self.call_once(&address, request.clone(), timeout).await;
+            match &outcome {
+                Err(ClientError::Unreachable { reason, .. }) => {
+                    unreachable.insert(address.clone(), reason.clone());
+                }
+                _ => {
+                    unreachable.remove(&address);
+                }
+            }
             let (retry, last_error) = match outcome {
                 Ok(Response::NotLeader { leader }) => {
                     let leader_id = leader.as_ref().map(|hint| hint.id);
@@ -554,7 +566,8 @@ impl Client {
                         ErrorKind::Internal => return Err(error),
                         // Busy, or leadership moved mid-request: the same node may serve
                         // (or redirect) after a pause.
-                        ErrorKind::Overloaded => (Retry::AfterPause, error),
+                        // Not proposed: retrying is safe and leaves nothing unknown.
+                        ErrorKind::Overloaded | ErrorKind::NotNow => (Retry::AfterPause, error),
                         ErrorKind::Unavailable => {
                             maybe_proposed = true;
                             (Retry::AfterPause, error)
@@ -570,6 +583,11 @@ impl Client {
                 // Down, partitioned or too slow: another node may know a leader.
                 Err(error @ (ClientError::Connection { .. } | ClientError::Timeout { .. })) => {
                     maybe_proposed = true;
+                    self.router.advance();
+                    (Retry::AfterPause, error)
+                }
+                // Nothing was sent.
+                Err(error @ ClientError::Unreachable { .. }) => {
                     self.router.advance();
                     (Retry::AfterPause, error)
                 }
@@ -592,6 +610,9 @@ impl Client {
                     deadline: self.options.deadline,
                     attempts,
                     last_error: Box::new(last_error),
+                    unreachable: unreachable.into_iter().collect(),
+                    endpoints: self.router.endpoints().len(),
+                    outcome_unknown: maybe_proposed && is_write(request),
                 });
             }
             if !pause.is_zero() {
@@ -617,7 +638,6 @@ impl Client {
     }
 }
 
-/// `host:port`, the form `TcpStream::connect` and leader hints use.
 /// The value of an answer that was asked for it (`done` and `swap` refuse one without).
 fn returned_value(prior: Prior) -> Option<Vec<u8>> {
     match prior {
@@ -626,6 +646,12 @@ fn returned_value(prior: Prior) -> Option<Vec<u8>> {
     }
 }
 
+/// Whether `request` changes the cluster, so that a lost answer leaves its outcome unknown.
+fn is_write(request: &Request) -> bool {
+    matches!(request, Request::Write { .. } | Request::ChangeMembers(_))
+}
+
+/// `host:port`, the form `TcpStream::connect` and leader hints use.
 fn address_of(endpoint: &Endpoint) -> String {
     format!("{}:{}", endpoint.host, endpoint.port)
 }

@@ -308,6 +308,9 @@ pub enum ErrorKind {
     InvalidRequest,
     /// The node is busy (bounded queues full); retry later.
     Overloaded,
+    /// The leader cannot take the request now (a leadership transfer or a membership
+    /// change under way, a learner still catching up): it was not proposed. Retry later.
+    NotNow,
     /// Leadership changed or the request timed out inside the cluster: the outcome of a
     /// write is unknown, retry with the same session.
     Unavailable,

@@ -68,18 +68,25 @@ async fn get_prints_the_value_in_text_and_json() {
 async fn get_of_a_missing_key_is_one_error_line() {
     let node = node_holding("greeting", "hello").await;
     let output = raftkv(&["--endpoints", &node.address, "get", "other"]).await;
-    assert_one_line_failure(&output, 1);
+    assert_one_line_failure(&output, 3);
     assert!(stderr(&output).contains("not found"));
+    // With --output json the error is a JSON document on stdout, with the same code.
+    let output = raftkv(&["--endpoints", &node.address, "--output", "json", "get", "other"]).await;
+    assert_eq!(output.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("a JSON error");
+    assert_eq!(json["error"]["kind"], "not_found", "{json}");
+    assert_eq!(json["error"]["exit_code"], 3);
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_against_nothing_prints_one_error_line_and_exits_1() {
+async fn get_against_nothing_prints_one_error_line_and_exits_5() {
     let dead = dead_address().await;
     let output = raftkv(&["--endpoints", &dead, "--timeout-ms", "300", "get", "k"]).await;
-    assert_one_line_failure(&output, 1);
+    assert_one_line_failure(&output, 5);
     assert!(
-        stderr(&output).contains(&dead),
-        "names the endpoint: {}",
+        stderr(&output).contains(&dead) && stderr(&output).contains("1 of 1 endpoint(s) unreachable"),
+        "names the endpoint and says what the client knows: {}",
         stderr(&output)
     );
 }
@@ -187,7 +194,9 @@ async fn writes_list_and_dump_print_their_results() {
     ];
     for (args, expected) in cases {
         let output = raftkv(&[&at[..], args].concat()).await;
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+        // A compare that failed prints its answer and exits 4.
+        let code = if args[0] == "cas" { 4 } else { 0 };
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {}", stderr(&output));
         assert_eq!(stdout(&output), expected, "{args:?}");
     }
 
@@ -222,7 +231,8 @@ async fn status_prints_a_row_per_node_even_when_one_is_down() {
     let endpoints = format!("{},{dead}", node.address);
 
     let output = raftkv(&["--endpoints", &endpoints, "status"]).await;
-    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    // The rows, and exit code 5: an endpoint is down.
+    assert_eq!(output.status.code(), Some(5), "stderr: {}", stderr(&output));
     let text = stdout(&output);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
@@ -257,5 +267,5 @@ async fn status_prints_a_row_per_node_even_when_one_is_down() {
     assert!(json[1]["error"].is_string());
 
     let output = raftkv(&["--endpoints", &dead, "--timeout-ms", "300", "status"]).await;
-    assert_one_line_failure(&output, 1);
+    assert_one_line_failure(&output, 5);
 }

@@ -149,14 +149,27 @@ async fn the_deadline_bounds_retries_and_reports_the_last_error() {
     let outcome = client.delete("k").await;
     let elapsed = started.elapsed();
 
+    let text = outcome
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let Err(ClientError::DeadlineExceeded {
         deadline,
         attempts,
         last_error,
+        outcome_unknown,
+        ..
     }) = outcome
     else {
         panic!("expected DeadlineExceeded, got {outcome:?}");
     };
+    // The write reached a node that never answered: it may have been applied.
+    assert!(outcome_unknown);
+    assert!(
+        text.starts_with("outcome unknown: the write may have been applied"),
+        "{text}"
+    );
     assert_eq!(deadline, Duration::from_millis(600));
     assert!(attempts >= 2, "retried before giving up: {attempts} attempt(s)");
     assert!(matches!(*last_error, ClientError::Timeout { .. }), "{last_error}");
@@ -197,14 +210,29 @@ async fn a_cluster_that_cannot_be_reached_fails_at_the_deadline() {
     let mut client = Client::new(endpoints, options(100, 300)).expect("endpoints");
 
     let outcome = client.get("k", ReadConsistency::Linearizable).await;
-    match outcome {
-        Err(ClientError::DeadlineExceeded { last_error, .. }) => {
+    let Err(error) = outcome else {
+        panic!("expected DeadlineExceeded, got {outcome:?}");
+    };
+    let text = error.to_string();
+    match error {
+        ClientError::DeadlineExceeded {
+            last_error,
+            unreachable,
+            endpoints: 2,
+            outcome_unknown: false,
+            ..
+        } => {
             assert!(
-                matches!(*last_error, ClientError::Connection { .. }),
+                matches!(*last_error, ClientError::Unreachable { .. }),
                 "{last_error}"
             );
+            assert_eq!(unreachable.len(), 2, "{unreachable:?}");
+            assert!(
+                text.contains("no leader reachable") && text.contains("2 of 2"),
+                "{text}"
+            );
         }
-        other => panic!("expected DeadlineExceeded, got {other:?}"),
+        other => panic!("expected DeadlineExceeded of two unreachable endpoints, got {other:?}"),
     }
 }
 
@@ -379,7 +407,7 @@ async fn status_and_dump_ask_the_named_node_once() {
     let dead = endpoint(&dead_address().await);
     let outcome = client.status(&dead).await;
     assert!(
-        matches!(outcome, Err(ClientError::Connection { .. })),
+        matches!(outcome, Err(ClientError::Unreachable { .. })),
         "{outcome:?}"
     );
 }

@@ -2,8 +2,9 @@
 //!
 //! Every subcommand has its own argument struct and a handler function taking it, so a
 //! new subcommand is one enum variant, one struct and one function. Errors end the
-//! process with exactly one line on stderr: exit code 2 for bad usage, 1 for anything
-//! that went wrong at run time (including `get` of a missing key, as Consul does).
+//! process with exactly one line on stderr (one JSON document on stdout with `--output
+//! json`) and an exit code that names the kind of failure (`failure::Exit`: 3 absent,
+//! 4 not swapped, 5 unavailable, 6 outcome unknown, ...).
 
 /// `println!` through `output::write_stdout`: a closed pipe ends the command quietly.
 macro_rules! outln {
@@ -30,6 +31,10 @@ mod bench;
 mod certs;
 #[path = "raftkv/demo.rs"]
 mod demo;
+#[path = "raftkv/endpoint.rs"]
+mod endpoint;
+#[path = "raftkv/failure.rs"]
+mod failure;
 #[path = "raftkv/idle.rs"]
 mod idle;
 #[path = "raftkv/kv.rs"]
@@ -49,12 +54,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use client::client::{Client, ClientError, ClientOptions};
+use client::client::{Client, ClientOptions};
 use client::tls::{client_config, TlsFiles};
 use client::{parse_endpoints, Endpoint, EndpointError};
 use rustls::client::ClientConfig;
 
+use crate::failure::Failure;
 use crate::output::Output;
+
+/// Examples and exit codes, after the list of subcommands.
+const AFTER_HELP: &str = "\
+Examples:
+  raftkv put greeting hello
+  raftkv put photo --value-file photo.jpg && raftkv get photo --raw > copy.jpg
+  raftkv list app/ --all --output json
+  raftkv endpoint health
+
+Exit codes:
+  0 success             4 cas not swapped      7 permission denied
+  1 other failure       5 unavailable          8 no space
+  2 bad usage           6 outcome unknown: the write may have been applied
+  3 key not found";
 
 /// Where a local cluster started by the README listens for clients.
 const DEFAULT_ENDPOINTS: &str = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
@@ -63,7 +83,8 @@ const DEFAULT_ENDPOINTS: &str = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
 const REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Parser)]
-#[command(name = "raftkv", version, about = "Command-line client of a raftkv cluster")]
+#[command(name = "raftkv", version, about = "Command-line client of a raftkv cluster",
+          after_help = AFTER_HELP)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -117,9 +138,9 @@ impl GlobalArgs {
             self.tls_key.as_deref(),
             self.tls_ca.as_deref(),
         )
-        .map_err(|e| Failure(e.to_string()))?;
+        .map_err(|e| Failure::from(e.to_string()))?;
         files
-            .map(|files| client_config(&files).map_err(|e| Failure(format!("TLS: {e}"))))
+            .map(|files| client_config(&files).map_err(|e| Failure::from(format!("TLS: {e}"))))
             .transpose()
     }
 
@@ -150,6 +171,8 @@ enum Command {
     Status(StatusArgs),
     /// Print the Raft log and KV map of one node.
     Dump(DumpArgs),
+    /// Check the endpoints: `endpoint health` reads through each (exit code 5 if any fails).
+    Endpoint(endpoint::EndpointArgs),
     /// List the cluster's members, or add, remove or promote one (through the leader).
     Member(member::MemberArgs),
     /// Start a local three-node cluster and walk through the validation: writes, reads,
@@ -197,16 +220,6 @@ fn parse_single_endpoint(text: &str) -> Result<Endpoint, EndpointError> {
     }
 }
 
-/// A run-time failure, reported as one line.
-#[derive(Debug)]
-struct Failure(String);
-
-impl From<ClientError> for Failure {
-    fn from(error: ClientError) -> Self {
-        Self(error.to_string())
-    }
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -215,11 +228,15 @@ fn main() -> ExitCode {
     init_logging();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(error) => return output::failure(&format!("cannot start the async runtime: {error}")),
+        Err(error) => {
+            let failure = Failure::from(format!("cannot start the async runtime: {error}"));
+            return output::failure(&failure, Output::Text);
+        }
     };
+    let format = cli.global.output;
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(message)) => output::failure(&message),
+        Err(failure) => output::failure(&failure, format),
     }
 }
 
@@ -244,6 +261,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::List(args) => kv::list(global, args).await,
         Command::Status(args) => status::status(global, args).await,
         Command::Dump(args) => dump(global, args).await,
+        Command::Endpoint(args) => endpoint::endpoint(global, args).await,
         Command::Member(args) => member::member(global, args).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Bench(args) => bench::bench(global, args).await,

@@ -39,18 +39,26 @@ pub enum ClientError {
         endpoint: String,
         leader_id: Option<u64>,
     },
-    /// Connecting, sending or receiving failed.
+    /// Connecting (TCP or TLS) failed: nothing was sent.
+    Unreachable { endpoint: String, reason: String },
+    /// Sending or receiving failed after connecting: the request may have arrived.
     Connection { endpoint: String, reason: String },
     /// No response within the per-request timeout.
     Timeout { endpoint: String, after: Duration },
     /// The node answered with a response of the wrong kind: a protocol mismatch.
     UnexpectedResponse { endpoint: String, response: String },
     /// Retries went on until the call's deadline; `last_error` is why the last one failed.
-    /// For a write the outcome is unknown: it may or may not have been applied.
+    /// `unreachable`: the endpoints (with why) whose latest attempt could not connect, of
+    /// `endpoints` in all. `outcome_unknown`: the request is a write and an attempt may
+    /// have reached a leader (it timed out, its connection broke, or its leader changed),
+    /// so it may or may not have been applied.
     DeadlineExceeded {
         deadline: Duration,
         attempts: u32,
         last_error: Box<ClientError>,
+        unreachable: Vec<(String, String)>,
+        endpoints: usize,
+        outcome_unknown: bool,
     },
 }
 
@@ -60,6 +68,36 @@ impl ClientError {
             endpoint: endpoint.to_string(),
             reason: error.to_string(),
         }
+    }
+
+    pub(crate) fn unreachable(endpoint: &str, error: impl fmt::Display) -> Self {
+        Self::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason: error.to_string(),
+        }
+    }
+
+    /// Whether a write that failed with this error may still have been applied.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::SessionExpired { outcome_unknown, .. } | Self::DeadlineExceeded { outcome_unknown, .. } => {
+                *outcome_unknown
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the cluster could not be reached or had no leader for the call: nothing
+    /// answered it (for a write, see `outcome_unknown` too).
+    pub fn unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::DeadlineExceeded { .. }
+                | Self::Unreachable { .. }
+                | Self::Connection { .. }
+                | Self::Timeout { .. }
+                | Self::NotLeader { .. }
+        )
     }
 
     /// A response that does not answer the request: an error reply or a refusal becomes its
@@ -121,7 +159,9 @@ impl fmt::Display for ClientError {
                 Some(id) => write!(f, "{endpoint} is not the leader (leader is node {id})"),
                 None => write!(f, "{endpoint} is not the leader and knows no leader"),
             },
-            Self::Connection { endpoint, reason } => write!(f, "{endpoint}: {reason}"),
+            Self::Unreachable { endpoint, reason } | Self::Connection { endpoint, reason } => {
+                write!(f, "{endpoint}: {reason}")
+            }
             Self::Timeout { endpoint, after } => {
                 write!(f, "{endpoint} did not answer within {} ms", after.as_millis())
             }
@@ -132,11 +172,37 @@ impl fmt::Display for ClientError {
                 deadline,
                 attempts,
                 last_error,
-            } => write!(
-                f,
-                "no success within the {} ms deadline after {attempts} attempt(s); last error: {last_error}",
-                deadline.as_millis()
-            ),
+                unreachable,
+                endpoints,
+                outcome_unknown,
+            } => {
+                if *outcome_unknown {
+                    write!(f, "outcome unknown: the write may have been applied; ")?;
+                }
+                let no_leader = matches!(
+                    last_error.as_ref(),
+                    Self::NotLeader { .. } | Self::Unreachable { .. } | Self::Connection { .. } | Self::Timeout { .. }
+                );
+                if no_leader {
+                    write!(f, "no leader reachable within {} ms", deadline.as_millis())?;
+                } else {
+                    write!(f, "no success within {} ms", deadline.as_millis())?;
+                }
+                write!(f, " ({attempts} attempt(s))")?;
+                if !unreachable.is_empty() {
+                    let which: Vec<String> = unreachable
+                        .iter()
+                        .map(|(endpoint, reason)| format!("{endpoint}: {reason}"))
+                        .collect();
+                    write!(
+                        f,
+                        ": {} of {endpoints} endpoint(s) unreachable ({})",
+                        unreachable.len(),
+                        which.join("; ")
+                    )?;
+                }
+                write!(f, "; last error: {last_error}")
+            }
         }
     }
 }

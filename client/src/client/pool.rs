@@ -126,23 +126,23 @@ async fn send_and_receive(
 async fn connect(address: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Connection<Stream>, ClientError> {
     let stream = TcpStream::connect(address)
         .await
-        .map_err(|error| ClientError::connection(address, format!("cannot connect: {error}")))?;
+        .map_err(|error| ClientError::unreachable(address, format!("cannot connect: {error}")))?;
     // Requests are single small frames awaiting an answer: Nagle's delay only adds latency.
     // (madsim's simulated stream has no such knob.)
     #[cfg(not(madsim))]
     stream
         .set_nodelay(true)
-        .map_err(|error| ClientError::connection(address, error))?;
+        .map_err(|error| ClientError::unreachable(address, error))?;
     let Some(tls) = tls else {
         return Ok(Connection::new(Stream::Plain(stream)));
     };
     // The node's certificate must name the host dialled (its pod DNS name, 127.0.0.1).
     let host = address.rsplit_once(':').map_or(address, |(host, _port)| host);
-    let name = server_name(host).map_err(|error| ClientError::connection(address, error))?;
+    let name = server_name(host).map_err(|error| ClientError::unreachable(address, error))?;
     let stream = tokio_rustls::TlsConnector::from(tls.clone())
         .connect(name, stream)
         .await
-        .map_err(|error| ClientError::connection(address, format!("TLS handshake failed: {error}")))?;
+        .map_err(|error| ClientError::unreachable(address, format!("TLS handshake failed: {error}")))?;
     Ok(Connection::new(Stream::from(stream)))
 }
 

@@ -176,13 +176,13 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     fn member_refusal(&self, error: ProposalError) -> Response {
         match error {
             ProposalError::ConfChangeInProgress => {
-                super::unavailable("another membership change is in progress (or the leader is new); retry")
+                super::not_now("another membership change is in progress (or the leader is new); retry")
             }
             ProposalError::LearnerNotCaughtUp {
                 learner,
                 match_index,
                 commit,
-            } => super::unavailable(&format!(
+            } => super::not_now(&format!(
                 "learner {learner} has not caught up yet (it holds the log through {match_index}, \
                  the commit index is {commit}); retry"
             )),

@@ -533,6 +533,15 @@ fn unavailable(message: &str) -> Response {
     })
 }
 
+/// A refusal before anything was proposed: unlike `unavailable`, it leaves no outcome
+/// unknown.
+fn not_now(message: &str) -> Response {
+    Response::Error(ErrorReply {
+        kind: ErrorKind::NotNow,
+        message: message.to_string(),
+    })
+}
+
 /// This leader's wall clock, stamped on the entries it proposes (`KvCommand::at_millis`).
 /// Only the log's clock (the largest stamp applied) decides anything, so a clock that
 /// steps back, or a new leader's that is behind, moves no session's expiry back.

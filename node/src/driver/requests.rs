@@ -13,7 +13,7 @@ use raft::ProposalError;
 use tokio::sync::oneshot;
 
 use super::{
-    describe, lost_write, now_millis, unavailable, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite,
+    describe, lost_write, not_now, now_millis, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite,
 };
 use crate::kv::command::{validate_command, KvBody, KvCommand};
 use crate::membership::{is_system_key, SYSTEM_KEY_PREFIX, SYSTEM_SESSION};
@@ -252,7 +252,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             ProposalError::NotLeader { leader } => Response::NotLeader {
                 leader: leader.map(|id| self.leader_hint(id)),
             },
-            ProposalError::TransferInProgress => unavailable("leadership is being transferred; retry"),
+            ProposalError::TransferInProgress => not_now("leadership is being transferred; retry"),
             ProposalError::UncommittedBytesExceeded | ProposalError::TooManyPendingReads => {
                 Response::Error(ErrorReply {
                     kind: ErrorKind::Overloaded,

@@ -261,15 +261,15 @@ pub async fn bench(global: &GlobalArgs, args: BenchArgs) -> Result<(), Failure> 
                 .enable_all()
                 .thread_name("raftkv-bench-worker")
                 .build()
-                .map_err(|error| Failure(format!("cannot start the benchmark's runtime: {error}")))
+                .map_err(|error| Failure::from(format!("cannot start the benchmark's runtime: {error}")))
                 .and_then(|runtime| runtime.block_on(run(plan)));
             // The receiver only goes away if the CLI itself is gone.
             let _ = sender.send(result);
         })
-        .map_err(|error| Failure(format!("cannot start the benchmark's thread: {error}")))?;
+        .map_err(|error| Failure::from(format!("cannot start the benchmark's thread: {error}")))?;
     let report = receiver
         .await
-        .map_err(|_| Failure("the benchmark's thread panicked".into()))??;
+        .map_err(|_| Failure::from("the benchmark's thread panicked".to_string()))??;
     report.print();
     Ok(())
 }
@@ -334,9 +334,10 @@ async fn run(mut plan: Plan) -> Result<Report, Failure> {
         extra_args: Vec::new(),
         tls: local.tls,
     })
-    .map_err(|e| Failure(e.to_string()))?;
-    plan.tls = cluster.client_tls().map_err(|e| Failure(e.to_string()))?;
-    plan.endpoints = parse_endpoints(&cluster.endpoints().join(",")).map_err(|e| Failure(e.to_string()))?;
+    .map_err(|e| Failure::from(e.to_string()))?;
+    plan.tls = cluster.client_tls().map_err(|e| Failure::from(e.to_string()))?;
+    plan.endpoints =
+        parse_endpoints(&cluster.endpoints().join(",")).map_err(|e| Failure::from(e.to_string()))?;
     let print = plan.output == Output::Text;
     let sampler = local.rss_every.map(|every| {
         let nodes = cluster
@@ -359,10 +360,10 @@ async fn run(mut plan: Plan) -> Result<Report, Failure> {
             }
             Ok(report)
         }
-        Err(Failure(message)) => Err(Failure(format!(
-            "{message} (node logs are in {})",
-            base_dir.display()
-        ))),
+        Err(failure) => Err(Failure {
+            message: format!("{} (node logs are in {})", failure.message, base_dir.display()),
+            ..failure
+        }),
     }
 }
 
@@ -391,7 +392,7 @@ async fn preflight(plan: &Plan) -> Result<(), Failure> {
         .get(plan.key(0), ReadConsistency::Linearizable)
         .await
         .map_err(|error| {
-            Failure(format!(
+            Failure::from(format!(
                 "the cluster at {} does not serve: {error}",
                 endpoint_list(&plan.endpoints)
             ))
@@ -416,14 +417,14 @@ async fn preload(plan: &Plan) -> Result<(), Failure> {
                     return Ok(());
                 }
                 if let Err(error) = client.put(plan.key(index), value.clone()).await {
-                    return Err(Failure(format!("preloading the keys for reads: {error}")));
+                    return Err(Failure::from(format!("preloading the keys for reads: {error}")));
                 }
             }
         }));
     }
     for task in tasks {
         task.await
-            .map_err(|_| Failure("a preloading client panicked".into()))??;
+            .map_err(|_| Failure::from("a preloading client panicked".to_string()))??;
     }
     Ok(())
 }
@@ -461,7 +462,7 @@ async fn load(plan: &Plan) -> Result<Report, Failure> {
     for task in tasks {
         let finished_at = task
             .await
-            .map_err(|_| Failure("a benchmark client panicked".into()))?;
+            .map_err(|_| Failure::from("a benchmark client panicked".to_string()))?;
         last_finish = last_finish.max(finished_at);
     }
     let tallies = shared
@@ -475,7 +476,7 @@ async fn load(plan: &Plan) -> Result<Report, Failure> {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .unwrap_or_else(|| "none (requests hung until their deadline)".into());
-        return Err(Failure(format!(
+        return Err(Failure::from(format!(
             "no request succeeded for {:.1} s; stopped the benchmark; last error: {last_error}",
             stalled_for.as_secs_f64()
         )));

@@ -77,7 +77,7 @@ pub fn certs(args: CertsArgs) -> Result<(), Failure> {
                 extra_names: args.extra_names,
                 years: args.years,
             };
-            let written = init(&plan).map_err(|e| Failure(e.to_string()))?;
+            let written = init(&plan).map_err(|e| Failure::from(e.to_string()))?;
             if written.is_empty() {
                 outln!("{}: every certificate is already there", plan.dir.display());
             }
@@ -89,7 +89,7 @@ pub fn certs(args: CertsArgs) -> Result<(), Failure> {
         CertsCommand::Client(args) => {
             let file = args.file.unwrap_or_else(|| args.name.clone());
             issue_client(&args.dir, &file, &args.name, Validity::Years(args.years))
-                .map_err(|e| Failure(e.to_string()))?;
+                .map_err(|e| Failure::from(e.to_string()))?;
             outln!("wrote {}", args.dir.join(format!("{file}.crt")).display());
             Ok(())
         }

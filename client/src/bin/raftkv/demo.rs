@@ -70,8 +70,8 @@ pub async fn demo(args: DemoArgs) -> Result<(), Failure> {
         extra_args: Vec::new(),
         tls: true,
     })
-    .map_err(|e| Failure(e.to_string()))?;
-    let tls = cluster.client_tls().map_err(|e| Failure(e.to_string()))?;
+    .map_err(|e| Failure::from(e.to_string()))?;
+    let tls = cluster.client_tls().map_err(|e| Failure::from(e.to_string()))?;
     // Set once, before any client of this process exists.
     let _ = DEMO_TLS.set(tls);
     detail(&format!(
@@ -96,11 +96,11 @@ pub fn node_binary(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
     let path = match given {
         Some(path) => path,
         None => std::env::current_exe()
-            .map_err(|e| Failure(format!("cannot locate raftkv: {e}")))?
+            .map_err(|e| Failure::from(format!("cannot locate raftkv: {e}")))?
             .with_file_name("raftkv-node"),
     };
     if !path.exists() {
-        return Err(Failure(format!(
+        return Err(Failure::from(format!(
             "no raftkv-node at {} (build it: cargo build --release --bins, or pass --node-binary)",
             path.display()
         )));
@@ -110,7 +110,7 @@ pub fn node_binary(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
 
 async fn walk_through(cluster: &mut LocalCluster) -> Result<(), Failure> {
     let endpoints: Vec<Endpoint> =
-        parse_endpoints(&cluster.endpoints().join(",")).map_err(|e| Failure(e.to_string()))?;
+        parse_endpoints(&cluster.endpoints().join(",")).map_err(|e| Failure::from(e.to_string()))?;
     let options = ClientOptions {
         request_timeout: Duration::from_secs(2),
         deadline: Duration::from_secs(20),
@@ -139,7 +139,9 @@ async fn walk_through(cluster: &mut LocalCluster) -> Result<(), Failure> {
     }
 
     step(&format!("kill -9 the leader, node {}", leader.id));
-    cluster.kill(leader.id).map_err(|e| Failure(e.to_string()))?;
+    cluster
+        .kill(leader.id)
+        .map_err(|e| Failure::from(e.to_string()))?;
     let killed_at = Instant::now();
     ok(&format!("node {} killed", leader.id));
 
@@ -174,7 +176,7 @@ async fn walk_through(cluster: &mut LocalCluster) -> Result<(), Failure> {
     step(&format!("restart node {} on its own data directory", leader.id));
     cluster
         .start_node(leader.id)
-        .map_err(|e| Failure(e.to_string()))?;
+        .map_err(|e| Failure::from(e.to_string()))?;
     let restarted_at = Instant::now();
     let converged = wait_for_convergence(&mut client, &endpoints).await?;
     ok(&format!(
@@ -224,7 +226,10 @@ async fn wait_for_leader(endpoints: &[Endpoint], excluded: &[u64]) -> Result<Nod
             return Ok(leader);
         }
         if Instant::now() > deadline {
-            return Err(Failure(format!("no leader within {} s", STEP_TIMEOUT.as_secs())));
+            return Err(Failure::from(format!(
+                "no leader within {} s",
+                STEP_TIMEOUT.as_secs()
+            )));
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
@@ -264,7 +269,7 @@ async fn wait_for_convergence(client: &mut Client, endpoints: &[Endpoint]) -> Re
             }
         };
         if Instant::now() > deadline {
-            return Err(Failure(format!(
+            return Err(Failure::from(format!(
                 "no convergence within {} s: {last_problem}",
                 STEP_TIMEOUT.as_secs()
             )));
@@ -294,7 +299,7 @@ async fn expect_value(client: &mut Client, key: &str, expected: &str) -> Result<
         .get(key.as_bytes().to_vec(), ReadConsistency::Linearizable)
         .await?;
     if value.as_deref() != Some(expected.as_bytes()) {
-        return Err(Failure(format!(
+        return Err(Failure::from(format!(
             "get {key}: expected {expected:?}, got {value:?}"
         )));
     }

@@ -17,9 +17,9 @@ pub struct IdleArgs {}
 
 pub async fn idle(_args: IdleArgs) -> Result<(), Failure> {
     let mut terminate = signal(SignalKind::terminate())
-        .map_err(|error| Failure(format!("cannot handle SIGTERM: {error}")))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|error| Failure(format!("cannot handle SIGINT: {error}")))?;
+        .map_err(|error| Failure::from(format!("cannot handle SIGTERM: {error}")))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|error| Failure::from(format!("cannot handle SIGINT: {error}")))?;
     // On stderr: stdout stays free for whatever a caller may one day want from it.
     eprintln!("raftkv idle: waiting for SIGTERM or SIGINT (run commands with exec)");
     let received = tokio::select! {

@@ -14,8 +14,9 @@ use clap::{ArgGroup, Args};
 use client::wire::{Prior, ReadConsistency, VALUE_BYTES_MAX};
 use serde_json::json;
 
+use crate::failure::{Exit, Failure};
 use crate::output::{self, bytes_json, text, Output};
-use crate::{Failure, GlobalArgs};
+use crate::GlobalArgs;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["value", "value_file"])))]
@@ -126,9 +127,9 @@ fn read_value(path: &Path) -> Result<Vec<u8>, Failure> {
     } else {
         path.display().to_string()
     };
-    read.map_err(|error| Failure(format!("cannot read the value from {name}: {error}")))?;
+    read.map_err(|error| Failure::from(format!("cannot read the value from {name}: {error}")))?;
     if value.len() > VALUE_BYTES_MAX {
-        return Err(Failure(format!(
+        return Err(Failure::from(format!(
             "the value in {name} is over the {VALUE_BYTES_MAX}-byte limit of a value"
         )));
     }
@@ -186,7 +187,10 @@ pub async fn get(global: &GlobalArgs, args: GetArgs) -> Result<(), Failure> {
     let key = bytes_of(&args.key);
     let value = global.client()?.get(key.clone(), consistency(args.stale)).await?;
     let Some(value) = value else {
-        return Err(Failure(format!("key {} not found", text(&key))));
+        return Err(Failure::new(
+            Exit::NotFound,
+            format!("key {} not found", text(&key)),
+        ));
     };
     match global.output {
         _ if args.raw => output::write_stdout_bytes(&value),
@@ -232,16 +236,17 @@ pub async fn delete(global: &GlobalArgs, args: DeleteArgs) -> Result<(), Failure
     Ok(())
 }
 
-/// A compare that fails is an answer, not an error: exit code 0 either way, and the
-/// output says which (as `etcdctl txn` does), with the value found. (Asking for it leaves
+/// A compare that fails prints its answer (with the value found) and exits with its own
+/// code, 4 (`Exit::NotSwapped`), so a script can tell it from a swap. (Asking for it leaves
 /// a copy in this one-off session's record until the session expires or the cache bound
 /// evicts it; an evicted session only refuses its own retries.)
 pub async fn cas(global: &GlobalArgs, args: CasArgs) -> Result<(), Failure> {
     if args.expected_file.as_deref() == Some(Path::new("-"))
         && args.new_file.as_deref() == Some(Path::new("-"))
     {
-        return Err(Failure(
-            "--expected-file and --new-file cannot both read stdin".to_string(),
+        return Err(Failure::new(
+            Exit::Usage,
+            "--expected-file and --new-file cannot both read stdin",
         ));
     }
     let key = bytes_of(&args.key);
@@ -265,7 +270,11 @@ pub async fn cas(global: &GlobalArgs, args: CasArgs) -> Result<(), Failure> {
             "current": current.as_deref().map_or(serde_json::Value::Null, bytes_json),
         })),
     }
-    Ok(())
+    if swapped {
+        Ok(())
+    } else {
+        Err(Failure::quiet(Exit::NotSwapped))
+    }
 }
 
 /// A page at a time: text is one pair a line (key, a tab, value; both escaped, so a line

@@ -17,12 +17,12 @@ use clap::ValueEnum;
 use client::wire::{NodeDump, NodeStatus};
 use serde_json::{json, Value};
 
-use crate::Failure;
+use crate::failure::{Exit, Failure};
 
-/// Exit code of a failure at run time (clap's usage errors use 2).
-const EXIT_FAILURE: u8 = 1;
+/// Exit code of a failure to write the output itself.
+const EXIT_FAILURE: u8 = Exit::Failure as u8;
 /// Exit code of bad usage, as clap's own.
-const EXIT_USAGE: u8 = 2;
+const EXIT_USAGE: u8 = Exit::Usage as u8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -101,7 +101,8 @@ pub fn pairs_json(pairs: &[(Vec<u8>, Vec<u8>)]) -> Value {
 }
 
 pub fn status_json(status: &NodeStatus) -> Result<Value, Failure> {
-    serde_json::to_value(status).map_err(|error| Failure(format!("cannot render a status as JSON: {error}")))
+    serde_json::to_value(status)
+        .map_err(|error| Failure::from(format!("cannot render a status as JSON: {error}")))
 }
 
 pub fn dump_json(address: &str, dump: &NodeDump) -> Result<Value, Failure> {
@@ -148,10 +149,23 @@ pub fn print_dump_text(address: &str, dump: &NodeDump) {
     }
 }
 
-/// Reports a run-time failure as one line on stderr.
-pub fn failure(message: &str) -> ExitCode {
-    eprintln!("error: {}", one_line(message));
-    ExitCode::from(EXIT_FAILURE)
+/// Reports a run-time failure: one line on stderr, or with `--output json` one document
+/// on stdout (`{"error": {"kind", "message", "exit_code"}}`); a quiet failure printed its
+/// answer already. Returns its exit code.
+pub fn failure(failure: &Failure, format: Output) -> ExitCode {
+    if !failure.message.is_empty() {
+        match format {
+            Output::Text => eprintln!("error: {}", one_line(&failure.message)),
+            Output::Json => print_json(&json!({
+                "error": {
+                    "kind": failure.exit.name(),
+                    "message": one_line(&failure.message),
+                    "exit_code": failure.exit.code(),
+                }
+            })),
+        }
+    }
+    ExitCode::from(failure.exit.code())
 }
 
 /// Prints help or version as clap does, and squeezes a usage error into one line: the

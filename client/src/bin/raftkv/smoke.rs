@@ -151,7 +151,10 @@ async fn wait_until<T>(
         match accept(&rows) {
             Ok(accepted) => return Ok(accepted),
             Err(reason) if Instant::now() >= deadline => {
-                return Err(Failure(format!("still after {} ms: {reason}", wait.as_millis())));
+                return Err(Failure::from(format!(
+                    "still after {} ms: {reason}",
+                    wait.as_millis()
+                )));
             }
             Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
         }
@@ -228,11 +231,11 @@ fn applied_through(rows: &[Row], index: u64) -> Result<(), String> {
 fn expect_value(key: &str, expected: &str, read: Option<&[u8]>, how: &str) -> Result<(), Failure> {
     match read {
         Some(value) if value == expected.as_bytes() => Ok(()),
-        Some(value) => Err(Failure(format!(
+        Some(value) => Err(Failure::from(format!(
             "{how} of {key}: expected {expected:?}, got {:?}",
             text(value)
         ))),
-        None => Err(Failure(format!(
+        None => Err(Failure::from(format!(
             "{how} of {key}: expected {expected:?}, the key is absent"
         ))),
     }

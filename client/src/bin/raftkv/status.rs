@@ -1,7 +1,7 @@
 //! `raftkv status`: asks every endpoint at once for its Raft state and prints one row per
 //! node. A node that does not answer is a row saying so: during an outage the rows of
-//! the live nodes are exactly what an operator needs. Only when no node answers is it a
-//! failure.
+//! the live nodes are exactly what an operator needs. The exit code is 5 (unavailable)
+//! when any endpoint did not answer; when none did, the one error line says why.
 
 use std::sync::Arc;
 
@@ -10,8 +10,9 @@ use client::wire::{NodeStatus, SpaceStatus};
 use client::Endpoint;
 use serde_json::{json, Value};
 
+use crate::failure::{Exit, Failure};
 use crate::output::{self, Output};
-use crate::{Failure, GlobalArgs, StatusArgs};
+use crate::{GlobalArgs, StatusArgs};
 
 /// One node's row: its address and what it said, or why it said nothing.
 pub type Row = (String, Result<NodeStatus, ClientError>);
@@ -70,6 +71,9 @@ pub async fn status(global: &GlobalArgs, _args: StatusArgs) -> Result<(), Failur
         Output::Text => out!("{}", table(&rows)),
         Output::Json => output::print_json(&rows_json(&rows)?),
     }
+    if rows.iter().any(|(_, result)| result.is_err()) {
+        return Err(Failure::quiet(Exit::Unavailable));
+    }
     Ok(())
 }
 
@@ -119,13 +123,16 @@ fn all_unreachable(rows: &[Row]) -> Option<Failure> {
         .iter()
         .filter_map(|(_, result)| result.as_ref().err().map(ToString::to_string))
         .collect();
-    Some(Failure(format!("no node answered: {}", reasons.join("; "))))
+    Some(Failure::new(
+        Exit::Unavailable,
+        format!("no node answered: {}", reasons.join("; ")),
+    ))
 }
 
 /// Why a node has no row of numbers, without repeating its address.
 pub fn unreachable_reason(error: &ClientError) -> String {
     match error {
-        ClientError::Connection { reason, .. } => reason.clone(),
+        ClientError::Unreachable { reason, .. } | ClientError::Connection { reason, .. } => reason.clone(),
         ClientError::Timeout { after, .. } => format!("no answer within {} ms", after.as_millis()),
         other => other.to_string(),
     }

@@ -21,7 +21,7 @@ pub(super) struct Tally {
 impl Tally {
     pub(super) fn new() -> Result<Self, Failure> {
         let latency_micros = Histogram::new_with_bounds(1, LATENCY_MICROS_MAX, LATENCY_SIGNIFICANT_DIGITS)
-            .map_err(|error| Failure(format!("cannot create a latency histogram: {error}")))?;
+            .map_err(|error| Failure::from(format!("cannot create a latency histogram: {error}")))?;
         Ok(Self {
             latency_micros,
             errors: 0,
