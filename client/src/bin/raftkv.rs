@@ -192,9 +192,11 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv status --endpoints 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103")]
 struct StatusArgs {}
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv dump --endpoint 127.0.0.1:7101")]
 struct DumpArgs {
     /// The node to dump, host:port.
     #[arg(long, value_parser = parse_single_endpoint)]
@@ -279,4 +281,44 @@ async fn dump(global: &GlobalArgs, args: DumpArgs) -> Result<(), Failure> {
         Output::Json => output::print_json(&output::dump_json(&address, &dump)?),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every subcommand, nested ones included, whose help ends with its examples.
+    fn examples(command: &clap::Command, path: &str, found: &mut Vec<(String, String)>) {
+        for sub in command.get_subcommands().filter(|sub| sub.get_name() != "help") {
+            let name = format!("{path} {}", sub.get_name()).trim().to_string();
+            let help = sub.get_after_help().map(ToString::to_string).unwrap_or_default();
+            found.push((name.clone(), help));
+            examples(sub, &name, found);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_an_example_that_parses() {
+        let mut found = Vec::new();
+        examples(&Cli::command(), "", &mut found);
+        assert!(found.len() >= 18, "{found:?}");
+        for (name, help) in found {
+            let line = help
+                .strip_prefix("Example: ")
+                .unwrap_or_else(|| panic!("`raftkv {name} --help` has no example line"));
+            for example in line.split("; ") {
+                // A shell redirection is not the command's.
+                let words: Vec<&str> = example
+                    .split_whitespace()
+                    .take_while(|word| *word != ">")
+                    .collect();
+                assert_eq!(words[0], "raftkv", "{name}: {example}");
+                if let Err(error) = Cli::try_parse_from(&words) {
+                    panic!("{name}: the example `{example}` does not parse: {error}");
+                }
+            }
+        }
+    }
 }

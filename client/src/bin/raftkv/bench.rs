@@ -38,6 +38,7 @@ mod report;
 mod rss;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv bench --local --mix writes --clients 16 --duration-secs 15")]
 pub struct BenchArgs {
     /// Start a local three-node cluster (as `raftkv demo` does), measure it and stop it
     /// after; without it, the cluster at --endpoints is measured.

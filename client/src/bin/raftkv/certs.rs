@@ -11,6 +11,7 @@ use client::tls::certs::{init, issue_client, CertsPlan, Validity};
 use crate::Failure;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv certs init --dir certs --nodes 3")]
 pub struct CertsArgs {
     #[command(subcommand)]
     command: CertsCommand,
@@ -25,6 +26,7 @@ enum CertsCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv certs init --dir certs --nodes 3")]
 struct InitArgs {
     #[arg(long)]
     dir: PathBuf,
@@ -51,6 +53,7 @@ struct InitArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv certs client --dir certs --name reader")]
 struct ClientArgs {
     #[arg(long)]
     dir: PathBuf,

@@ -20,6 +20,7 @@ use rustls::client::ClientConfig;
 use crate::Failure;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv demo")]
 pub struct DemoArgs {
     /// The `raftkv-node` binary; by default the one beside this `raftkv`.
     #[arg(long, env = "RAFTKV_NODE_BIN")]

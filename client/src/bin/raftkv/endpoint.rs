@@ -20,6 +20,7 @@ use crate::GlobalArgs;
 const HEALTH_KEY: &[u8] = b"health";
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv endpoint health --output json")]
 pub struct EndpointArgs {
     #[command(subcommand)]
     command: EndpointCommand,
@@ -28,6 +29,7 @@ pub struct EndpointArgs {
 #[derive(Debug, Subcommand)]
 enum EndpointCommand {
     /// Check each endpoint with a linearizable read through it (exit code 5 if any fails).
+    #[command(after_help = "Example: raftkv endpoint health --endpoints 127.0.0.1:7101,127.0.0.1:7102")]
     Health,
 }
 

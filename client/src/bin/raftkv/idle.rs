@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::Failure;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv idle")]
 pub struct IdleArgs {}
 
 pub async fn idle(_args: IdleArgs) -> Result<(), Failure> {

@@ -20,6 +20,9 @@ use crate::GlobalArgs;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["value", "value_file"])))]
+#[command(
+    after_help = "Example: raftkv put greeting hello; raftkv put photo --value-file photo.jpg --prev-kv"
+)]
 pub struct PutArgs {
     key: OsString,
     value: Option<OsString>,
@@ -33,6 +36,7 @@ pub struct PutArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv get greeting; raftkv get photo --raw > photo.jpg")]
 pub struct GetArgs {
     key: OsString,
     /// Read the contacted node's local state: faster, never blocks on the leader, may be stale.
@@ -45,6 +49,7 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv delete greeting --prev-kv")]
 pub struct DeleteArgs {
     key: OsString,
     /// Print the value KEY held (etcdctl's `--prev-kv`).
@@ -56,6 +61,7 @@ pub struct DeleteArgs {
 #[command(group(ArgGroup::new("expectation").required(true)
     .args(["expected", "expected_file", "expect_absent"])))]
 #[command(group(ArgGroup::new("replacement").required(true).args(["new", "new_file", "delete"])))]
+#[command(after_help = "Example: raftkv cas greeting --expected hello --new bye")]
 pub struct CasArgs {
     key: OsString,
     /// Swap only if KEY currently holds this value.
@@ -79,6 +85,9 @@ pub struct CasArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example: raftkv list app/ --limit 100; raftkv list app/ --all --output json; raftkv list app/ --count"
+)]
 pub struct ListArgs {
     prefix: OsString,
     /// At most this many pairs per page (a page also stops at about 8 MiB of keys and

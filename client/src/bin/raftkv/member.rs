@@ -12,6 +12,7 @@ use crate::output::{self, Output};
 use crate::{Failure, GlobalArgs};
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv member list")]
 pub struct MemberArgs {
     #[command(subcommand)]
     command: MemberCommand,
@@ -20,6 +21,7 @@ pub struct MemberArgs {
 #[derive(Debug, Subcommand)]
 enum MemberCommand {
     /// Print the members of the leader's configuration.
+    #[command(after_help = "Example: raftkv member list --output json")]
     List,
     /// Add ID as a learner (it receives the log but does not vote until promoted).
     Add(AddArgs),
@@ -30,6 +32,9 @@ enum MemberCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example: raftkv member add 4 --peer-address 10.0.0.4:7001 --client-address 10.0.0.4:7101"
+)]
 struct AddArgs {
     id: u64,
     /// Where the other members reach it: its peer host:port.
@@ -45,6 +50,7 @@ struct AddArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv member remove 4")]
 struct RemoveArgs {
     id: u64,
     /// Remove only if the member is still this incarnation.
@@ -53,6 +59,7 @@ struct RemoveArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv member promote 4")]
 struct PromoteArgs {
     id: u64,
 }

@@ -24,6 +24,7 @@ use crate::{Failure, GlobalArgs};
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example: raftkv smoke --keys 20 --wait-ms 30000")]
 pub struct SmokeArgs {
     /// How many keys to write and read back.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
