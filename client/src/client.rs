@@ -313,14 +313,28 @@ impl Client {
         start: impl Into<Vec<u8>>,
         consistency: ReadConsistency,
     ) -> Result<u64, ClientError> {
-        match self
-            .list_request(prefix.into(), start.into(), 1, true, consistency)
-            .await?
-        {
-            Listing {
-                count: Some(count), ..
-            } => Ok(count),
-            other => Err(ClientError::unexpected(self.leader_address().to_string(), &other)),
+        let prefix = prefix.into();
+        let mut start = start.into();
+        let mut total = 0u64;
+        // Each answer counts one page's scan and says where counting goes on.
+        loop {
+            match self
+                .list_request(prefix.clone(), start, 1, true, consistency)
+                .await?
+            {
+                Listing {
+                    count: Some(count),
+                    next,
+                    ..
+                } => {
+                    total += count;
+                    match next {
+                        Some(next) => start = next,
+                        None => return Ok(total),
+                    }
+                }
+                other => return Err(ClientError::unexpected(self.leader_address().to_string(), &other)),
+            }
         }
     }
 

@@ -73,7 +73,7 @@ pub enum Request {
     },
     /// One page of the pairs whose key starts with `prefix`, in key order, from `start`
     /// on (empty, or below the prefix: from its first key). The answer says where the
-    /// next page starts; `count_only` asks for the number of keys from `start` on instead.
+    /// next page starts; `count_only` asks for how many keys a page's scan holds instead.
     List {
         prefix: Vec<u8>,
         start: Vec<u8>,
@@ -291,7 +291,8 @@ pub struct Listing {
     pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
     /// The key the next page starts at (`List::start`); `None`: the listing is complete.
     pub next: Option<Vec<u8>>,
-    /// With `count_only`: how many keys there are from `start` on (and no pairs).
+    /// With `count_only`: how many keys this answer counted from `start` on (no pairs);
+    /// counting goes on from `next` (a count is paged so that no answer scans everything).
     pub count: Option<u64>,
 }
 

@@ -16,7 +16,7 @@ use super::{
     describe, lost_write, not_now, now_millis, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite,
 };
 use crate::kv::command::{validate_command, KvBody, KvCommand};
-use crate::membership::{is_system_key, SYSTEM_KEY_PREFIX, SYSTEM_SESSION};
+use crate::membership::{is_system_key, SYSTEM_SESSION};
 use crate::storage::Storage;
 
 impl<S: Storage, N: PeerNetwork> Driver<S, N> {
@@ -199,9 +199,9 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     }
 
     /// A page of up to `limit` client pairs under `prefix` from `start` on, with where the
-    /// next page starts; or, `count_only`, the number of client keys from `start` on.
-    /// raftkv's own records are neither listed nor counted: a page that held some is
-    /// shorter (its `next` still moves on), and a count leaves them out.
+    /// next page starts; or, `count_only`, the number of client keys in a page's scan from
+    /// `start` on, with where counting goes on. raftkv's own records are neither listed
+    /// nor counted: a page that held some is shorter (its `next` still moves on).
     fn list_client_pairs(
         &self,
         prefix: &[u8],
@@ -210,19 +210,16 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         count_only: bool,
     ) -> Result<Response, crate::storage::StorageError> {
         if count_only {
-            let count = self.storage.count(prefix, start)?;
-            // The records are the keys under `SYSTEM_KEY_PREFIX`: all of them when the
-            // prefix is shorter, every key of the range when it is longer.
-            let records = if SYSTEM_KEY_PREFIX.starts_with(prefix) {
-                self.storage.count(SYSTEM_KEY_PREFIX, start)?
-            } else if prefix.starts_with(SYSTEM_KEY_PREFIX) {
-                count
-            } else {
-                0
-            };
+            // One page's scan at most per answer (the driver must not stall on a count of
+            // millions of keys): the client sums the pages' counts from `next` to `next`.
+            let page = self
+                .storage
+                .list_page(prefix, start, COUNT_KEYS_PER_ANSWER_MAX, LISTING_BYTES_MAX)?;
+            let count = page.pairs.iter().filter(|(key, _)| !is_system_key(key)).count();
             return Ok(Response::Listing(Listing {
-                count: Some(count - records.min(count)),
-                ..Listing::default()
+                pairs: Vec::new(),
+                next: page.next,
+                count: Some(count as u64),
             }));
         }
         let page = self.storage.list_page(prefix, start, limit, LISTING_BYTES_MAX)?;
@@ -272,6 +269,10 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         LeaderHint { id, client_address }
     }
 }
+
+/// Keys one `count_only` answer counts at most (and `LISTING_BYTES_MAX` of keys and values
+/// scanned): a count is paged like a listing, so no answer scans the whole store.
+const COUNT_KEYS_PER_ANSWER_MAX: usize = 100_000;
 
 /// Keys and values one response may carry: half a frame, leaving room for encoding.
 /// A `List` stops there (the client asks again after the last key it got).

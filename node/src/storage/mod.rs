@@ -175,23 +175,6 @@ pub trait Storage: Send + 'static {
         Ok(self.list_page(prefix, prefix, limit, max_bytes)?.pairs)
     }
 
-    /// How many keys start with `prefix`, from `start` on. By default through pages of
-    /// `list_page`, so memory stays bounded whatever the count.
-    fn count(&self, prefix: &[u8], start: &[u8]) -> Result<u64, StorageError> {
-        const PAGE_KEYS: usize = 10_000;
-        const PAGE_BYTES: usize = 16 * 1024 * 1024;
-        let mut count = 0u64;
-        let mut from = start.to_vec();
-        loop {
-            let page = self.list_page(prefix, &from, PAGE_KEYS, PAGE_BYTES)?;
-            count += page.pairs.len() as u64;
-            match page.next {
-                Some(next) => from = next,
-                None => return Ok(count),
-            }
-        }
-    }
-
     /// The whole state machine as of the last `apply`, in memory (tests and small stores;
     /// the driver never calls it).
     fn snapshot_image(&self) -> Result<SnapshotImage, StorageError>;
