@@ -299,6 +299,53 @@ mod tests {
         }
     }
 
+    /// The `raftkv` command lines of the README's code blocks, each from `raftkv` up to
+    /// a comment, a redirection or the next command of a pipe or list.
+    fn readme_commands() -> Vec<String> {
+        let readme = include_str!("../../../README.md");
+        let mut commands = Vec::new();
+        let mut in_block = false;
+        for line in readme.lines() {
+            if line.trim_start().starts_with("```") {
+                in_block = !in_block;
+                continue;
+            }
+            if !in_block {
+                continue;
+            }
+            // The comment off first. The command is `…/raftkv`, or `raftkv` opening the
+            // line or after `--` (`kubectl exec raftkv-client -- raftkv`); elsewhere the
+            // word names a namespace or a StatefulSet.
+            let code = line.split(" #").next().unwrap_or_default();
+            let words: Vec<&str> = code.split_whitespace().collect();
+            let Some(start) = (0..words.len()).find(|&index| {
+                words[index].ends_with("/raftkv")
+                    || (words[index] == "raftkv" && (index == 0 || words[index - 1] == "--"))
+            }) else {
+                continue;
+            };
+            let command: Vec<&str> = words[start + 1..]
+                .iter()
+                .copied()
+                .take_while(|word| !["#", ">", "|", "&&", ";"].contains(word) && !word.starts_with('#'))
+                .collect();
+            commands.push(format!("raftkv {}", command.join(" ")).trim().to_string());
+        }
+        commands
+    }
+
+    #[test]
+    fn every_raftkv_command_of_the_readme_parses() {
+        let commands = readme_commands();
+        assert!(commands.len() >= 15, "{commands:?}");
+        for command in commands {
+            let words: Vec<&str> = command.split_whitespace().collect();
+            if let Err(error) = Cli::try_parse_from(&words) {
+                panic!("the README's `{command}` does not parse: {error}");
+            }
+        }
+    }
+
     #[test]
     fn every_subcommand_has_an_example_that_parses() {
         let mut found = Vec::new();
