@@ -146,15 +146,26 @@ trap 'exit 143' TERM
 # raftkv_json.py holds dump written                  -> checks every "key<TAB>value" is in dump
 # raftkv_json.py members < member list               -> "id role incarnation" per member, by id
 cat >"$WORK/raftkv_json.py" <<'PY'
-import json, sys
+import base64, json, sys
 
 def fail(reason):
     print(reason, file=sys.stderr)
     sys.exit(1)
 
+def status_rows():
+    rows = json.load(sys.stdin)
+    # No node answered: the CLI printed one error document instead of rows.
+    if isinstance(rows, dict):
+        fail("raftkv status: " + rows.get("error", {}).get("message", str(rows)))
+    return rows
+
+def text(encoded):
+    # Keys and values come base64 in raftkv's JSON.
+    return base64.b64decode(encoded).decode("utf-8", "replace")
+
 command, args = sys.argv[1], sys.argv[2:]
 if command == "leader":
-    rows = json.load(sys.stdin)
+    rows = status_rows()
     excluded = {int(arg) for arg in args}
     answering = [row["status"] for row in rows if "status" in row]
     leaders = [s for s in answering if s["role"] == "leader" and s["id"] not in excluded]
@@ -166,7 +177,7 @@ if command == "leader":
         fail(f"node {leader['id']} leads term {leader['term']}, but only {len(following)} of {len(rows)} agree")
     print(leader["id"], leader["term"])
 elif command == "converged":
-    rows = json.load(sys.stdin)
+    rows = status_rows()
     missing = [f"{row['endpoint']}: {row.get('error')}" for row in rows if "status" not in row]
     if missing:
         fail("not answering: " + "; ".join(missing))
@@ -186,7 +197,7 @@ elif command == "same-kv":
     print(len(maps[0][1]))
 elif command == "holds":
     with open(args[0]) as file:
-        kv = {pair["key"]: pair["value"] for pair in json.load(file)["kv"]}
+        kv = {text(pair["key"]): text(pair["value"]) for pair in json.load(file)["kv"]}
     with open(args[1]) as file:
         written = [line.rstrip("\n").split("\t", 1) for line in file if line.strip()]
     wrong = [f"{key}={kv.get(key)!r} (wrote {value!r})" for key, value in written if kv.get(key) != value]
@@ -220,12 +231,23 @@ retry_until() {
   done
 }
 
+# Writes `raftkv status --output json` to $WORK/status.json. Exit code 5 means an endpoint
+# did not answer: its row says so, and the others are still worth reading (a deleted pod
+# is down by design here); any other failure sets REASON.
+status_rows() {
+  local code=0
+  cli --output json --timeout-ms 2000 status >"$WORK/status.json" 2>"$WORK/error" || code=$?
+  if ((code != 0 && code != 5)); then
+    REASON="raftkv status (exit $code): $(cat "$WORK/error" "$WORK/status.json")"
+    return 1
+  fi
+}
+
 # Sets LEADER_ID, LEADER_TERM, LEADER_POD from `raftkv status`, ignoring the given ids.
 LEADER_ID= LEADER_TERM= LEADER_POD=
 find_leader() {
   local found
-  if ! cli --output json --timeout-ms 2000 status >"$WORK/status.json" 2>"$WORK/error"; then
-    REASON="raftkv status: $(cat "$WORK/error")"
+  if ! status_rows; then
     return 1
   fi
   if ! found=$(json leader "$@" <"$WORK/status.json" 2>"$WORK/error"); then
@@ -241,8 +263,7 @@ find_leader() {
 CONVERGED_APPLIED= CONVERGED_KEYS=
 converged() {
   local applied keys pod dumps=()
-  if ! cli --output json --timeout-ms 2000 status >"$WORK/status.json" 2>"$WORK/error"; then
-    REASON="raftkv status: $(cat "$WORK/error")"
+  if ! status_rows; then
     return 1
   fi
   if ! applied=$(json converged <"$WORK/status.json" 2>"$WORK/error"); then
