@@ -45,6 +45,9 @@ impl Op {
 pub enum OpResult {
     /// The value before the put.
     Put { previous: Option<Value> },
+    /// A put that did not ask for the value it replaced (`Client::put`): it took effect,
+    /// and nothing was seen of the state before it.
+    PutDone,
     /// The value read.
     Get { value: Option<Value> },
     /// The value before the delete.
@@ -208,6 +211,7 @@ impl fmt::Display for OpResult {
             OpResult::Put { previous } | OpResult::Delete { previous } => {
                 write!(f, "previous {}", ShowValue(previous.as_deref()))
             }
+            OpResult::PutDone => write!(f, "done (previous not asked for)"),
             OpResult::Get { value } => write!(f, "{}", ShowValue(value.as_deref())),
             OpResult::Cas { swapped, current } => {
                 write!(f, "swapped {swapped}, found {}", ShowValue(current.as_deref()))

@@ -127,6 +127,9 @@ enum Ret {
     /// Indeterminate: any result is allowed.
     Any,
     Put(State),
+    /// A put that saw nothing: allowed in any state. Dropping an indeterminate write stays
+    /// sound with it around: like an indeterminate put it overwrites whatever it finds.
+    PutDone,
     Get(State),
     Delete(State),
     Cas {
@@ -152,7 +155,8 @@ impl KeyOp {
         let (next, allowed) = match self.call {
             Call::Put(value) => (
                 Some(value),
-                matches!(self.ret, Ret::Put(previous) if previous == state),
+                matches!(self.ret, Ret::Put(previous) if previous == state)
+                    || matches!(self.ret, Ret::PutDone),
             ),
             Call::Get => (state, matches!(self.ret, Ret::Get(value) if value == state)),
             Call::Delete => (
@@ -346,6 +350,7 @@ impl KeySearch {
                 Outcome::Completed { returned, result } => {
                     let ret = match (result, &operation.op) {
                         (OpResult::Put { previous }, Op::Put { .. }) => Ret::Put(intern(previous.as_ref())),
+                        (OpResult::PutDone, Op::Put { .. }) => Ret::PutDone,
                         (OpResult::Get { value }, Op::Get { .. }) => Ret::Get(intern(value.as_ref())),
                         (OpResult::Delete { previous }, Op::Delete { .. }) => {
                             Ret::Delete(intern(previous.as_ref()))

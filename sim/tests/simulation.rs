@@ -23,7 +23,12 @@ use sim::RunParameters;
 ///   heartbeat's commit is clamped to the follower's match index), and the monitor took
 ///   that for the leader's own commit moving to an entry of term 6 (§5.4.2). The
 ///   monitor now checks §5.4.2 on appends only, which carry the leader's commit as is.
-const REGRESSION_SEEDS: &[u64] = &[50785, 796428471870];
+/// - 7018 (issue 13): client 2's put of "c2-24" applied twice. Its attempt on a cached
+///   connection was delivered, the connection broke, the reconnect failed and was reported
+///   `Unreachable` ("nothing sent"), so a later `SessionExpired` let the client send the
+///   write again in a new session. A reconnect after a failed cached connection is now
+///   `Connection` (may have been sent), `client/src/client/pool.rs`.
+const REGRESSION_SEEDS: &[u64] = &[50785, 796428471870, 7018];
 
 #[test]
 fn clusters_survive_the_fault_schedule() {

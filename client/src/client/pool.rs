@@ -60,11 +60,23 @@ impl ConnectionPool {
                 // writes too: a duplicate carries the same session and applies once.
                 tracing::debug!(%address, %error, "cached connection failed; reconnecting once");
                 let remaining = timeout.saturating_sub(started.elapsed());
-                time::timeout(
+                let retried = time::timeout(
                     remaining,
                     send_and_receive(address, None, envelope, self.tls.as_ref()),
                 )
-                .await
+                .await;
+                // The first copy may have arrived: a reconnect that fails is no proof that
+                // nothing was sent, so it must not read as `Unreachable` (the client would
+                // take a later `SessionExpired` as safe to send again in a new session).
+                match retried {
+                    Ok(Err(ClientError::Unreachable { endpoint, reason })) => {
+                        Ok(Err(ClientError::Connection {
+                            endpoint,
+                            reason: format!("{reason} (after a cached connection failed: {error})"),
+                        }))
+                    }
+                    other => other,
+                }
             }
             outcome => outcome,
         };

@@ -368,3 +368,37 @@ fn tiny_budget_gives_unknown() {
         CheckResult::NotLinearizable { .. }
     ));
 }
+
+fn put_done(client: u64, invoked: u64, returned: u64, new: &str) -> Operation {
+    Operation::completed(
+        client,
+        Op::Put {
+            key: KEY.to_vec(),
+            value: new.as_bytes().to_vec(),
+        },
+        invoked,
+        returned,
+        OpResult::PutDone,
+    )
+}
+
+#[test]
+fn a_put_that_saw_nothing_is_placed_in_time_and_later_reads_must_see_it() {
+    // It fits whatever it found, but not anywhere in time.
+    assert_linearizable(&[
+        put(1, 0, 1, "a", None),
+        put_done(2, 2, 3, "b"),
+        get(1, 4, 5, Some("b")),
+    ]);
+    assert_not_linearizable(&[
+        put(1, 0, 1, "a", None),
+        put_done(2, 2, 3, "b"),
+        get(1, 4, 5, Some("a")),
+    ]);
+    // An indeterminate write before it may still be dropped.
+    assert_linearizable(&[
+        lost_put(3, 0, "x"),
+        put_done(2, 1, 2, "b"),
+        get(1, 3, 4, Some("b")),
+    ]);
+}

@@ -224,6 +224,11 @@ fn brute_force(history: &[Operation]) -> bool {
             }
         };
         match &operation.outcome {
+            // A put that saw nothing fits any state.
+            Outcome::Completed {
+                result: OpResult::PutDone,
+                ..
+            } => Some(after),
             Outcome::Completed { result: observed, .. } if *observed != result => None,
             _ => Some(after),
         }
@@ -263,7 +268,11 @@ fn agrees_with_brute_force_on_small_histories() {
                 0 => {
                     let new = pick(&mut rng).unwrap_or("a");
                     let previous = state.replace(new);
-                    put(1, invoked, returned, new, previous)
+                    if rng.below(3) == 0 {
+                        put_done(1, invoked, returned, new)
+                    } else {
+                        put(1, invoked, returned, new, previous)
+                    }
                 }
                 1 => get(1, invoked, returned, state),
                 2 => delete(1, invoked, returned, state.take()),
@@ -285,6 +294,7 @@ fn agrees_with_brute_force_on_small_histories() {
                     match result {
                         OpResult::Put { previous } | OpResult::Delete { previous } => *previous = other,
                         OpResult::Get { value } => *value = other,
+                        OpResult::PutDone => {}
                         OpResult::Cas { current, .. } => *current = other,
                     }
                 }
