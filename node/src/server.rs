@@ -67,7 +67,7 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
             (Some(tls), client_port)
         }
     };
-    tend_space_ballast(&settings)?;
+    tend_space_ballast(&settings);
     let mut storage = FjallStore::open(&settings.data_dir).map_err(|e| e.to_string())?;
     let identity_settings = IdentitySettings {
         own_id: settings.id,
@@ -193,7 +193,7 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
 
 /// Keeps the data dir's emergency reserve (`storage::ballast`): removed when the disk is
 /// short, so the store can open; reserved again once there is plenty of room.
-fn tend_space_ballast(settings: &NodeSettings) -> Result<(), String> {
+fn tend_space_ballast(settings: &NodeSettings) {
     let data_dir = &settings.data_dir;
     match tend_ballast(data_dir, settings.disk_ballast_bytes, disk_free_bytes) {
         Ok(BallastAction::Removed { free_bytes }) => warn!(
@@ -213,5 +213,4 @@ fn tend_space_ballast(settings: &NodeSettings) -> Result<(), String> {
             warn!(%error, dir = %data_dir.display(), "cannot tend the disk ballast; starting without it")
         }
     }
-    Ok(())
 }

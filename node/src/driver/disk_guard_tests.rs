@@ -6,25 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use client::wire::{Command, ErrorKind, ReadConsistency, Request, Response, Session};
-use tokio::sync::oneshot;
 
 use super::faulty_store::FaultyStore;
 use super::tests::SingleVoter;
-use super::ClientCall;
 
 const FREE_MIN_BYTES: u64 = 64 * 1024 * 1024;
-
-async fn ask(node: &SingleVoter, request: Request) -> Response {
-    let (reply, answer) = oneshot::channel();
-    node.calls
-        .send(ClientCall { request, reply })
-        .await
-        .expect("driver queue");
-    tokio::time::timeout(Duration::from_secs(5), answer)
-        .await
-        .expect("answered in time")
-        .expect("answered")
-}
 
 fn write(sequence: u64, command: Command) -> Request {
     Request::Write {
@@ -70,9 +56,9 @@ async fn under_the_free_bound_writes_say_no_space_and_resume_once_there_is_room(
         config.disk_free_min_bytes = Some(FREE_MIN_BYTES);
     })
     .await;
-    let opened = ask(&node, Request::OpenSession { client_id: 5 }).await;
+    let opened = node.ask(Request::OpenSession { client_id: 5 }).await;
     assert!(matches!(opened, Response::SessionOpened { .. }), "{opened:?}");
-    let written = ask(&node, write(1, put("a"))).await;
+    let written = node.ask(write(1, put("a"))).await;
     assert!(matches!(written, Response::Written(_)), "{written:?}");
 
     // The disk fills from outside the quota's count.
@@ -83,28 +69,26 @@ async fn under_the_free_bound_writes_say_no_space_and_resume_once_there_is_room(
         node.handles.metrics.disk_free_bytes.load(Ordering::Relaxed),
         FREE_MIN_BYTES - 1
     );
-    let refused = ask(&node, write(2, put("b"))).await;
+    let refused = node.ask(write(2, put("b"))).await;
     assert!(
         matches!(&refused, Response::Error(reply)
             if reply.kind == ErrorKind::NoSpace && reply.message.contains("disk")),
         "{refused:?}"
     );
-    let read = ask(
-        &node,
-        Request::Get {
+    let read = node
+        .ask(Request::Get {
             key: "a".into(),
             consistency: ReadConsistency::Linearizable,
-        },
-    )
-    .await;
+        })
+        .await;
     assert_eq!(read, Response::Value(Some(b"v".to_vec())));
-    let deleted = ask(&node, write(3, Command::Delete { key: "a".into() })).await;
+    let deleted = node.ask(write(3, Command::Delete { key: "a".into() })).await;
     assert!(matches!(deleted, Response::Written(_)), "{deleted:?}");
 
     // Room again: writes resume, with no restart.
     free.store(FREE_MIN_BYTES, Ordering::Relaxed);
     wait_for_space(&node, |space| !space.alarm()).await;
-    let written = ask(&node, write(4, put("b"))).await;
+    let written = node.ask(write(4, put("b"))).await;
     assert!(matches!(written, Response::Written(_)), "{written:?}");
     assert_eq!(node.handles.metrics.space_alarm.load(Ordering::Relaxed), 0);
     node.stop().await;

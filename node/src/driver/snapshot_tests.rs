@@ -6,23 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use client::wire::{Command, Request, Response, Session};
-use tokio::sync::oneshot;
 
 use super::faulty_store::FaultyStore;
 use super::tests::SingleVoter;
-use super::ClientCall;
-
-async fn ask(node: &SingleVoter, request: Request) -> Response {
-    let (reply, answer) = oneshot::channel();
-    node.calls
-        .send(ClientCall { request, reply })
-        .await
-        .expect("driver queue");
-    tokio::time::timeout(Duration::from_secs(5), answer)
-        .await
-        .expect("answered in time")
-        .expect("answered")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_answered_while_a_snapshot_is_built() {
@@ -30,7 +16,7 @@ async fn writes_are_answered_while_a_snapshot_is_built() {
     let held = store.image_held.clone();
     held.store(true, Ordering::Relaxed);
     let node = SingleVoter::start_with(store, |config| config.snapshot_every_entries = 10).await;
-    let opened = ask(&node, Request::OpenSession { client_id: 7 }).await;
+    let opened = node.ask(Request::OpenSession { client_id: 7 }).await;
     assert!(matches!(opened, Response::SessionOpened { .. }), "{opened:?}");
     // Forty writes: a snapshot is due after ten entries and stays unfinished throughout.
     for sequence in 1..=40 {
@@ -45,7 +31,7 @@ async fn writes_are_answered_while_a_snapshot_is_built() {
             },
             return_prior: false,
         };
-        let written = ask(&node, write).await;
+        let written = node.ask(write).await;
         assert!(matches!(written, Response::Written(_)), "{written:?}");
     }
     assert!(node.handles.heartbeat.silent_for() < Duration::from_millis(500));
@@ -75,7 +61,7 @@ async fn a_snapshot_is_taken_after_its_bytes_whatever_the_entry_count() {
         config.snapshot_every_bytes = 64 * 1024;
     })
     .await;
-    let opened = ask(&node, Request::OpenSession { client_id: 9 }).await;
+    let opened = node.ask(Request::OpenSession { client_id: 9 }).await;
     assert!(matches!(opened, Response::SessionOpened { .. }), "{opened:?}");
     for sequence in 1..=4 {
         let write = Request::Write {
@@ -89,7 +75,7 @@ async fn a_snapshot_is_taken_after_its_bytes_whatever_the_entry_count() {
             },
             return_prior: false,
         };
-        let written = ask(&node, write).await;
+        let written = node.ask(write).await;
         assert!(matches!(written, Response::Written(_)), "{written:?}");
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

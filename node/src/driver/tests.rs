@@ -75,6 +75,14 @@ pub(super) struct SingleVoter {
 }
 
 impl SingleVoter {
+    /// Sends `request` and waits (at most 5 s) for its answer.
+    pub(super) async fn ask(&self, request: Request) -> Response {
+        tokio::time::timeout(Duration::from_secs(5), call(&self.calls, request).await)
+            .await
+            .expect("answered in time")
+            .expect("answered")
+    }
+
     pub(super) async fn start<S: Storage>(store: S) -> Self {
         Self::start_with(store, |_| {}).await
     }
