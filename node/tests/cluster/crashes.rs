@@ -165,10 +165,20 @@ async fn kill_9_under_write_load_loses_no_acknowledged_write() {
 /// can only catch up by installing the leader's snapshot: it logs the installation, its
 /// log starts after the snapshot (first index > 1, snapshot index beyond what it had),
 /// and its KV map equals the others', all 200 writes included.
+///
+/// "Everything the follower holds" is more than its log at the kill. The leader goes on
+/// pipelining appends to the dead follower until its window
+/// (`max_inflight_appends_per_follower`, 64) is full, and the transport keeps them queued
+/// while the peer is unreachable (`transport/outbound.rs`): restarted, the follower first
+/// receives them and holds every entry below the leader's `next_index` for it. Under load
+/// the leader batches more writes per append and the window can carry all 200; a
+/// compaction that passed only its log at the kill then leaves it nothing to need a
+/// snapshot for. So writes go on until the leader's log starts above that `next_index`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_after_compaction_catches_up_by_snapshot() {
     const WRITERS: usize = 4;
     const WRITES_PER_WRITER: usize = 50;
+    const MORE_WRITES_PER_ROUND: usize = 10;
     // No trailing window: the follower's whole log is purged, so it needs the snapshot.
     let extra = ["--snapshot-trailing-entries=0".to_string()];
     let mut test = TestCluster::start_with("snapshot-catch-up", 3, 20, false, &extra).await;
@@ -213,15 +223,36 @@ async fn a_node_restarted_after_compaction_catches_up_by_snapshot() {
         }
     }
     let survivors: Vec<u64> = ids.iter().copied().filter(|id| *id != follower).collect();
-    let current_leader = test.wait_for_leader(&survivors).await;
-    test.check(current_leader.first_index > before.last_index + 1, || {
-        format!(
-            "precondition: the leader did not compact past the follower's log (follower last index \
-             {}; leader: {})",
-            before.last_index,
-            describe(&current_leader)
-        )
-    });
+    // Every entry the follower can hold once restarted, its log at the kill and the appends
+    // queued for it since, lies below the leader's `next_index` for it: only when the
+    // leader's log starts above it can no append connect. Sequential writes fill the
+    // leader's window to the follower (one append each), then compact past it.
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    let mut more = 0usize;
+    let (current_leader, sent_through) = loop {
+        let leader = test.wait_for_leader(&survivors).await;
+        let next_index = leader
+            .peers
+            .iter()
+            .find(|peer| peer.id == follower)
+            .map(|peer| peer.next_index);
+        if let Some(next_index) = next_index.filter(|next| leader.first_index > *next) {
+            break (leader, next_index - 1);
+        }
+        if Instant::now() > deadline {
+            test.fail(&format!(
+                "precondition: after {more} more writes the leader still holds entries the follower may \
+                 have (follower last index {} before the kill, next index {next_index:?} at the leader): {}",
+                before.last_index,
+                describe(&leader)
+            ));
+        }
+        for _ in 0..MORE_WRITES_PER_ROUND {
+            put(&test, &mut client, &format!("more/{more:04}"), "x").await;
+            more += 1;
+        }
+    };
+    let sent_through = sent_through.max(before.last_index);
 
     if let Err(error) = test.cluster.start_node(follower) {
         test.fail(&format!("cannot restart node {follower}: {error}"));
@@ -235,10 +266,11 @@ async fn a_node_restarted_after_compaction_catches_up_by_snapshot() {
         .find(|status| status.id == follower)
         .expect("converged covers every node");
     test.check(
-        restarted.first_index > 1 && restarted.snapshot_index > before.last_index,
+        restarted.first_index > 1 && restarted.snapshot_index > sent_through,
         || {
             format!(
-                "node {follower} shows no snapshot beyond its old log (last index {} before the kill): {}",
+                "node {follower} shows no snapshot beyond what it held (last index {} before the kill, \
+                 {sent_through} sent to it): {}",
                 before.last_index,
                 describe(restarted)
             )
@@ -267,15 +299,25 @@ async fn a_node_restarted_after_compaction_catches_up_by_snapshot() {
         .keys()
         .filter(|key| key.starts_with(b"during/"))
         .count();
-    test.check(during == WRITERS * WRITES_PER_WRITER, || {
-        format!(
-            "the converged map holds {during} of the {} writes made while node {follower} was down",
-            WRITERS * WRITES_PER_WRITER
-        )
-    });
+    let more_present = converged
+        .kv()
+        .keys()
+        .filter(|key| key.starts_with(b"more/"))
+        .count();
+    test.check(
+        during == WRITERS * WRITES_PER_WRITER && more_present == more,
+        || {
+            format!(
+                "the converged map holds {during} of the {} writes and {more_present} of the {more} more \
+             made while node {follower} was down",
+                WRITERS * WRITES_PER_WRITER
+            )
+        },
+    );
     eprintln!(
-        "snapshot catch-up: node {follower} had last index {}; the leader compacted to first index {}; \
-         restarted, it installed a snapshot at {} and converged at applied {} in {} ms",
+        "snapshot catch-up: node {follower} had last index {}, {sent_through} sent to it ({more} more \
+         writes); the leader compacted to first index {}; restarted, it installed a snapshot at {} and \
+         converged at applied {} in {} ms",
         before.last_index,
         current_leader.first_index,
         restarted.snapshot_index,
