@@ -16,6 +16,7 @@ mod error;
 mod pool;
 mod router;
 mod validate;
+mod watcher;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,9 +29,11 @@ pub use self::error::ClientError;
 use self::pool::ConnectionPool;
 use self::router::Router;
 use self::validate::{check_command, check_key};
+pub use self::watcher::Watcher;
 use crate::wire::{
-    Command, ErrorKind, Listing, MemberChange, MemberList, NodeDump, NodeStatus, Prior, ReadConsistency,
-    Request, RequestEnvelope, Response, Session, WriteResult, CLIENT_PROTOCOL_VERSION, LIST_LIMIT_MAX,
+    Command, ErrorKind, EventPage, Listing, MemberChange, MemberList, NodeDump, NodeStatus, Prior,
+    ReadConsistency, ReadValue, Request, RequestEnvelope, Response, Session, WriteResult,
+    CLIENT_PROTOCOL_VERSION, LIST_LIMIT_MAX, WATCH_WAIT_MILLIS_MAX,
 };
 use crate::{parse_endpoints, Endpoint};
 
@@ -267,10 +270,44 @@ impl Client {
         key: impl Into<Vec<u8>>,
         consistency: ReadConsistency,
     ) -> Result<Option<Vec<u8>>, ClientError> {
+        Ok(self.get_with_revisions(key, consistency).await?.into_value())
+    }
+
+    /// `key` with its revisions, and the revision the node read at.
+    pub async fn get_with_revisions(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        consistency: ReadConsistency,
+    ) -> Result<ReadValue, ClientError> {
         let key = key.into();
         check_key(&key)?;
         match self.call(&Request::Get { key, consistency }).await? {
             (_, Response::Value(value)) => Ok(value),
+            (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
+        }
+    }
+
+    /// One page of the changes under `prefix` from `from_revision` on (0: from the next
+    /// revision of the node that answers), waiting up to `wait` for one if none is there
+    /// yet. Any node answers; `Watcher` (`watch`) follows the pages.
+    pub async fn watch_page(
+        &mut self,
+        prefix: impl Into<Vec<u8>>,
+        from_revision: u64,
+        wait: Duration,
+    ) -> Result<EventPage, ClientError> {
+        let prefix = prefix.into();
+        check_key(&prefix)?;
+        let wait_millis = u64::try_from(wait.as_millis())
+            .unwrap_or(u64::MAX)
+            .min(WATCH_WAIT_MILLIS_MAX);
+        let request = Request::Watch {
+            prefix,
+            from_revision,
+            wait_millis,
+        };
+        match self.call(&request).await? {
+            (_, Response::Events(page)) => Ok(page),
             (endpoint, other) => Err(ClientError::unexpected_response(endpoint, other)),
         }
     }
@@ -574,6 +611,11 @@ impl Client {
                         }
                         ErrorKind::NoSpace => {
                             return Err(ClientError::NoSpace {
+                                message: reply.message,
+                            })
+                        }
+                        ErrorKind::Compacted => {
+                            return Err(ClientError::Compacted {
                                 message: reply.message,
                             })
                         }

@@ -4,12 +4,21 @@
 
 use serde::{Deserialize, Serialize};
 
+mod revisions;
+
+pub use revisions::{
+    Event, EventKind, EventPage, KeyValue, ReadValue, EVENTS_PER_PAGE_MAX, EVENT_PAGE_BYTES_MAX,
+    WATCH_WAIT_MILLIS_MAX,
+};
+
 /// Version of the client protocol; a node refuses requests of another version.
 /// 2: sessions are opened through the log (`Request::OpenSession`) before their writes.
 /// 3: a write says whether its answer carries the key's value before it
 /// (`Request::Write::return_prior`); answers carry a [`Prior`]. A `List` is paged
 /// (`start`, `Listing::next`) and can count.
-pub const CLIENT_PROTOCOL_VERSION: u16 = 3;
+/// 4: revisions (etcd's model): `get` and `list` answer [`KeyValue`]s and the revision they
+/// read at; `Watch` pages through the history of changes.
+pub const CLIENT_PROTOCOL_VERSION: u16 = 4;
 
 /// Upper bounds a node enforces on client input.
 pub const KEY_BYTES_MAX: usize = 4 * 1024;
@@ -90,6 +99,17 @@ pub enum Request {
     /// One membership change, proposed by the leader (thesis §4.1: one server at a time).
     /// Answered with the members once the change is committed and applied.
     ChangeMembers(MemberChange),
+    /// The changes under `prefix` from revision `from_revision` on (0: from the node's
+    /// next revision), answered with an `EventPage`. If none is there yet, the node
+    /// waits up to `wait_millis` (at most `WATCH_WAIT_MILLIS_MAX`) for one before it
+    /// answers: a long poll, so a watcher follows changes as they are applied and resumes
+    /// on any node from the page's `next_revision`. A revision compacted away is refused
+    /// with `ErrorKind::Compacted`.
+    Watch {
+        prefix: Vec<u8>,
+        from_revision: u64,
+        wait_millis: u64,
+    },
 }
 
 /// A membership change a client (an operator, or a node joining by itself) asks for.
@@ -209,7 +229,7 @@ pub enum Response {
         timeout_millis: u64,
     },
     Written(WriteResult),
-    Value(Option<Vec<u8>>),
+    Value(ReadValue),
     Listing(Listing),
     Status(NodeStatus),
     Dump(NodeDump),
@@ -219,6 +239,7 @@ pub enum Response {
         leader: Option<LeaderHint>,
     },
     Error(ErrorReply),
+    Events(EventPage),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,7 +309,9 @@ impl Prior {
 /// keys and values (at least one pair if any is left).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listing {
-    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub pairs: Vec<KeyValue>,
+    /// The node's revision when it read this page.
+    pub revision: u64,
     /// The key the next page starts at (`List::start`); `None`: the listing is complete.
     pub next: Option<Vec<u8>>,
     /// With `count_only`: how many keys this answer counted from `start` on (no pairs);
@@ -328,6 +351,9 @@ pub enum ErrorKind {
     /// The cluster's data is at its space quota (`--quota-bytes`): the write was not
     /// proposed. Reads, deletes and compaction go on; deleting keys frees room.
     NoSpace,
+    /// A `Watch` asked for a revision the node's history no longer holds (compacted
+    /// away); the message names the oldest revision it can still answer from.
+    Compacted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,8 +8,8 @@ mod support;
 use std::process::Output;
 
 use client::wire::{
-    Command as Write, ErrorKind, ErrorReply, Listing, NodeDump, NodeStatus, Prior, Request, Response,
-    SpaceStatus, WriteResult,
+    Command as Write, ErrorKind, ErrorReply, KeyValue, Listing, NodeDump, NodeStatus, Prior, ReadValue,
+    Request, Response, SpaceStatus, WriteResult,
 };
 use support::{dead_address, raftkv, stderr, stdout, FakeNode, Reply};
 
@@ -26,9 +26,9 @@ async fn node_holding(key: &'static str, value: &'static str) -> FakeNode {
     FakeNode::start(move |_, request| {
         Reply::respond(match request {
             Request::Get { key: asked, .. } if asked == key.as_bytes() => {
-                Response::Value(Some(value.as_bytes().to_vec()))
+                Response::Value(ReadValue::unversioned(Some(value.as_bytes().to_vec())))
             }
-            Request::Get { .. } => Response::Value(None),
+            Request::Get { .. } => Response::Value(ReadValue::unversioned(None)),
             _ => Response::Error(ErrorReply {
                 kind: ErrorKind::InvalidRequest,
                 message: "unscripted".to_string(),
@@ -124,7 +124,11 @@ async fn full_node() -> FakeNode {
                 })
             }
             Request::List { .. } => Response::Listing(Listing {
-                pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"ab".to_vec(), vec![0xFF, b'x'])],
+                pairs: vec![
+                    KeyValue::unversioned(b"a".to_vec(), b"1".to_vec()),
+                    KeyValue::unversioned(b"ab".to_vec(), vec![0xFF, b'x']),
+                ],
+                revision: 2,
                 next: Some(b"ac".to_vec()),
                 count: None,
             }),
@@ -133,7 +137,7 @@ async fn full_node() -> FakeNode {
                 log: vec![(1, 1, "put a".to_string())],
                 kv: vec![(b"a".to_vec(), b"1".to_vec())],
             }),
-            _ => Response::Value(None),
+            _ => Response::Value(ReadValue::unversioned(None)),
         })
     })
     .await

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use client::client::{Client, ClientError, ClientOptions};
 use client::wire::{
-    Command, ErrorKind, ErrorReply, Listing, NodeDump, NodeStatus, Prior, ReadConsistency, Request, Response,
-    Session, WriteResult, KEY_BYTES_MAX,
+    Command, ErrorKind, ErrorReply, Listing, NodeDump, NodeStatus, Prior, ReadConsistency, ReadValue,
+    Request, Response, Session, WriteResult, KEY_BYTES_MAX,
 };
 use support::{dead_address, endpoint, FakeNode, Reply};
 
@@ -47,7 +47,7 @@ fn sessions(requests: &[Request]) -> Vec<Session> {
 async fn leader(value: &'static str) -> FakeNode {
     FakeNode::start(move |_, request| {
         Reply::respond(match request {
-            Request::Get { .. } => Response::Value(Some(value.as_bytes().to_vec())),
+            Request::Get { .. } => Response::Value(ReadValue::unversioned(Some(value.as_bytes().to_vec()))),
             Request::Write { .. } => written(Some(value)),
             _ => error(ErrorKind::InvalidRequest),
         })
@@ -186,7 +186,10 @@ async fn the_deadline_bounds_retries_and_reports_the_last_error() {
 
 #[tokio::test]
 async fn a_cached_connection_the_node_closed_is_replaced_without_moving_on() {
-    let node = FakeNode::start(|_, _| Reply::RespondThenClose(Box::new(Response::Value(None)))).await;
+    let node = FakeNode::start(|_, _| {
+        Reply::RespondThenClose(Box::new(Response::Value(ReadValue::unversioned(None))))
+    })
+    .await;
     let other = leader("v").await;
     let mut client =
         Client::new(vec![node.endpoint(), other.endpoint()], options(1000, 5000)).expect("endpoints");

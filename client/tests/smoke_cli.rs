@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use client::wire::{Command as Write, NodeStatus, Prior, Request, Response, WriteResult};
+use client::wire::{Command as Write, NodeStatus, Prior, ReadValue, Request, Response, WriteResult};
 use support::{raftkv, stderr, stdout, FakeNode, Reply};
 
 /// What a fake member of a three-node cluster reports: node 1 leads term 5 unless `leader`
@@ -56,8 +56,10 @@ async fn fake_cluster(leaders: [u64; 3], corrupt: [bool; 3]) -> Vec<FakeNode> {
                     } => Response::Written(WriteResult::Done {
                         previous: Prior::of(kv.insert(key.clone(), value.clone()).as_deref(), *return_prior),
                     }),
-                    Request::Get { .. } if corrupt => Response::Value(Some(b"garbage".to_vec())),
-                    Request::Get { key, .. } => Response::Value(kv.get(key).cloned()),
+                    Request::Get { .. } if corrupt => {
+                        Response::Value(ReadValue::unversioned(Some(b"garbage".to_vec())))
+                    }
+                    Request::Get { key, .. } => Response::Value(ReadValue::unversioned(kv.get(key).cloned())),
                     _ => Response::Status(status(id, leader, kv.len() as u64)),
                 })
             })

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use client::frame::encode_frame;
-use client::wire::{
+use client::wire::{KeyValue, ReadValue, 
     Command, ErrorKind, ErrorReply, LeaderHint, MemberChange, MemberInfo, MemberList, MemberRole, NodeStatus,
     Listing, PeerStatus, Prior, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope, Session, SpaceStatus,
     WriteResult, CLIENT_PROTOCOL_VERSION,
@@ -190,11 +190,12 @@ fn client_frame() -> Vec<(&'static str, Vec<u8>)> {
                 current: Prior::Present { value_bytes: 1 },
             }),
         ),
-        response(3, Response::Value(Some(b"v".to_vec()))),
+        response(3, Response::Value(ReadValue::unversioned(Some(b"v".to_vec())))),
         response(
             4,
             Response::Listing(Listing {
-                pairs: vec![(b"a".to_vec(), b"1".to_vec())],
+                pairs: vec![KeyValue::unversioned(b"a".to_vec(), b"1".to_vec())],
+                revision: 1,
                 next: Some(b"b".to_vec()),
                 count: None,
             }),

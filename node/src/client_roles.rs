@@ -12,7 +12,7 @@ use client::wire::Request;
 /// A role; each includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
-    /// `get` and `list`.
+    /// `get`, `list` and `watch`.
     Read,
     /// Also writes (put, delete, cas).
     Write,
@@ -24,7 +24,7 @@ impl Role {
     /// The role `request` needs.
     pub fn required_for(request: &Request) -> Role {
         match request {
-            Request::Get { .. } | Request::List { .. } => Role::Read,
+            Request::Get { .. } | Request::List { .. } | Request::Watch { .. } => Role::Read,
             Request::Write { .. } | Request::OpenSession { .. } => Role::Write,
             Request::Status | Request::Dump | Request::Members | Request::ChangeMembers(_) => Role::Admin,
         }

@@ -27,6 +27,8 @@ use crate::storage::{Storage, StorageError};
 
 /// Every key under this prefix belongs to raftkv itself, not to clients.
 pub const SYSTEM_KEY_PREFIX: &[u8] = b"\0raftkv/";
+/// The first key after every key under `SYSTEM_KEY_PREFIX` ('0' follows '/').
+pub const SYSTEM_KEY_RANGE_END: &[u8] = b"\0raftkv0";
 /// Member records live under this prefix, followed by the id in 8 big-endian bytes.
 pub const MEMBER_KEY_PREFIX: &[u8] = b"\0raftkv/members/";
 /// The session of system commands: client id 0 is never handed to a client

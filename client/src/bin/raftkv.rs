@@ -47,6 +47,8 @@ mod output;
 mod smoke;
 #[path = "raftkv/status.rs"]
 mod status;
+#[path = "raftkv/watch.rs"]
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -167,6 +169,9 @@ enum Command {
     Cas(kv::CasArgs),
     /// Print the pairs whose key starts with PREFIX, in key order.
     List(kv::ListArgs),
+    /// Print every change under PREFIX as it is applied, in revision order, from
+    /// --from-revision or from now; resumes across failovers without gaps or repeats.
+    Watch(watch::WatchArgs),
     /// Print the Raft state of every endpoint, one row per node.
     Status(StatusArgs),
     /// Print the Raft log and KV map of one node.
@@ -261,6 +266,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Delete(args) => kv::delete(global, args).await,
         Command::Cas(args) => kv::cas(global, args).await,
         Command::List(args) => kv::list(global, args).await,
+        Command::Watch(args) => watch::watch(global, args).await,
         Command::Status(args) => status::status(global, args).await,
         Command::Dump(args) => dump(global, args).await,
         Command::Endpoint(args) => endpoint::endpoint(global, args).await,

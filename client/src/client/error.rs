@@ -27,6 +27,9 @@ pub enum ClientError {
     /// The cluster's data is at its space quota; the write was not applied. Deleting keys
     /// frees room (reads and deletes go on).
     NoSpace { message: String },
+    /// A watch asked for a revision the node's history no longer holds; the message
+    /// names the oldest revision it can watch from.
+    Compacted { message: String },
     /// The node reported an error of `kind`. Returned at once only for kinds that retrying
     /// cannot fix (`Internal`); retryable kinds appear here as a `last_error`.
     Server {
@@ -150,6 +153,7 @@ impl fmt::Display for ClientError {
             } => write!(f, "client session expired: {message}"),
             Self::PermissionDenied { message } => write!(f, "permission denied: {message}"),
             Self::NoSpace { message } => write!(f, "no space: {message}"),
+            Self::Compacted { message } => write!(f, "compacted: {message}"),
             Self::Server {
                 endpoint,
                 kind,

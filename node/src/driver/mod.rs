@@ -18,12 +18,16 @@ mod membership;
 mod own_thread;
 #[cfg(test)]
 mod probe_tests;
+mod reads;
 mod requests;
 #[cfg(test)]
 mod snapshot_tests;
 mod snapshots;
 #[cfg(test)]
 mod tests;
+mod watches;
+#[cfg(test)]
+mod watches_tests;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -38,6 +42,7 @@ use tracing::{error, info, warn};
 use self::disk_guard::DiskGuard;
 pub use self::heartbeat::DriverHeartbeat;
 pub use self::own_thread::run_on_own_thread;
+use self::watches::PendingWatch;
 use crate::kv::command::SessionLimits;
 use crate::kv::state_machine::{Applied, StateMachine};
 use crate::membership::{is_member_key, PeerDirectory, PeerEntry};
@@ -141,6 +146,10 @@ pub struct Driver<S: Storage, N: PeerNetwork> {
     pending_writes: BTreeMap<Index, PendingWrite>,
     /// Linearizable reads waiting for their ReadIndex, by context.
     pending_reads: BTreeMap<u64, PendingRead>,
+    /// Watches waiting for an event (`watches.rs`).
+    pending_watches: Vec<PendingWatch>,
+    /// The revision the waiting watches were last served at.
+    watched_revision: u64,
     next_read_context: u64,
     snapshot_index: Index,
     /// Bytes of the entries applied since the last snapshot was started.
@@ -217,6 +226,8 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             status,
             pending_writes: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
+            pending_watches: Vec::new(),
+            watched_revision: 0,
             next_read_context: 1,
             snapshot_index,
             applied_bytes_since_snapshot: 0,
@@ -263,6 +274,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 Some(call) = calls.recv() => self.handle_call(call),
                 _ = ticker.tick() => {
                     self.raft.tick();
+                    self.serve_pending_watches(true);
                     if let Some(ticks) = &mut shutdown_ticks {
                         *ticks += 1;
                     }
@@ -456,6 +468,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             self.publish_status();
         }
         self.record_unrecorded_members();
+        self.serve_pending_watches(false);
         if self.was_leader != is_leader {
             self.publish_status();
         }
@@ -523,6 +536,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         for (_, pending) in std::mem::take(&mut self.pending_member_changes) {
             let _ = pending.reply.send(reply());
         }
+        self.fail_pending_watches(reply());
     }
 }
 

@@ -4,10 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use client::frame::FRAME_PAYLOAD_BYTES_MAX;
 use client::wire::{
-    Command, ErrorKind, ErrorReply, LeaderHint, Listing, ReadConsistency, Request, Response, KEY_BYTES_MAX,
-    LISTING_BYTES_MAX, LIST_LIMIT_MAX,
+    Command, ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, KEY_BYTES_MAX,
+    LIST_LIMIT_MAX,
 };
 use raft::ProposalError;
 use tokio::sync::oneshot;
@@ -99,6 +98,14 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                     }
                 }
             }
+            Request::Watch {
+                prefix,
+                from_revision,
+                wait_millis,
+            } => {
+                self.handle_watch(prefix, from_revision, wait_millis, reply);
+                return;
+            }
             Request::Status => {
                 let space = self.space();
                 Some(Response::Status(describe::node_status(&self.raft, space)))
@@ -165,76 +172,6 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         }
     }
 
-    /// Serves a read from the local KV map (its index was applied, or staleness is fine).
-    pub(super) fn serve_read(&self, request: &Request) -> Response {
-        self.metrics.reads_total.fetch_add(1, Ordering::Relaxed);
-        let result = match request {
-            Request::Get { key, .. } => self.storage.get(key).map(Response::Value),
-            Request::List {
-                prefix,
-                start,
-                limit,
-                count_only,
-                ..
-            } => self.list_client_pairs(prefix, start, *limit as usize, *count_only),
-            _ => unreachable!("only reads are served here"),
-        };
-        result.unwrap_or_else(|error| internal(error.to_string()))
-    }
-
-    /// The node's log and its client KV map (raftkv's own records left out, as `List`
-    /// leaves them out).
-    fn dump(&mut self) -> Response {
-        let space = self.space();
-        match self.storage.list(b"", usize::MAX, RESPONSE_BYTES_MAX) {
-            Ok(kv) if kv.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() >= RESPONSE_BYTES_MAX => {
-                invalid("the KV map is too large to dump in one response".into())
-            }
-            Ok(mut kv) => {
-                kv.retain(|(key, _)| !is_system_key(key));
-                Response::Dump(describe::node_dump(&self.raft, space, kv))
-            }
-            Err(error) => internal(error.to_string()),
-        }
-    }
-
-    /// A page of up to `limit` client pairs under `prefix` from `start` on, with where the
-    /// next page starts; or, `count_only`, the number of client keys in a page's scan from
-    /// `start` on, with where counting goes on. raftkv's own records are neither listed
-    /// nor counted: a page that held some is shorter (its `next` still moves on).
-    fn list_client_pairs(
-        &self,
-        prefix: &[u8],
-        start: &[u8],
-        limit: usize,
-        count_only: bool,
-    ) -> Result<Response, crate::storage::StorageError> {
-        if count_only {
-            // One page's scan at most per answer (the driver must not stall on a count of
-            // millions of keys): the client sums the pages' counts from `next` to `next`.
-            let page = self
-                .storage
-                .list_page(prefix, start, COUNT_KEYS_PER_ANSWER_MAX, LISTING_BYTES_MAX)?;
-            let count = page.pairs.iter().filter(|(key, _)| !is_system_key(key)).count();
-            return Ok(Response::Listing(Listing {
-                pairs: Vec::new(),
-                next: page.next,
-                count: Some(count as u64),
-            }));
-        }
-        let page = self.storage.list_page(prefix, start, limit, LISTING_BYTES_MAX)?;
-        let pairs = page
-            .pairs
-            .into_iter()
-            .filter(|(key, _)| !is_system_key(key))
-            .collect();
-        Ok(Response::Listing(Listing {
-            pairs,
-            next: page.next,
-            count: None,
-        }))
-    }
-
     /// The `StaleLeaderReads` canary: a node that believes it leads skips ReadIndex.
     fn stale_leader_reads_canary(&self) -> bool {
         #[cfg(feature = "canaries")]
@@ -269,14 +206,6 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         LeaderHint { id, client_address }
     }
 }
-
-/// Keys one `count_only` answer counts at most (and `LISTING_BYTES_MAX` of keys and values
-/// scanned): a count is paged like a listing, so no answer scans the whole store.
-const COUNT_KEYS_PER_ANSWER_MAX: usize = 100_000;
-
-/// Keys and values one response may carry: half a frame, leaving room for encoding.
-/// A `List` stops there (the client asks again after the last key it got).
-const RESPONSE_BYTES_MAX: usize = FRAME_PAYLOAD_BYTES_MAX / 2;
 
 /// Keys and prefixes are bounded like keys of writes: the storage engine cannot look up
 /// keys of 64 KiB or more, and nothing longer than `KEY_BYTES_MAX` is ever stored.
@@ -319,7 +248,7 @@ pub(super) fn invalid(message: String) -> Response {
     })
 }
 
-fn internal(message: String) -> Response {
+pub(super) fn internal(message: String) -> Response {
     Response::Error(ErrorReply {
         kind: ErrorKind::Internal,
         message,

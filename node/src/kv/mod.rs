@@ -2,4 +2,5 @@
 //! deterministic apply function with client sessions.
 
 pub mod command;
+pub mod revisions;
 pub mod state_machine;

@@ -21,6 +21,7 @@ use raft::{Entry, EntryPayload, Index, Term};
 use serde::{Deserialize, Serialize};
 
 use crate::kv::command::{KvBody, KvCommand, SessionLimits};
+use crate::kv::revisions::{self, RevisionState, REVISION_STATE_KEY};
 use crate::membership::SYSTEM_SESSION;
 use crate::storage::{ApplyBatch, SessionRecord, Storage, StorageError};
 
@@ -100,6 +101,8 @@ pub struct StateMachine {
     sessions_by_expiry: BTreeSet<(u64, u64)>,
     /// `None` until read from storage (at start, and after a snapshot was installed).
     state: Option<MachineState>,
+    /// The cluster revision (`kv::revisions`); `None` as `state`.
+    revisions: Option<RevisionState>,
     /// Whether the entry being applied is of log format 2, whose byte-bound eviction
     /// this build keeps (`evict_over`). Set for each entry by `apply`.
     applying_format_2: bool,
@@ -118,6 +121,7 @@ impl StateMachine {
             sessions_bytes: 0,
             sessions_by_expiry: BTreeSet::new(),
             state: None,
+            revisions: None,
             applying_format_2: false,
             #[cfg(feature = "canaries")]
             dedup_disabled: false,
@@ -170,6 +174,7 @@ impl StateMachine {
             .map(|(id, record)| (record.expires_at_millis, *id))
             .collect();
         self.state = None;
+        self.revisions = None;
     }
 
     /// Open sessions, for metrics and tests.
@@ -186,6 +191,17 @@ impl StateMachine {
         };
         self.state = Some(state);
         Ok(state.data_bytes)
+    }
+
+    /// The cluster revision as of the last apply (read from `storage` if nothing was
+    /// applied since the start or a snapshot).
+    pub fn revision(&mut self, storage: &dyn Storage) -> Result<u64, StorageError> {
+        let revisions = match self.revisions {
+            Some(revisions) => revisions,
+            None => RevisionState::load(storage)?,
+        };
+        self.revisions = Some(revisions);
+        Ok(revisions.revision)
     }
 
     /// The cached result of `session`'s write, if that exact write was applied.
@@ -210,6 +226,11 @@ impl StateMachine {
             None => MachineState::load(storage)?,
         };
         let state_before = state;
+        let mut revisions = match self.revisions {
+            Some(revisions) => revisions,
+            None => RevisionState::load(storage)?,
+        };
+        let revisions_before = revisions;
         let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let mut session_writes: BTreeMap<u64, Option<SessionRecord>> = BTreeMap::new();
         let mut outcomes = Vec::new();
@@ -241,7 +262,7 @@ impl StateMachine {
                     storage,
                     &mut overlay,
                     &mut session_writes,
-                    &mut state,
+                    (&mut state, &mut revisions),
                     session,
                     (command, return_prior),
                 )?,
@@ -256,6 +277,10 @@ impl StateMachine {
             overlay.insert(MACHINE_STATE_KEY.to_vec(), Some(state.encode()));
         }
         self.state = Some(state);
+        if revisions != revisions_before {
+            overlay.insert(REVISION_STATE_KEY.to_vec(), Some(revisions.encode()));
+        }
+        self.revisions = Some(revisions);
         let batch = ApplyBatch {
             applied_index,
             kv_writes: overlay.into_iter().collect(),
@@ -367,7 +392,7 @@ impl StateMachine {
         storage: &dyn Storage,
         overlay: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
         session_writes: &mut BTreeMap<u64, Option<SessionRecord>>,
-        state: &mut MachineState,
+        (state, revisions): (&mut MachineState, &mut RevisionState),
         session: Session,
         (command, return_prior): (Command, bool),
     ) -> Result<Result<Applied, ErrorReply>, StorageError> {
@@ -416,9 +441,10 @@ impl StateMachine {
         let before = pair_bytes(&current);
         // The answer, and so the record kept for a retry, holds the value only if asked.
         let prior = Prior::of(current.as_deref(), return_prior);
-        let (new_value, result) = match command {
-            Command::Put { value, .. } => (Some(value), WriteResult::Done { previous: prior }),
-            Command::Delete { .. } => (None, WriteResult::Done { previous: prior }),
+        let existed = current.is_some();
+        let (new_value, changed, result) = match command {
+            Command::Put { value, .. } => (Some(value), true, WriteResult::Done { previous: prior }),
+            Command::Delete { .. } => (None, true, WriteResult::Done { previous: prior }),
             Command::CompareAndSwap {
                 expected, new_value, ..
             } => {
@@ -426,6 +452,7 @@ impl StateMachine {
                 let stored = if swapped { new_value } else { current };
                 (
                     stored,
+                    swapped,
                     WriteResult::CompareAndSwap {
                         swapped,
                         current: prior,
@@ -433,6 +460,10 @@ impl StateMachine {
                 )
             }
         };
+        if changed {
+            // A delete of an absent key makes no revision (`record_change` skips it).
+            revisions::record_change(storage, overlay, revisions, &key, existed, new_value.as_deref())?;
+        }
         let after = pair_bytes(&new_value);
         // Every stored pair was counted when written; saturating so that a count read
         // back damaged can only under-count, never stop apply.

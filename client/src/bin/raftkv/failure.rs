@@ -26,6 +26,8 @@ pub enum Exit {
     PermissionDenied = 7,
     /// 8: the cluster refused a write for space (its quota, or the leader's disk guard).
     NoSpace = 8,
+    /// 9: `watch` asked for a revision the cluster's history no longer holds.
+    Compacted = 9,
 }
 
 impl Exit {
@@ -44,6 +46,7 @@ impl Exit {
             Self::OutcomeUnknown => "outcome_unknown",
             Self::PermissionDenied => "permission_denied",
             Self::NoSpace => "no_space",
+            Self::Compacted => "compacted",
         }
     }
 
@@ -54,6 +57,7 @@ impl Exit {
             ClientError::InvalidRequest { .. } | ClientError::Endpoints(_) => Self::Usage,
             ClientError::PermissionDenied { .. } => Self::PermissionDenied,
             ClientError::NoSpace { .. } => Self::NoSpace,
+            ClientError::Compacted { .. } => Self::Compacted,
             _ => Self::Failure,
         }
     }

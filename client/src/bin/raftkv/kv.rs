@@ -194,21 +194,25 @@ pub async fn put(global: &GlobalArgs, args: PutArgs) -> Result<(), Failure> {
 
 pub async fn get(global: &GlobalArgs, args: GetArgs) -> Result<(), Failure> {
     let key = bytes_of(&args.key);
-    let value = global.client()?.get(key.clone(), consistency(args.stale)).await?;
-    let Some(value) = value else {
+    let read = global
+        .client()?
+        .get_with_revisions(key.clone(), consistency(args.stale))
+        .await?;
+    let Some(kv) = read.kv else {
         return Err(Failure::new(
             Exit::NotFound,
-            format!("key {} not found", text(&key)),
+            format!("key {} not found (at revision {})", text(&key), read.revision),
         ));
     };
     match global.output {
-        _ if args.raw => output::write_stdout_bytes(&value),
-        Output::Text => outln!("{}", text(&value)),
-        Output::Json => output::print_json(&json!({
-            "key": bytes_json(&key),
-            "value": bytes_json(&value),
-            "encoding": output::ENCODING,
-        })),
+        _ if args.raw => output::write_stdout_bytes(&kv.value),
+        Output::Text => outln!("{}", text(&kv.value)),
+        Output::Json => {
+            let mut answer = output::key_value_json(&kv);
+            answer["encoding"] = json!(output::ENCODING);
+            answer["revision"] = json!(read.revision);
+            output::print_json(&answer);
+        }
     }
     Ok(())
 }
@@ -314,8 +318,8 @@ pub async fn list(global: &GlobalArgs, args: ListArgs) -> Result<(), Failure> {
             .await?;
         match global.output {
             Output::Text => {
-                for (key, value) in &page.pairs {
-                    outln!("{}\t{}", text(key), text(value));
+                for kv in &page.pairs {
+                    outln!("{}\t{}", text(&kv.key), text(&kv.value));
                 }
                 if let (Some(next), false) = (&page.next, args.all) {
                     outln!(
@@ -327,7 +331,8 @@ pub async fn list(global: &GlobalArgs, args: ListArgs) -> Result<(), Failure> {
             Output::Json => output::print_json(&json!({
                 "prefix": bytes_json(&prefix),
                 "encoding": output::ENCODING,
-                "pairs": output::pairs_json(&page.pairs),
+                "pairs": output::key_values_json(&page.pairs),
+                "revision": page.revision,
                 "more": page.next.is_some(),
                 "next": page.next.as_deref().map_or(serde_json::Value::Null, bytes_json),
             })),

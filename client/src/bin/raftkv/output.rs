@@ -14,7 +14,7 @@ use base64::Engine;
 
 use clap::error::ErrorKind as ClapErrorKind;
 use clap::ValueEnum;
-use client::wire::{NodeDump, NodeStatus};
+use client::wire::{KeyValue, NodeDump, NodeStatus};
 use serde_json::{json, Value};
 
 use crate::failure::{Exit, Failure};
@@ -98,6 +98,21 @@ pub fn pairs_json(pairs: &[(Vec<u8>, Vec<u8>)]) -> Value {
         .iter()
         .map(|(key, value)| json!({ "key": bytes_json(key), "value": bytes_json(value) }))
         .collect()
+}
+
+/// Pairs with their revisions (etcd's `KeyValue` fields, keys and values in base64).
+pub fn key_values_json(pairs: &[KeyValue]) -> Value {
+    pairs.iter().map(key_value_json).collect()
+}
+
+pub fn key_value_json(kv: &KeyValue) -> Value {
+    json!({
+        "key": bytes_json(&kv.key),
+        "value": bytes_json(&kv.value),
+        "create_revision": kv.create_revision,
+        "mod_revision": kv.mod_revision,
+        "version": kv.version,
+    })
 }
 
 pub fn status_json(status: &NodeStatus) -> Result<Value, Failure> {
