@@ -90,6 +90,49 @@ pub enum Request {
     /// One membership change, proposed by the leader (thesis §4.1: one server at a time).
     /// Answered with the members once the change is committed and applied.
     ChangeMembers(MemberChange),
+    /// Starts a backup (`raftkv snapshot save`), answered by the leader only with
+    /// `SnapshotStarted`: after a ReadIndex round (so it holds every write acknowledged
+    /// before the request, thesis §6.4) the leader pins a view of its state machine at its
+    /// applied index and builds its image off the driver loop. Admin only.
+    SnapshotBegin,
+    /// `SNAPSHOT_CHUNK_BYTES_MAX` bytes of backup `id`'s image from `offset`, answered by
+    /// the node that began it (`NotNow` while the image is being built). Resumable: any
+    /// offset may be asked again. Each chunk keeps the image pinned a while longer.
+    SnapshotChunk { id: u64, offset: u64 },
+    /// The save is over: the node deletes backup `id`'s image (an unknown id is fine).
+    SnapshotRelease { id: u64 },
+}
+
+/// Bytes of image one `SnapshotChunk` answer carries at most: well inside a frame.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 1024 * 1024;
+
+/// What a backup holds, as the node that built its image counted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    /// The log index the image is the state machine of (every entry through it applied).
+    pub index: u64,
+    /// The term of the entry at `index`.
+    pub term: u64,
+    /// The cluster the backup comes from.
+    pub cluster_id: u64,
+    /// The image's length in bytes.
+    pub image_bytes: u64,
+    /// The clients' key/value pairs in the image (raftkv's own records, which the image
+    /// also holds, are not counted).
+    pub pairs: u64,
+    /// Client sessions in the image.
+    pub sessions: u64,
+    /// The XXH3-64 in the image's end record, over every byte before that record.
+    pub checksum: u64,
+}
+
+/// One piece of a backup's image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupChunk {
+    pub info: BackupInfo,
+    pub offset: u64,
+    /// The image's bytes from `offset`; empty at its end.
+    pub data: Vec<u8>,
 }
 
 /// A membership change a client (an operator, or a node joining by itself) asks for.
@@ -214,6 +257,13 @@ pub enum Response {
     Status(NodeStatus),
     Dump(NodeDump),
     Members(MemberList),
+    /// A backup was begun on this node (`Request::SnapshotBegin`): fetch its chunks here.
+    SnapshotStarted {
+        id: u64,
+        index: u64,
+    },
+    SnapshotChunk(BackupChunk),
+    SnapshotReleased,
     /// This node cannot serve the request; try the leader.
     NotLeader {
         leader: Option<LeaderHint>,
