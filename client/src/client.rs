@@ -11,6 +11,7 @@
 //! the library runs unchanged under madsim.
 
 mod backoff;
+mod backup;
 mod client_id;
 mod error;
 mod pool;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use tokio::time::{self, Instant};
 
 use self::backoff::Backoff;
+pub use self::backup::BackupStarted;
 pub use self::error::ClientError;
 use self::pool::ConnectionPool;
 use self::router::Router;

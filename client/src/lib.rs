@@ -1,6 +1,7 @@
 //! raftkv's client side: the wire types shared with the node, the framing both sides
 //! speak, the async client library and the `raftkv` CLI.
 
+pub mod backup_file;
 pub mod client;
 pub mod connection;
 pub mod frame;

@@ -17,7 +17,8 @@ pub use revisions::{
 /// (`Request::Write::return_prior`); answers carry a [`Prior`]. A `List` is paged
 /// (`start`, `Listing::next`) and can count.
 /// 4: revisions (etcd's model): `get` and `list` answer [`KeyValue`]s and the revision they
-/// read at; `Watch` pages through the history of changes.
+/// read at; `Watch` pages through the history of changes; backups (`SnapshotBegin`,
+/// `SnapshotChunk`, `SnapshotRelease`).
 pub const CLIENT_PROTOCOL_VERSION: u16 = 4;
 
 /// Upper bounds a node enforces on client input.
@@ -110,6 +111,49 @@ pub enum Request {
         from_revision: u64,
         wait_millis: u64,
     },
+    /// Starts a backup (`raftkv snapshot save`), answered by the leader only with
+    /// `SnapshotStarted`: after a ReadIndex round (so it holds every write acknowledged
+    /// before the request, thesis §6.4) the leader pins a view of its state machine at its
+    /// applied index and builds its image off the driver loop. Admin only.
+    SnapshotBegin,
+    /// `SNAPSHOT_CHUNK_BYTES_MAX` bytes of backup `id`'s image from `offset`, answered by
+    /// the node that began it (`NotNow` while the image is being built). Resumable: any
+    /// offset may be asked again. Each chunk keeps the image pinned a while longer.
+    SnapshotChunk { id: u64, offset: u64 },
+    /// The save is over: the node deletes backup `id`'s image (an unknown id is fine).
+    SnapshotRelease { id: u64 },
+}
+
+/// Bytes of image one `SnapshotChunk` answer carries at most: well inside a frame.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 1024 * 1024;
+
+/// What a backup holds, as the node that built its image counted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    /// The log index the image is the state machine of (every entry through it applied).
+    pub index: u64,
+    /// The term of the entry at `index`.
+    pub term: u64,
+    /// The cluster the backup comes from.
+    pub cluster_id: u64,
+    /// The image's length in bytes.
+    pub image_bytes: u64,
+    /// The clients' key/value pairs in the image (raftkv's own records, which the image
+    /// also holds, are not counted).
+    pub pairs: u64,
+    /// Client sessions in the image.
+    pub sessions: u64,
+    /// The XXH3-64 in the image's end record, over every byte before that record.
+    pub checksum: u64,
+}
+
+/// One piece of a backup's image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupChunk {
+    pub info: BackupInfo,
+    pub offset: u64,
+    /// The image's bytes from `offset`; empty at its end.
+    pub data: Vec<u8>,
 }
 
 /// A membership change a client (an operator, or a node joining by itself) asks for.
@@ -240,6 +284,13 @@ pub enum Response {
     },
     Error(ErrorReply),
     Events(EventPage),
+    /// A backup was begun on this node (`Request::SnapshotBegin`): fetch its chunks here.
+    SnapshotStarted {
+        id: u64,
+        index: u64,
+    },
+    SnapshotChunk(BackupChunk),
+    SnapshotReleased,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -108,7 +108,7 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
         cluster_id: membership.cluster_id.0,
         ..settings.driver.clone()
     };
-    let (driver, handles) = Driver::new(
+    let (mut driver, handles) = Driver::new(
         start.raft,
         storage,
         network(transport.clone()),
@@ -117,6 +117,9 @@ pub async fn run_member<S: Storage, N: PeerNetwork>(
         directory,
     )
     .map_err(|e| e.to_string())?;
+    if let Some(backups) = &settings.client_port.backups {
+        driver.serve_backups(backups.clone());
+    }
     let (calls_sender, calls) = mpsc::channel::<ClientCall>(DRIVER_QUEUE_MAX);
     let client_tls = settings.client_port.tls.clone();
     tokio::spawn(serve_clients(

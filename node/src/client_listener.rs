@@ -35,6 +35,7 @@ use tracing::{debug, info, warn};
 
 use crate::accept_loop::accept_until_shutdown;
 use crate::admission::{Admission, PendingTicket};
+use crate::backup_images::{BackupError, BackupImages};
 use crate::client_roles::{ClientRoles, Role};
 use crate::driver::ClientCall;
 use crate::warn_limiter::WarnLimiter;
@@ -74,6 +75,8 @@ pub struct ClientPort {
     pub roles: ClientRoles,
     /// Established connections served at once.
     pub connections_max: usize,
+    /// Backups begun on this node, whose chunks this port serves (`None`: no data dir).
+    pub backups: Option<Arc<BackupImages>>,
 }
 
 impl ClientPort {
@@ -83,6 +86,7 @@ impl ClientPort {
             tls: None,
             roles: ClientRoles::default(),
             connections_max: 1024,
+            backups: None,
         }
     }
 }
@@ -251,6 +255,9 @@ impl ClientConnection {
         let mut in_flight = 0usize;
         let mut last_activity = Instant::now();
         let mut refusals_logged = false;
+        // A backup chunk answer holds up to 1 MiB until written: one at a time per
+        // connection, so a client that pipelines chunk requests cannot pile them up.
+        let mut backup_chunk_in_flight: Option<u64> = None;
         loop {
             let may_read = connection_budget.available_permits() >= FRAME_BYTES_MAX;
             // A started frame is bounded inside the read (`with_frame_timeout`); this
@@ -290,6 +297,7 @@ impl ClientConnection {
                         let _ = connection.write_frame(&ResponseEnvelope { id: envelope.id, response: reply }).await;
                         return;
                     }
+                    let is_chunk = matches!(envelope.request, Request::SnapshotChunk { .. });
                     let refusal = if in_flight >= CONNECTION_REQUESTS_IN_FLIGHT_MAX {
                         Some(error(ErrorKind::Overloaded, "too many requests in flight on this connection".into()))
                     } else if let Err(why) = caller.authorize(&envelope.request) {
@@ -298,6 +306,8 @@ impl ClientConnection {
                             refusals_logged = true;
                         }
                         Some(error(ErrorKind::PermissionDenied, why))
+                    } else if is_chunk && backup_chunk_in_flight.is_some() {
+                        Some(error(ErrorKind::Overloaded, "one backup chunk at a time per connection".into()))
                     } else {
                         None
                     };
@@ -309,10 +319,20 @@ impl ClientConnection {
                     }
                     caller.bind(&mut envelope.request);
                     in_flight += 1;
-                    relay(envelope, permits, &self.calls, answers_sender.clone());
+                    if matches!(envelope.request, Request::SnapshotChunk { .. } | Request::SnapshotRelease { .. }) {
+                        if is_chunk {
+                            backup_chunk_in_flight = Some(envelope.id);
+                        }
+                        serve_backup(envelope, permits, self.port.backups.clone(), answers_sender.clone());
+                    } else {
+                        relay(envelope, permits, &self.calls, answers_sender.clone());
+                    }
                 }
                 Some(answer) = answers.recv() => {
                     in_flight -= 1;
+                    if backup_chunk_in_flight == Some(answer.id) {
+                        backup_chunk_in_flight = None;
+                    }
                     last_activity = Instant::now();
                     // A client that stops reading must not pin this task forever.
                     match timeout(CLIENT_WRITE_TIMEOUT, connection.write_frame(&answer)).await {
@@ -369,6 +389,35 @@ fn relay(
             None => answer
                 .await
                 .unwrap_or_else(|_| error(ErrorKind::ShuttingDown, "node is shutting down".into())),
+        };
+        drop(permits);
+        let _ = answers.send(ResponseEnvelope { id, response }).await;
+    });
+}
+
+/// Answers a backup chunk or release from the image file, off the driver loop (the read
+/// of up to 1 MiB runs on this task; the driver has a thread of its own).
+fn serve_backup(
+    envelope: RequestEnvelope,
+    permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    backups: Option<Arc<BackupImages>>,
+    answers: mpsc::Sender<ResponseEnvelope>,
+) {
+    let id = envelope.id;
+    tokio::spawn(async move {
+        let response = match (backups, envelope.request) {
+            (None, _) => error(ErrorKind::InvalidRequest, "this node keeps no backups".into()),
+            (Some(backups), Request::SnapshotChunk { id, offset }) => match backups.chunk(id, offset) {
+                Ok(chunk) => Response::SnapshotChunk(chunk),
+                Err(why @ BackupError::Building { .. }) => error(ErrorKind::NotNow, why.to_string()),
+                Err(why @ BackupError::Unknown { .. }) => error(ErrorKind::InvalidRequest, why.to_string()),
+                Err(why) => error(ErrorKind::Internal, why.to_string()),
+            },
+            (Some(backups), Request::SnapshotRelease { id }) => {
+                backups.release(id);
+                Response::SnapshotReleased
+            }
+            (Some(_), _) => unreachable!("only backup chunks and releases are served here"),
         };
         drop(permits);
         let _ = answers.send(ResponseEnvelope { id, response }).await;

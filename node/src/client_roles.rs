@@ -16,7 +16,7 @@ pub enum Role {
     Read,
     /// Also writes (put, delete, cas).
     Write,
-    /// Also the cluster's operations: member changes, `dump`, `status`.
+    /// Also the cluster's operations: member changes, `dump`, `status`, backups.
     Admin,
 }
 
@@ -26,7 +26,13 @@ impl Role {
         match request {
             Request::Get { .. } | Request::List { .. } | Request::Watch { .. } => Role::Read,
             Request::Write { .. } | Request::OpenSession { .. } => Role::Write,
-            Request::Status | Request::Dump | Request::Members | Request::ChangeMembers(_) => Role::Admin,
+            Request::Status
+            | Request::Dump
+            | Request::Members
+            | Request::ChangeMembers(_)
+            | Request::SnapshotBegin
+            | Request::SnapshotChunk { .. }
+            | Request::SnapshotRelease { .. } => Role::Admin,
         }
     }
 
@@ -151,6 +157,12 @@ mod tests {
     fn each_request_needs_its_role() {
         assert_eq!(Role::required_for(&Request::Status), Role::Admin);
         assert_eq!(Role::required_for(&Request::Dump), Role::Admin);
+        // A backup holds every key: reading it is an operator's act, not a reader's.
+        assert_eq!(Role::required_for(&Request::SnapshotBegin), Role::Admin);
+        assert_eq!(
+            Role::required_for(&Request::SnapshotChunk { id: 1, offset: 0 }),
+            Role::Admin
+        );
         assert!(Role::Read < Role::Write && Role::Write < Role::Admin);
     }
 }

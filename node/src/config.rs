@@ -26,7 +26,11 @@ pub enum LogFormat {
 
 /// A raftkv server: one member of a Raft-replicated key/value cluster.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "raftkv-node", version)]
+#[command(
+    name = "raftkv-node",
+    version,
+    after_help = "Restore a backup (`raftkv snapshot save`) into a fresh data dir: raftkv-node restore --help"
+)]
 pub struct NodeArgs {
     /// This node's Raft id (>= 1). Alternatively give --pod-name.
     #[arg(long, env = "RAFTKV_ID")]

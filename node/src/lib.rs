@@ -11,6 +11,7 @@ compile_error!("the `canaries` feature injects known bugs: it is for the madsim 
 pub mod accept_loop;
 pub mod admission;
 pub mod assembly;
+pub mod backup_images;
 pub mod bootstrap;
 pub mod client_listener;
 pub mod client_roles;
@@ -29,6 +30,8 @@ pub mod metrics;
 #[cfg(not(madsim))]
 pub mod ops_http;
 pub mod pod;
+#[cfg(not(madsim))]
+pub mod restore;
 #[cfg(not(madsim))]
 pub mod server;
 pub mod storage;

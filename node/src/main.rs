@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use node::config::{LogFormat, NodeArgs};
+use node::restore::RestoreArgs;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -11,6 +12,11 @@ fn main() -> ExitCode {
     // Everything the node creates (data, logs of fjall, the identity) is its owner's
     // alone: files 0600, directories 0700.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    // `raftkv-node restore ...` builds a data dir from a backup and exits; a subcommand of
+    // its own keeps the server's flags (`--peers` is required there) out of its way.
+    if std::env::args().nth(1).as_deref() == Some("restore") {
+        return restore(RestoreArgs::parse_from(std::env::args().skip(1)));
+    }
     let args = NodeArgs::parse();
     let settings = match args.validate() {
         Ok(settings) => settings,
@@ -49,6 +55,44 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!(%error, "raftkv-node failed");
             eprintln!("raftkv-node: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `raftkv-node restore`: the backup is verified whole, then the data dir written; a
+/// damaged backup exits 1 with one line and leaves no data dir.
+fn restore(args: RestoreArgs) -> ExitCode {
+    let incarnation = match getrandom::u64() {
+        Ok(incarnation) => incarnation,
+        Err(error) => {
+            eprintln!("raftkv-node restore: no randomness for a new incarnation: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match node::restore::restore(&args, incarnation) {
+        Ok(restored) => {
+            let cluster_id = restored
+                .identity
+                .cluster
+                .as_ref()
+                .map(|cluster| cluster.cluster_id.to_string())
+                .unwrap_or_default();
+            println!(
+                "restored {} at index {} (term {}): {} pairs, {} sessions, checksum {:016x}; new cluster {cluster_id}, \
+                 node {} the only voter. Start it, then start the other nodes on empty data dirs: they join it.",
+                args.data_dir.display(),
+                restored.header.index,
+                restored.header.term,
+                restored.image.pairs - restored.member_records_dropped,
+                restored.image.sessions,
+                restored.image.checksum,
+                args.id,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("raftkv-node restore: {error}");
             ExitCode::FAILURE
         }
     }

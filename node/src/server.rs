@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::assembly::{run_member, MemberSettings, DRIVER_QUEUE_MAX};
+use crate::backup_images::{BackupImages, SAVE_IDLE_TIMEOUT};
 use crate::bootstrap::{open_data_dir, IdentitySettings};
 use crate::client_listener::ClientPort;
 use crate::config::{NodeSettings, Security};
@@ -63,11 +64,18 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
                 tls: Some(tls.clone()),
                 roles: roles.clone(),
                 connections_max: settings.client_connections_max,
+                backups: None,
             };
             (Some(tls), client_port)
         }
     };
     tend_space_ballast(&settings);
+    let backups = BackupImages::open(&settings.data_dir).map_err(|e| e.to_string())?;
+    tokio::spawn(reap_idle_backups(backups.clone(), shutdown.clone()));
+    let client_port = ClientPort {
+        backups: Some(backups),
+        ..client_port
+    };
     let mut storage = FjallStore::open(&settings.data_dir).map_err(|e| e.to_string())?;
     let identity_settings = IdentitySettings {
         own_id: settings.id,
@@ -167,6 +175,17 @@ pub async fn run_node(settings: NodeSettings, shutdown: watch::Receiver<bool>) -
         on_start,
     )
     .await
+}
+
+/// Drops the backups whose client went away, so their files do not wait for the next
+/// backup request to be deleted.
+async fn reap_idle_backups(backups: Arc<BackupImages>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(SAVE_IDLE_TIMEOUT / 4) => backups.reap(),
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 /// Creates the data dir readable by its owner only (0700), and tightens an existing one:

@@ -45,6 +45,8 @@ mod member;
 mod output;
 #[path = "raftkv/smoke.rs"]
 mod smoke;
+#[path = "raftkv/snapshot.rs"]
+mod snapshot;
 #[path = "raftkv/status.rs"]
 mod status;
 #[path = "raftkv/watch.rs"]
@@ -71,6 +73,7 @@ Examples:
   raftkv put photo --value-file photo.jpg && raftkv get photo --raw > copy.jpg
   raftkv list app/ --all --output json
   raftkv endpoint health
+  raftkv snapshot save backup.raftkv
 
 Exit codes:
   0 success             4 cas not swapped      7 permission denied
@@ -189,6 +192,9 @@ enum Command {
     /// Check a running cluster end to end (for a Kubernetes Job): all endpoints agree on
     /// one leader, N writes and linearizable reads, every endpoint applies them.
     Smoke(smoke::SmokeArgs),
+    /// Save a consistent backup of the cluster to a file (restore it with
+    /// `raftkv-node restore`).
+    Snapshot(snapshot::SnapshotArgs),
     /// Make certificates: a cluster's CA, node and admin client ones, or another client.
     Certs(certs::CertsArgs),
     /// Wait for SIGTERM or SIGINT, then exit 0: the main process of a client container,
@@ -276,6 +282,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Smoke(args) => smoke::smoke(global, args).await,
         Command::Idle(args) => idle::idle(args).await,
         Command::Certs(args) => certs::certs(args),
+        Command::Snapshot(args) => snapshot::snapshot(global, args).await,
     }
 }
 

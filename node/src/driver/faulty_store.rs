@@ -46,6 +46,14 @@ impl ImageSource for HeldImage {
         wait_while(&self.held);
         self.inner.build()
     }
+
+    fn write_to(
+        self: Box<Self>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<u64, StorageError> {
+        wait_while(&self.held);
+        self.inner.write_to(sink)
+    }
 }
 
 impl Storage for FaultyStore {

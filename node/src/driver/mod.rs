@@ -7,6 +7,7 @@
 //! Only tokio APIs that madsim simulates are used here (sync, time, select!), so the
 //! simulation runs this very loop.
 
+mod backups;
 mod describe;
 mod disk_guard;
 #[cfg(test)]
@@ -167,6 +168,10 @@ pub struct Driver<S: Storage, N: PeerNetwork> {
     peers_conf: ConfState,
     /// The store's free disk space, read about once a second.
     disk_guard: DiskGuard,
+    /// Where backups are built and kept for `raftkv snapshot save` (`backups.rs`).
+    backups: Option<Arc<crate::backup_images::BackupImages>>,
+    /// Backups whose ReadIndex completed, begun after this turn's `advance`.
+    backups_due: Vec<oneshot::Sender<Response>>,
 }
 
 /// The handles other tasks use to talk to a running driver.
@@ -238,6 +243,8 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             members_recorded_term: 0,
             peers_conf: ConfState::default(),
             disk_guard: DiskGuard::default(),
+            backups: None,
+            backups_due: Vec::new(),
         };
         driver.reload_records()?;
         driver.warn_about_seeds();
@@ -426,6 +433,10 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             }
             for read in ready.read_states {
                 if let Some(pending) = self.pending_reads.remove(&read.context) {
+                    if pending.request == Request::SnapshotBegin {
+                        self.backups_due.push(pending.reply);
+                        continue;
+                    }
                     let response = self.serve_read(&pending.request);
                     let _ = pending.reply.send(response);
                 }
@@ -473,6 +484,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
             self.publish_status();
         }
         self.was_leader = is_leader;
+        self.start_due_backups();
         self.maybe_start_snapshot()
     }
 

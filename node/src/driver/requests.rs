@@ -111,6 +111,14 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 Some(Response::Status(describe::node_status(&self.raft, space)))
             }
             Request::Dump => Some(self.dump()),
+            Request::SnapshotBegin => {
+                self.handle_backup_begin(reply);
+                return;
+            }
+            // The client port serves these from the image file, off the driver loop.
+            Request::SnapshotChunk { .. } | Request::SnapshotRelease { .. } => {
+                Some(invalid("backup chunks are served by the client port".to_string()))
+            }
         };
         if let Some(response) = response {
             let _ = reply.send(response);

@@ -153,7 +153,17 @@ pub struct ImageReader {
     hasher: Xxh3,
     pairs: u64,
     sessions: u64,
+    /// The end record's checksum, once it was read (and matched).
+    checksum: u64,
     ended: bool,
+}
+
+/// What a whole, verified image holds (its end record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub pairs: u64,
+    pub sessions: u64,
+    pub checksum: u64,
 }
 
 impl std::fmt::Debug for ImageReader {
@@ -180,6 +190,7 @@ impl ImageReader {
             hasher: Xxh3::new(),
             pairs: 0,
             sessions: 0,
+            checksum: 0,
             ended: false,
         }
     }
@@ -249,6 +260,7 @@ impl ImageReader {
                     if checksum != self.hasher.digest() {
                         return Err(corrupt("checksum mismatch"));
                     }
+                    self.checksum = checksum;
                     self.ended = true;
                 }
             }
@@ -261,12 +273,16 @@ impl ImageReader {
         Ok(())
     }
 
-    /// Checks that the image ended where its bytes did.
-    pub fn finish(self) -> Result<(), StorageError> {
+    /// Checks that the image ended where its bytes did; returns what its end record said.
+    pub fn finish(self) -> Result<ImageSummary, StorageError> {
         if !self.ended {
             return Err(corrupt("the image ends before its end record"));
         }
-        Ok(())
+        Ok(ImageSummary {
+            pairs: self.pairs,
+            sessions: self.sessions,
+            checksum: self.checksum,
+        })
     }
 }
 

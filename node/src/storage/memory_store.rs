@@ -110,6 +110,15 @@ impl ImageSource for MemoryImage {
             .insert(self.index, bytes);
         Ok(length)
     }
+
+    fn write_to(
+        self: Box<Self>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<u64, StorageError> {
+        let bytes = self.image.encode();
+        sink(&bytes)?;
+        Ok(bytes.len() as u64)
+    }
 }
 
 impl Storage for MemoryStore {

@@ -123,6 +123,13 @@ pub trait ImageSource: Send + 'static {
     /// Writes the image where the store keeps images, under the index the source was
     /// made for, and returns its length in bytes.
     fn build(self: Box<Self>) -> Result<u64, StorageError>;
+
+    /// Streams the same image to `sink` in pieces instead (a backup, `crate::backup_images`,
+    /// which keeps it apart from the store's snapshots) and returns its length in bytes.
+    fn write_to(
+        self: Box<Self>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<u64, StorageError>;
 }
 
 /// Called by a store now and then during a long call, to show it is not stuck.

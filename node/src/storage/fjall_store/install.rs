@@ -38,7 +38,7 @@ impl FjallStore {
                 progress();
             }
         }
-        reader.finish()
+        reader.finish().map(drop)
     }
 
     /// Checks a whole image before anything is replaced by it: it decodes, its checksum
@@ -237,12 +237,29 @@ pub(super) struct FjallImage {
     pub(super) index: Index,
 }
 
+impl FjallImage {
+    /// Streams every pair and session of the view as an image through `sink`.
+    fn stream(&self, mut sink: impl FnMut(&[u8]) -> Result<(), StorageError>) -> Result<u64, StorageError> {
+        let mut writer = ImageWriter::new(IMAGE_PIECE_BYTES, |_, piece| sink(piece));
+        for guard in self.view.iter(&self.kv) {
+            let (key, value) = guard.into_inner().or_io("reading the KV data")?;
+            writer.pair(&key, &value)?;
+        }
+        for guard in self.view.iter(&self.sessions) {
+            let (key, value) = guard.into_inner().or_io("reading the sessions")?;
+            let record: SessionRecord = decode("session record", &value)?;
+            writer.session(decode_index_key("session", &key)?, &record)?;
+        }
+        writer.finish()
+    }
+}
+
 impl ImageSource for FjallImage {
     fn build(self: Box<Self>) -> Result<u64, StorageError> {
         let file = self.images.create_building(self.index)?;
         let mut out = std::io::BufWriter::with_capacity(IMAGE_PIECE_BYTES, file);
         let mut unsynced_bytes = 0usize;
-        let mut writer = ImageWriter::new(IMAGE_PIECE_BYTES, |_, piece| {
+        let total_bytes = self.stream(|piece| {
             let failed =
                 |error: std::io::Error| StorageError::Io(format!("writing a snapshot image: {error}"));
             std::io::Write::write_all(&mut out, piece).map_err(failed)?;
@@ -255,21 +272,18 @@ impl ImageSource for FjallImage {
                 unsynced_bytes = 0;
             }
             Ok(())
-        });
-        for guard in self.view.iter(&self.kv) {
-            let (key, value) = guard.into_inner().or_io("reading the KV data")?;
-            writer.pair(&key, &value)?;
-        }
-        for guard in self.view.iter(&self.sessions) {
-            let (key, value) = guard.into_inner().or_io("reading the sessions")?;
-            let record: SessionRecord = decode("session record", &value)?;
-            writer.session(decode_index_key("session", &key)?, &record)?;
-        }
-        let total_bytes = writer.finish()?;
+        })?;
         let file = out
             .into_inner()
             .map_err(|error| StorageError::Io(format!("writing a snapshot image: {error}")))?;
         self.images.seal_building(self.index, file)?;
         Ok(total_bytes)
+    }
+
+    fn write_to(
+        self: Box<Self>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<u64, StorageError> {
+        self.stream(sink)
     }
 }
