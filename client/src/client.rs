@@ -651,7 +651,7 @@ impl Client {
                 }
                 Err(error) => return Err(error),
             };
-            tracing::debug!(%address, attempts, error = %last_error, "attempt failed; retrying");
+            tracing::debug!(client_id = self.client_id, %address, attempts, error = %last_error, "attempt failed; retrying");
             let pause = match retry {
                 Retry::AtOnce if redirects_without_pause < REDIRECTS_WITHOUT_PAUSE_MAX => {
                     redirects_without_pause += 1;

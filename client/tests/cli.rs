@@ -25,9 +25,16 @@ fn assert_one_line_failure(output: &Output, code: i32) {
 async fn node_holding(key: &'static str, value: &'static str) -> FakeNode {
     FakeNode::start(move |_, request| {
         Reply::respond(match request {
-            Request::Get { key: asked, .. } if asked == key.as_bytes() => {
-                Response::Value(ReadValue::unversioned(Some(value.as_bytes().to_vec())))
-            }
+            Request::Get { key: asked, .. } if asked == key.as_bytes() => Response::Value(ReadValue {
+                revision: 9,
+                kv: Some(KeyValue {
+                    key: asked.clone(),
+                    value: value.as_bytes().to_vec(),
+                    create_revision: 2,
+                    mod_revision: 7,
+                    version: 3,
+                }),
+            }),
             Request::Get { .. } => Response::Value(ReadValue::unversioned(None)),
             _ => Response::Error(ErrorReply {
                 kind: ErrorKind::InvalidRequest,
@@ -60,7 +67,16 @@ async fn get_prints_the_value_in_text_and_json() {
     assert_eq!(
         json,
         // Keys and values are bytes: base64, as etcdctl's `-w json` has them.
-        serde_json::json!({ "key": "Z3JlZXRpbmc=", "value": "aGVsbG8gd29ybGQ=", "encoding": "base64" })
+        // With the revisions of the pair and of the read (etcd's KeyValue and header).
+        serde_json::json!({
+            "key": "Z3JlZXRpbmc=",
+            "value": "aGVsbG8gd29ybGQ=",
+            "encoding": "base64",
+            "create_revision": 2,
+            "mod_revision": 7,
+            "version": 3,
+            "revision": 9
+        })
     );
 }
 

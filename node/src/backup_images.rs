@@ -135,10 +135,9 @@ impl BackupImages {
             if saves.len() >= SAVES_MAX {
                 return Err(BackupError::Busy);
             }
-            // Random, so that a client resuming against a restarted node never reads
-            // another save's image under its id.
-            let id =
-                getrandom::u64().map_err(|error| BackupError::Failed(format!("no randomness: {error}")))?;
+            // From the clock, so that a client resuming against a restarted node never
+            // reads another save's image under its id (the clock has moved on since).
+            let id = unique_id(&saves);
             saves.insert(
                 id,
                 Save {
@@ -324,3 +323,15 @@ impl BackupImages {
 
 #[cfg(test)]
 mod tests;
+
+/// A save id not in `saves`: the wall clock's nanoseconds (a restarted node's clock has
+/// moved past every id it handed out before), bumped past any id in use.
+fn unique_id<T>(saves: &BTreeMap<u64, T>) -> u64 {
+    let mut id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |since| since.as_nanos() as u64);
+    while saves.contains_key(&id) {
+        id = id.wrapping_add(1);
+    }
+    id
+}

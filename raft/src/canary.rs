@@ -3,8 +3,10 @@
 //! only the madsim simulation enables: a shipped binary cannot contain them (see the
 //! `compile_error!` in `lib.rs`).
 
-/// One injected bug. The raft crate implements the first two and the last; the node's
-/// driver and state machine the next three; the simulation `EmptyDiskBootstrapsAsVoter`.
+/// One injected bug. The raft crate implements the first two and
+/// `SnapshotChunkAtAnyOffset`; the node's driver and state machine `StaleLeaderReads`,
+/// `NoWriteDedup`, `UnknownSessionApplies` and `WatchResumeSkipsAnEvent`; the simulation
+/// `EmptyDiskBootstrapsAsVoter`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Canary {
     /// A vote grant leaves before the vote is durable (breaks thesis §3.8: after a crash
@@ -36,4 +38,10 @@ pub enum Canary {
     /// one it expects (issue 12's streamed snapshots): a chunk the leader resent after a
     /// lost acknowledgement is staged twice, and the staged image is not the leader's.
     SnapshotChunkAtAnyOffset,
+    /// A watch page of a prefix asked from a revision past 1 (a watcher resuming after
+    /// its previous page) leaves out the event at that very revision, as an off-by-one
+    /// between "the last revision seen" and "the next revision to send" would (issue
+    /// 13). Pages of the whole key space are right, so the history the checker reads is,
+    /// and only the watchers' streams can show it.
+    WatchResumeSkipsAnEvent,
 }

@@ -26,6 +26,9 @@ pub mod scenario;
 pub mod sim_store;
 #[cfg(madsim)]
 pub mod tls;
+pub mod watch_check;
+#[cfg(madsim)]
+pub mod watchers;
 #[cfg(madsim)]
 pub mod workload;
 

@@ -146,3 +146,46 @@ pub async fn remove_member(ids: Vec<NodeId>, id: NodeId, deadline: Duration) -> 
         .await
         .map_err(|e| format!("remove {id}: {e}"))
 }
+
+/// Node `id`'s whole history of changes (revisions 1 on) and its revision, read from that
+/// node alone, a page at a time.
+pub async fn history_of(id: NodeId) -> Result<(Vec<client::wire::Event>, u64), String> {
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(500),
+        deadline: Duration::from_secs(2),
+    };
+    let mut client = with_run_tls(
+        Client::new(vec![client_endpoint(id)], options)
+            .map_err(|e| format!("no endpoint: {e}"))?
+            .with_client_id(u64::MAX - 3),
+    );
+    let mut events = Vec::new();
+    let mut from = 1;
+    loop {
+        let page = client
+            .watch_page(Vec::new(), from, Duration::ZERO)
+            .await
+            .map_err(|e| format!("node {id}: history from revision {from}: {e}"))?;
+        if page.next_revision <= from && !page.events.is_empty() || page.next_revision < from {
+            return Err(format!(
+                "node {id}: a history page from {from} moved back to {}",
+                page.next_revision
+            ));
+        }
+        events.extend(page.events);
+        from = page.next_revision;
+        if from > page.revision {
+            return Ok((events, page.revision));
+        }
+    }
+}
+
+/// Node `id`'s KV map (a dump).
+pub async fn kv_of(id: NodeId) -> Result<KvMap, String> {
+    let mut client = probe_client();
+    client
+        .dump(&client_endpoint(id))
+        .await
+        .map(|dump| dump.kv)
+        .map_err(|e| format!("node {id}: {e}"))
+}

@@ -92,6 +92,7 @@ pub fn summary(report: &RunReport, wall: Duration) -> String {
         "{:.1} simulated s in {:.2} wall s; {} ops ({} completed, {} indeterminate); faults {:?}, \
          {} overlapping, {} disks lost ({} after a removal, {} losses skipped), \
          {} restarts after compaction caught up by snapshot; leader {:?} after heal; converged {:?}; \
+         watchers saw {} events of {} revisions; \
          checked {} leaders, {} vote grants, {} acks, {} commit advances, {} entries written, {} decided",
         report.simulated.as_secs_f64(),
         wall.as_secs_f64(),
@@ -106,6 +107,8 @@ pub fn summary(report: &RunReport, wall: Duration) -> String {
         report.faults.compactions_passed,
         report.leader_after_heal,
         report.converged,
+        report.watched.events,
+        report.watched.revisions,
         checks.leaders_seen,
         checks.vote_grants,
         checks.append_acks,

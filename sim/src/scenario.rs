@@ -18,7 +18,9 @@ use crate::invariants::CheckCounts;
 use crate::linearizability::{check, CheckResult};
 use crate::nemesis::{FaultLog, Nemesis};
 use crate::parameters::RunParameters;
-use crate::probe::{convergence, every_node_a_voter, find_leader, members, Converged};
+use crate::probe::{convergence, every_node_a_voter, find_leader, history_of, kv_of, members, Converged};
+use crate::watch_check::{self, WatchRecord};
+use crate::watchers;
 use crate::workload::{self, WorkloadConfig, WorkloadStats};
 
 /// Liveness: once healed, a leader must be known within this.
@@ -41,6 +43,8 @@ pub struct RunReport {
     /// Simulated time from the heal to a known leader.
     pub leader_after_heal: Option<Duration>,
     pub converged: Option<Converged>,
+    /// What the watchers saw and the history they were checked against.
+    pub watched: WatchedCounts,
     /// A key the linearizability checker gave up on (its step budget ran out): neither
     /// a pass nor a finding, reported so that it is seen.
     pub linearizability_unknown: Option<String>,
@@ -85,6 +89,12 @@ pub async fn run(parameters: RunParameters) -> RunReport {
         .ip("10.0.1.1".parse().expect("an IP address"))
         .build();
     let (stop_clients, clients_stop) = watch::channel(false);
+    let (last_revision, watchers_last_revision) = watch::channel(None);
+    let watchers = clients.spawn(watchers::run(
+        cluster.endpoints(),
+        workload_config.client_options,
+        watchers_last_revision,
+    ));
     let workload = clients.spawn(workload::run(
         cluster.endpoints(),
         workload_config,
@@ -157,6 +167,18 @@ pub async fn run(parameters: RunParameters) -> RunReport {
         }
     };
 
+    // The watchers drain to the converged revision; their streams are checked against
+    // the replicas' history.
+    let (watch_findings, watched) = match converged {
+        Some(_) => check_watches(&probe, &ids, &last_revision, watchers, history.operations()).await,
+        None => {
+            last_revision.send_replace(Some(0));
+            let _ = watchers.await;
+            (Vec::new(), WatchedCounts::default())
+        }
+    };
+    findings.extend(watch_findings);
+
     // Checks of the whole run.
     monitor.check_final_logs();
     findings.extend(
@@ -181,6 +203,7 @@ pub async fn run(parameters: RunParameters) -> RunReport {
     history.operations().hash(&mut digest);
     faults.lines.hash(&mut digest);
     monitor.counts().hash(&mut digest);
+    watched.hash(&mut digest);
     findings.hash(&mut digest);
     RunReport {
         digest: digest.finish(),
@@ -192,7 +215,78 @@ pub async fn run(parameters: RunParameters) -> RunReport {
         checks: monitor.counts(),
         leader_after_heal,
         converged,
+        watched,
         linearizability_unknown,
         findings,
     }
+}
+
+/// The size of what the watch checker checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct WatchedCounts {
+    /// Revisions in the converged history.
+    pub revisions: u64,
+    /// Events the watchers received, all streams together.
+    pub events: usize,
+}
+
+/// Reads every node's history, lets the watchers drain to its last revision, and checks
+/// their streams, the history and the acknowledged writes (`watch_check`).
+async fn check_watches(
+    probe: &madsim::runtime::NodeHandle,
+    ids: &[raft::NodeId],
+    last_revision: &watch::Sender<Option<u64>>,
+    watchers: madsim::task::JoinHandle<Vec<WatchRecord>>,
+    operations: &[crate::history::Operation],
+) -> (Vec<String>, WatchedCounts) {
+    let mut reference: Option<(raft::NodeId, Vec<client::wire::Event>, u64)> = None;
+    let mut agree = Ok(());
+    for &id in ids {
+        match probe.spawn(history_of(id)).await.expect("probe task") {
+            Err(why) => agree = agree.and(Err(why)),
+            Ok((events, revision)) => match &reference {
+                None => reference = Some((id, events, revision)),
+                Some((first, first_events, first_revision)) => {
+                    if (revision, &events) != (*first_revision, first_events) {
+                        let at = events
+                            .iter()
+                            .zip(first_events)
+                            .position(|(a, b)| a != b)
+                            .map_or(events.len().min(first_events.len()), |position| position);
+                        agree = agree.and(Err(format!(
+                            "node {id} (revision {revision}) and node {first} (revision {first_revision}) \
+                             differ at event {at}"
+                        )));
+                    }
+                }
+            },
+        }
+    }
+    let Some((first, history, revision)) = reference else {
+        last_revision.send_replace(Some(0));
+        let _ = watchers.await;
+        return (
+            vec![format!("watch: no node answered its history: {agree:?}")],
+            WatchedCounts::default(),
+        );
+    };
+    last_revision.send_replace(Some(revision));
+    let records = watchers.await.expect("watchers task");
+    let counts = WatchedCounts {
+        revisions: revision,
+        events: records.iter().map(|record| record.events.len()).sum(),
+    };
+    let final_kv = match probe.spawn(kv_of(first)).await.expect("probe task") {
+        Ok(kv) => kv.into_iter().collect(),
+        Err(why) => {
+            return (
+                vec![format!("watch: cannot read node {first}'s map: {why}")],
+                counts,
+            )
+        }
+    };
+    (
+        watch_check::check(&history, agree, &final_kv, &records, operations),
+        counts,
+    )
 }

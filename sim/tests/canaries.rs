@@ -87,3 +87,8 @@ fn an_empty_disk_taken_for_the_member_it_replaces_is_found() {
 fn a_snapshot_chunk_staged_at_the_wrong_offset_is_found() {
     assert_found(Canary::SnapshotChunkAtAnyOffset);
 }
+
+#[test]
+fn a_watch_that_skips_an_event_when_it_resumes_is_found() {
+    assert_found(Canary::WatchResumeSkipsAnEvent);
+}

@@ -9,7 +9,7 @@ use client::wire::{ErrorKind, ErrorReply, EventPage, Response, KEY_BYTES_MAX, WA
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use super::requests::{internal, invalid};
+use super::requests::invalid;
 use super::{Driver, PeerNetwork};
 use crate::kv::revisions::{read_events, HistoryError};
 use crate::storage::Storage;
@@ -50,8 +50,8 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         }
         let page = match self.watch_page(&prefix, from_revision) {
             Ok(page) => page,
-            Err(response) => {
-                let _ = reply.send(response);
+            Err(error) => {
+                let _ = reply.send(Response::Error(error));
                 return;
             }
         };
@@ -104,8 +104,8 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 Ok(page) => {
                     let _ = pending.reply.send(Response::Events(page));
                 }
-                Err(response) => {
-                    let _ = pending.reply.send(response);
+                Err(error) => {
+                    let _ = pending.reply.send(Response::Error(error));
                 }
             }
         }
@@ -118,21 +118,31 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         }
     }
 
-    fn watch_page(&mut self, prefix: &[u8], from_revision: u64) -> Result<EventPage, Response> {
+    fn watch_page(&mut self, prefix: &[u8], from_revision: u64) -> Result<EventPage, ErrorReply> {
         match read_events(&self.storage, prefix, from_revision) {
+            #[cfg(feature = "canaries")]
+            Ok(mut page) if self.config.canary == Some(raft::canary::Canary::WatchResumeSkipsAnEvent) => {
+                if from_revision > 1 && !prefix.is_empty() {
+                    page.events.retain(|event| event.revision() != from_revision);
+                }
+                Ok(page)
+            }
             Ok(page) => Ok(page),
             Err(HistoryError::Compacted {
                 from_revision,
                 compacted_revision,
-            }) => Err(Response::Error(ErrorReply {
+            }) => Err(ErrorReply {
                 kind: ErrorKind::Compacted,
                 message: format!(
                     "revision {from_revision} has been compacted away: the oldest revision this node \
                      can watch from is {}",
                     compacted_revision + 1
                 ),
-            })),
-            Err(HistoryError::Storage(error)) => Err(internal(error.to_string())),
+            }),
+            Err(HistoryError::Storage(error)) => Err(ErrorReply {
+                kind: ErrorKind::Internal,
+                message: error.to_string(),
+            }),
         }
     }
 }
