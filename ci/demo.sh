@@ -5,5 +5,5 @@
 # from disk). Exits non-zero if any step fails. Extra arguments go to `raftkv demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --bins -p node -p client
+cargo build --release --locked --bins -p raftkv-node -p raftkv-cli
 exec target/release/raftkv demo "$@"

@@ -32,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seeds="${1:-${SEEDS:-20}}"
-cargo_test=(cargo test --locked -p sim --features canaries --target-dir target/madsim --profile "${SIM_PROFILE:-test}")
+cargo_test=(cargo test --locked -p raftkv-sim --features canaries --target-dir target/madsim --profile "${SIM_PROFILE:-test}")
 export RUSTFLAGS="--cfg madsim --cfg tokio_unstable"
 
 # The seeds asked for, then the fixed regression seeds (tests/simulation.rs), one at a time.

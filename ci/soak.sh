@@ -29,7 +29,7 @@ logs=target/soak/$base
 mkdir -p "$logs"
 # Build once and run that very binary in every shard: no shard rebuilds, and an edit to
 # the tree while the soak runs changes nothing it tests.
-bin=$(RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo test --locked -p sim --features canaries \
+bin=$(RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo test --locked -p raftkv-sim --features canaries \
   --target-dir "${SIM_TARGET_DIR:-target/madsim}" --profile "$SIM_PROFILE" --test simulation --no-run \
   --message-format json | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
 [[ -x $bin ]] || { echo "soak: no simulation binary was built" >&2; exit 1; }

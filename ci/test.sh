@@ -22,9 +22,9 @@ step "Kubernetes manifests: kustomize, strict schema validation, property checks
 ci/k8s-manifests.sh
 
 step "clippy under madsim (RUSTFLAGS=--cfg madsim --cfg tokio_unstable as ci/sim.sh, own target dir): the node, client and simulation code paths"
-RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo clippy --locked -p raft -p node -p client --lib --features node/canaries \
+RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo clippy --locked -p raftkv-raft -p raftkv-node -p raftkv-wire -p raftkv-client --lib --features raftkv-node/canaries \
   --target-dir target/madsim -- -D warnings
-RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo clippy --locked -p sim --all-targets --features canaries \
+RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo clippy --locked -p raftkv-sim --all-targets --features canaries \
   --target-dir target/madsim -- -D warnings
 
 step "tests (CASES=${CASES:-2000} random schedules)"

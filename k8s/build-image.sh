@@ -27,7 +27,7 @@ echo "==> static release build of raftkv-node and raftkv ($host, target/static)"
 # With an explicit --target, RUSTFLAGS reach only the target's crates, not build scripts
 # or proc macros (which must stay dynamic).
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
-  --target "$host" --target-dir target/static -p node -p client --bins
+  --target "$host" --target-dir target/static -p raftkv-node -p raftkv-cli --bins
 built=target/static/$host/release
 
 staging=k8s/dist

@@ -6,8 +6,8 @@
 use std::fs;
 use std::path::Path;
 
-use client::frame::encode_frame;
-use client::wire::{KeyValue, ReadValue, 
+use wire::frame::encode_frame;
+use wire::{KeyValue, ReadValue, 
     Command, ErrorKind, ErrorReply, LeaderHint, MemberChange, MemberInfo, MemberList, MemberRole, NodeStatus,
     Listing, PeerStatus, Prior, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope, Session, SpaceStatus,
     WriteResult, CLIENT_PROTOCOL_VERSION,

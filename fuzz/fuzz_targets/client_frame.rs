@@ -1,14 +1,14 @@
 //! The client protocol's framing and wire types, as a node reads requests and a client
 //! reads responses: arbitrary bytes are a stream of frames, parsed one after another the
-//! way `client::connection::Connection::read_frame` does. Every parse ends in a frame, a
+//! way `wire::connection::Connection::read_frame` does. Every parse ends in a frame, a
 //! request for more bytes or an error, never a panic; whatever decodes re-encodes and
 //! decodes to the same value; a write the node would take is checked as the driver does.
 #![no_main]
 
 use std::fmt::Debug;
 
-use client::frame::{encode_frame, parse_frame, FrameError, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX};
-use client::wire::{Request, RequestEnvelope, ResponseEnvelope};
+use wire::frame::{encode_frame, parse_frame, FrameError, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX};
+use wire::{Request, RequestEnvelope, ResponseEnvelope};
 use libfuzzer_sys::fuzz_target;
 use node::kv::command::{validate_command, KvBody, KvCommand, SessionLimits};
 use serde::de::DeserializeOwned;

@@ -9,7 +9,7 @@
 //! and verdict; a message `step` refuses changes nothing observable.
 #![no_main]
 
-use client::frame::encode_frame;
+use wire::frame::encode_frame;
 use libfuzzer_sys::fuzz_target;
 use node::fuzzing::{read_peer_message, PeerMessageVerdict};
 use raft::{ConfState, Config, Raft};

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use client::frame::{encode_frame, parse_frame};
+use wire::frame::{encode_frame, parse_frame};
 use libfuzzer_sys::fuzz_target;
 use node::fuzzing::{accept_handshake, read_peer_message, AcceptedAs, ExpectedHandshake, PeerMessageVerdict};
 use node::identity::ClusterId;

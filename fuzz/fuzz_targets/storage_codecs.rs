@@ -61,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
         })
         .and_then(|()| reader.finish());
     match (&whole, outcome) {
-        (Ok(image), Ok(())) => assert_eq!(&streamed, image),
+        (Ok(image), Ok(summary)) => {
+            assert_eq!(&streamed, image);
+            assert_eq!(summary.pairs, image.kv.len() as u64);
+        }
         (Err(StorageError::Corrupt(_)), Err(StorageError::Corrupt(_))) => {}
         (whole, streamed) => panic!("whole: {whole:?}, in pieces of {piece_bytes}: {streamed:?}"),
     }

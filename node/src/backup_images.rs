@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use client::wire::{BackupChunk, BackupInfo, SNAPSHOT_CHUNK_BYTES_MAX};
 use raft::{Index, Term};
 use tracing::{info, warn};
+use wire::{BackupChunk, BackupInfo, SNAPSHOT_CHUNK_BYTES_MAX};
 
 use crate::membership::is_system_key;
 use crate::storage::image_stream::{ImageItem, ImageReader, IMAGE_PIECE_BYTES};

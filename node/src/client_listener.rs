@@ -21,17 +21,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::connection::{Connection, ConnectionError};
-use client::frame::FRAME_HEADER_BYTES;
-use client::tls::{certificate_identity, ReloadingTls, Stream};
-use client::wire::{
-    ErrorKind, ErrorReply, Request, RequestEnvelope, Response, ResponseEnvelope, CLIENT_PROTOCOL_VERSION,
-    KEY_BYTES_MAX, VALUE_BYTES_MAX,
-};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn};
+use wire::connection::{Connection, ConnectionError};
+use wire::frame::FRAME_HEADER_BYTES;
+use wire::tls::{certificate_identity, ReloadingTls, Stream};
+use wire::{
+    ErrorKind, ErrorReply, Request, RequestEnvelope, Response, ResponseEnvelope, CLIENT_PROTOCOL_VERSION,
+    KEY_BYTES_MAX, VALUE_BYTES_MAX,
+};
 
 use crate::accept_loop::accept_until_shutdown;
 use crate::admission::{Admission, PendingTicket};
@@ -440,7 +440,7 @@ fn error(kind: ErrorKind, message: String) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use client::wire::{Command, Session};
+    use wire::{Command, Session};
 
     use super::*;
 
@@ -464,7 +464,7 @@ mod tests {
         assert!(reader
             .authorize(&Request::Get {
                 key: b"k".to_vec(),
-                consistency: client::wire::ReadConsistency::Linearizable
+                consistency: wire::ReadConsistency::Linearizable
             })
             .is_ok());
         let refused = reader.authorize(&write(7)).expect_err("a reader cannot write");

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use client::tls::node_id_of_name;
-use client::wire::Request;
+use wire::tls::node_id_of_name;
+use wire::Request;
 
 /// A role; each includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use raft::NodeId;
 
-use client::tls::TlsFiles;
+use wire::tls::TlsFiles;
 
 use crate::client_roles::ClientRoles;
 use crate::identity::ClusterId;

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use client::frame::{parse_frame, FrameError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use wire::frame::{parse_frame, FrameError};
 
 use crate::identity::ClusterId;
 use crate::membership::PeerEntry;

@@ -4,7 +4,7 @@
 //! change at a time, thesis §4.1; learners first, thesis §4.2.1).
 //!
 //! This is the path of a wiped data dir, a replaced disk and a scale-up pod alike. Each
-//! request is idempotent (`client::wire::MemberChange`), and every decision is taken
+//! request is idempotent (`wire::MemberChange`), and every decision is taken
 //! from the leader's member list read just before, so a restart, a leader change or a
 //! lost answer only repeats a step.
 
@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client::client::{Client, ClientOptions};
-use client::tls::ReloadingTls;
-use client::wire::{MemberChange, MemberList, MemberRole, NodeStatus};
 use raft::{ConfState, NodeId};
 use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
 use tracing::{debug, info, warn};
+use wire::tls::ReloadingTls;
+use wire::{MemberChange, MemberList, MemberRole, NodeStatus};
 
 use crate::identity::ClusterId;
 use crate::membership::{MemberRecord, PeerEntry};

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use node::config::{LogFormat, NodeArgs};
-use node::restore::RestoreArgs;
+use raftkv_node::config::{LogFormat, NodeArgs};
+use raftkv_node::restore::RestoreArgs;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             tracing::info!("termination signal: shutting down");
             let _ = shutdown_sender.send(true);
         });
-        node::server::run_node(settings, shutdown).await
+        raftkv_node::server::run_node(settings, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,7 +70,7 @@ fn restore(args: RestoreArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match node::restore::restore(&args, incarnation) {
+    match raftkv_node::restore::restore(&args, incarnation) {
         Ok(restored) => {
             let cluster_id = restored
                 .identity

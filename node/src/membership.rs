@@ -17,9 +17,9 @@
 
 use std::collections::BTreeMap;
 
-use client::wire::{Command, Session};
 use raft::{ConfState, NodeId};
 use serde::{Deserialize, Serialize};
+use wire::{Command, Session};
 
 use crate::identity::ClusterMembership;
 use crate::kv::command::KvCommand;

@@ -8,12 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::tls::ReloadingTls;
-use client::wire::{NodeStatus, ReadConsistency, Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::debug;
+use wire::tls::ReloadingTls;
+use wire::{NodeStatus, ReadConsistency, Request, Response};
 
 use crate::accept_loop::accept_until_shutdown;
 use crate::admission::Admission;

@@ -18,8 +18,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use client::backup_file::{BackupHeader, BackupHeaderError, BACKUP_HEADER_BYTES};
 use raft::{ConfState, HardState, NodeId, Snapshot, SnapshotMeta};
+use wire::backup_file::{BackupHeader, BackupHeaderError, BACKUP_HEADER_BYTES};
 
 use crate::identity::{ClusterMembership, Founder, Identity};
 use crate::membership::is_member_key;

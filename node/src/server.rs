@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::tls::ReloadingTls;
 use raft::{Message, NodeId};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
+use wire::tls::ReloadingTls;
 
 use crate::assembly::{run_member, MemberSettings, DRIVER_QUEUE_MAX};
 use crate::backup_images::{BackupImages, SAVE_IDLE_TIMEOUT};

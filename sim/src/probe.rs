@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use client::client::{Client, ClientOptions};
-use client::wire::{MemberList, MemberRole};
 use raft::NodeId;
+use wire::{MemberList, MemberRole};
 
 use crate::cluster::client_endpoint;
 use crate::tls::with_run_tls;
@@ -137,7 +137,7 @@ pub async fn remove_member(ids: Vec<NodeId>, id: NodeId, deadline: Duration) -> 
             .map_err(|e| format!("no endpoint: {e}"))?
             .with_client_id(u64::MAX - 2),
     );
-    let change = client::wire::MemberChange::Remove {
+    let change = wire::MemberChange::Remove {
         id,
         incarnation: None,
     };
@@ -149,7 +149,7 @@ pub async fn remove_member(ids: Vec<NodeId>, id: NodeId, deadline: Duration) -> 
 
 /// Node `id`'s whole history of changes (revisions 1 on) and its revision, read from that
 /// node alone, a page at a time.
-pub async fn history_of(id: NodeId) -> Result<(Vec<client::wire::Event>, u64), String> {
+pub async fn history_of(id: NodeId) -> Result<(Vec<wire::Event>, u64), String> {
     let options = ClientOptions {
         request_timeout: Duration::from_millis(500),
         deadline: Duration::from_secs(2),

@@ -239,7 +239,7 @@ async fn check_watches(
     watchers: madsim::task::JoinHandle<Vec<WatchRecord>>,
     operations: &[crate::history::Operation],
 ) -> (Vec<String>, WatchedCounts) {
-    let mut reference: Option<(raft::NodeId, Vec<client::wire::Event>, u64)> = None;
+    let mut reference: Option<(raft::NodeId, Vec<wire::Event>, u64)> = None;
     let mut agree = Ok(());
     for &id in ids {
         match probe.spawn(history_of(id)).await.expect("probe task") {

@@ -1,5 +1,5 @@
 //! Mutual TLS in the simulation, as in production: every run makes its own certificate
-//! authority, node certificates and `admin` client (`client::tls::certs`), so the peer
+//! authority, node certificates and `admin` client (`wire::tls::certs`), so the peer
 //! links and the clients' connections run through rustls under every fault. Key
 //! generation and TLS handshakes draw randomness through `getrandom`, which madsim
 //! answers from the run's seed, and certificate validity is checked against simulated
@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use client::tls::certs::{init, CertsPlan};
-use client::tls::{client_config, ReloadingTls, TlsFiles};
 use raft::NodeId;
+use wire::tls::certs::{init, CertsPlan};
+use wire::tls::{client_config, ReloadingTls, TlsFiles};
 
 use crate::cluster::node_ip;
 use rustls::client::ClientConfig;

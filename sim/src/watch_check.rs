@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use client::wire::{Event, EventKind};
+use wire::{Event, EventKind};
 
 use crate::history::{Op, OpResult, Operation, Outcome};
 

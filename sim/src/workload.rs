@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use client::client::{Client, ClientOptions};
-use client::wire::ReadConsistency;
 use client::Endpoint;
 use madsim::rand::{thread_rng, Rng};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use wire::ReadConsistency;
 
 use crate::history::{History, Op, OpResult};
 use crate::parameters::OpMix;

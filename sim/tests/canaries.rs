@@ -10,6 +10,9 @@
 //! did before it gave data dirs an identity.
 #![cfg(all(madsim, feature = "canaries"))]
 
+// The package is `raftkv-sim`; its tests call the crate `sim`.
+extern crate raftkv_sim as sim;
+
 use raft::canary::Canary;
 use sim::runner::{env_u64, run_seed, summary, verbose, SeedOutcome};
 use sim::RunParameters;

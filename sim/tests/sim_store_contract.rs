@@ -2,13 +2,16 @@
 //! lost unless a later sync covered them (or a torn tail kept a prefix of them), a batch
 //! is all or nothing, and what a crash leaves is a state `Raft::restart` accepts.
 
+// The package is `raftkv-sim`; its tests call the crate `sim`.
+extern crate raftkv_sim as sim;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use client::wire::{Prior, WriteResult};
 use node::storage::{ApplyBatch, Recovered, SessionRecord, SnapshotImage, Storage, StorageError};
 use raft::{ConfState, Entry, EntryPayload, HardState, Index, Prng, Snapshot, SnapshotMeta, Term};
 use sim::sim_store::{CrashOutcome, SimDisk, SimStore};
+use wire::{Prior, WriteResult};
 
 fn config_entry() -> Entry {
     Entry {

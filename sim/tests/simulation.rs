@@ -8,6 +8,9 @@
 //! end (`ci/soak.sh` sets it).
 #![cfg(madsim)]
 
+// The package is `raftkv-sim`; its tests call the crate `sim`.
+extern crate raftkv_sim as sim;
+
 use std::time::{Duration, Instant};
 
 use sim::runner::{run_seed, seeds_from_env, summary, verbose, SeedOutcome, SIMULATED_TIME_LIMIT};

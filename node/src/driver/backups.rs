@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use client::wire::{ErrorKind, ErrorReply, Request, Response};
 use raft::{ProposalError, Role};
 use tokio::sync::oneshot;
+use wire::{ErrorKind, ErrorReply, Request, Response};
 
 use super::{Driver, PeerNetwork, PendingRead};
 use crate::backup_images::{BackupError, BackupImages, BackupPoint};

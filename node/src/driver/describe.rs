@@ -1,9 +1,9 @@
 //! Operator views of a node: the status row and the full dump of log and KV map.
 
-use client::wire::{NodeDump, NodeStatus, PeerStatus, SpaceStatus};
 use raft::{EntryPayload, Raft, Role};
+use wire::{NodeDump, NodeStatus, PeerStatus, SpaceStatus};
 
-use client::wire::Command;
+use wire::Command;
 
 use crate::kv::command::{KvBody, KvCommand};
 

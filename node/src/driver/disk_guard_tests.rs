@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use client::wire::{Command, ErrorKind, ReadConsistency, Request, Response, Session};
+use wire::{Command, ErrorKind, ReadConsistency, Request, Response, Session};
 
 use super::faulty_store::FaultyStore;
 use super::tests::SingleVoter;
@@ -32,7 +32,7 @@ fn put(key: &str) -> Command {
 
 /// Waits until the driver's published space status satisfies `condition` (it reads the
 /// disk about once a second).
-async fn wait_for_space(node: &SingleVoter, condition: impl Fn(&client::wire::SpaceStatus) -> bool) {
+async fn wait_for_space(node: &SingleVoter, condition: impl Fn(&wire::SpaceStatus) -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let space = node.handles.status.borrow().space;

@@ -2,16 +2,16 @@
 //! (thesis §4.1) with the member's record (`crate::membership`), answering once the
 //! change is applied, and keeping the transport's peer set equal to the configuration.
 //!
-//! Every change is idempotent (see `client::wire::MemberChange`): a retry after an
+//! Every change is idempotent (see `wire::MemberChange`): a retry after an
 //! unknown outcome, or a joining node that asks again after a restart, finds the change
 //! already made and is answered with the members as they are.
 
 use std::sync::atomic::Ordering;
 
-use client::wire::{MemberChange, MemberInfo, MemberList, MemberRole, Response};
 use raft::{ConfChange, NodeId, ProposalError, Role};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
+use wire::{MemberChange, MemberInfo, MemberList, MemberRole, Response};
 
 use super::requests::invalid;
 use super::{now_millis, Driver, PeerNetwork, PendingWrite};

@@ -35,10 +35,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client::wire::{ErrorKind, ErrorReply, NodeStatus, Request, Response, SpaceStatus};
 use raft::{ConfState, Index, Message, NodeId, Raft, Role, Term};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
+use wire::{ErrorKind, ErrorReply, NodeStatus, Request, Response, SpaceStatus};
 
 use self::disk_guard::DiskGuard;
 pub use self::heartbeat::DriverHeartbeat;

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::wire::{Request, Response};
 use tokio::sync::oneshot;
+use wire::{Request, Response};
 
 use super::faulty_store::FaultyStore;
 use super::tests::SingleVoter;

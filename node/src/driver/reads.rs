@@ -5,8 +5,8 @@
 
 use std::sync::atomic::Ordering;
 
-use client::frame::FRAME_PAYLOAD_BYTES_MAX;
-use client::wire::{Listing, ReadValue, Request, Response, LISTING_BYTES_MAX};
+use wire::frame::FRAME_PAYLOAD_BYTES_MAX;
+use wire::{Listing, ReadValue, Request, Response, LISTING_BYTES_MAX};
 
 use super::requests::{internal, invalid};
 use super::{describe, Driver, PeerNetwork};

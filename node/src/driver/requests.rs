@@ -4,12 +4,12 @@
 
 use std::sync::atomic::Ordering;
 
-use client::wire::{
+use raft::ProposalError;
+use tokio::sync::oneshot;
+use wire::{
     Command, ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, KEY_BYTES_MAX,
     LIST_LIMIT_MAX,
 };
-use raft::ProposalError;
-use tokio::sync::oneshot;
 
 use super::{
     describe, lost_write, not_now, now_millis, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite,

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use client::wire::{Command, Request, Response, Session};
+use wire::{Command, Request, Response, Session};
 
 use super::faulty_store::FaultyStore;
 use super::tests::SingleVoter;

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use client::wire::{Command, ErrorKind, Prior, ReadConsistency, Request, Response, Session, WriteResult};
 use raft::{ConfState, Message, NodeId, Raft};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use wire::{Command, ErrorKind, Prior, ReadConsistency, Request, Response, Session, WriteResult};
 
 use super::{run_on_own_thread, ClientCall, Driver, DriverConfig, DriverError, DriverHandles, PeerNetwork};
 use crate::kv::state_machine::StateMachine;

@@ -5,9 +5,9 @@
 //! history is the same on every replica, so a watcher that moves misses nothing and sees
 //! nothing twice.
 
-use client::wire::{ErrorKind, ErrorReply, EventPage, Response, KEY_BYTES_MAX, WATCH_WAIT_MILLIS_MAX};
 use tokio::sync::oneshot;
 use tracing::warn;
+use wire::{ErrorKind, ErrorReply, EventPage, Response, KEY_BYTES_MAX, WATCH_WAIT_MILLIS_MAX};
 
 use super::requests::invalid;
 use super::{Driver, PeerNetwork};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use client::wire::{Command, ErrorKind, EventKind, EventPage, Request, Response, Session};
+use wire::{Command, ErrorKind, EventKind, EventPage, Request, Response, Session};
 
 use super::faulty_store::FaultyStore;
 use super::tests::SingleVoter;

@@ -1,4 +1,4 @@
-use client::wire::MemberInfo;
+use wire::MemberInfo;
 
 use super::*;
 

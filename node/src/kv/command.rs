@@ -13,8 +13,8 @@
 
 use std::fmt;
 
-use client::wire::{Command, Session, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
+use wire::{Command, Session, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 
 /// The first byte of every entry this build writes.
 pub const LOG_FORMAT: u8 = 3;
@@ -39,7 +39,7 @@ pub enum KvBody {
     OpenSession { client_id: u64, limits: SessionLimits },
     /// A client write of an open session, or a system record (`SYSTEM_SESSION`).
     /// `return_prior`: the answer holds the key's value before the write
-    /// (`client::wire::Request::Write`).
+    /// (`wire::Request::Write`).
     Write {
         session: Session,
         command: Command,
@@ -139,8 +139,8 @@ impl KvCommand {
 /// Log format 2: as format 3 without `return_prior`. Its writes answered with the value
 /// the key held, so they are read as asking for it.
 mod format2 {
-    use client::wire::{Command, Session};
     use serde::{Deserialize, Serialize};
+    use wire::{Command, Session};
 
     use super::SessionLimits;
 

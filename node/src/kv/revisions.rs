@@ -1,5 +1,5 @@
 //! The state machine's revisions and history (issue 13; etcd's model, described in
-//! `client::wire::revisions`), kept as system records beside the KV pairs so that a
+//! `wire::revisions`), kept as system records beside the KV pairs so that a
 //! snapshot, a backup and every replica carry them alike:
 //!
 //! - `REVISION_STATE_KEY`: the cluster revision, the newest revision compacted away and
@@ -16,8 +16,8 @@
 
 use std::collections::BTreeMap;
 
-use client::wire::{Event, EventKind, EventPage, KeyValue, EVENTS_PER_PAGE_MAX, EVENT_PAGE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
+use wire::{Event, EventKind, EventPage, KeyValue, EVENTS_PER_PAGE_MAX, EVENT_PAGE_BYTES_MAX};
 
 use crate::storage::{Storage, StorageError};
 

@@ -16,9 +16,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use client::wire::{Command, ErrorKind, ErrorReply, Prior, Session, WriteResult};
 use raft::{Entry, EntryPayload, Index, Term};
 use serde::{Deserialize, Serialize};
+use wire::{Command, ErrorKind, ErrorReply, Prior, Session, WriteResult};
 
 use crate::kv::command::{KvBody, KvCommand, SessionLimits};
 use crate::kv::revisions::{self, RevisionState, REVISION_STATE_KEY};

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use client::wire::{Prior, WriteResult};
 use raft::{ConfState, Entry, EntryPayload, HardState, Index, Snapshot, SnapshotMeta, Term};
+use wire::{Prior, WriteResult};
 
 #[cfg(test)]
 use super::memory_store::MemoryStore;

@@ -28,8 +28,8 @@ pub mod memory_store;
 
 use std::fmt;
 
-use client::wire::WriteResult;
 use raft::{Entry, HardState, Index, RestartState, Snapshot};
+use wire::WriteResult;
 
 use crate::identity::Identity;
 use serde::{Deserialize, Serialize};

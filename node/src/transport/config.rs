@@ -6,7 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::tls::ReloadingTls;
+use wire::tls::ReloadingTls;
 
 use crate::identity::ClusterMembership;
 
@@ -38,7 +38,7 @@ pub struct TransportConfig {
     /// Upper bound of the reconnect delay.
     pub reconnect_backoff_max: Duration,
     /// Mutual TLS on every peer link, each side verifying that the other's certificate
-    /// names the node id it claims (`client::tls::node_name`). `None`: plain TCP
+    /// names the node id it claims (`wire::tls::node_name`). `None`: plain TCP
     /// (`--insecure`, and the simulation).
     pub tls: Option<Arc<ReloadingTls>>,
 }

@@ -5,11 +5,11 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use client::connection::{Connection, ConnectionError};
-use client::tls::{node_name, server_name, Stream};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::warn;
+use wire::connection::{Connection, ConnectionError};
+use wire::tls::{node_name, server_name, Stream};
 
 use super::handshake::{Handshake, HandshakeReply, PeerState, CLIENT_ADDRESS_BYTES_MAX, PROTOCOL_VERSION};
 use super::shared::Shared;

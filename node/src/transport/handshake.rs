@@ -214,7 +214,7 @@ impl fmt::Display for Refusal {
                 f,
                 "a peer claims to be node {dialer_id} but its certificate ({}) does not name {}",
                 certificate_name.as_deref().unwrap_or("no certificate"),
-                client::tls::node_name(*dialer_id)
+                wire::tls::node_name(*dialer_id)
             ),
         }
     }

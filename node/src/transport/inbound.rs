@@ -12,13 +12,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use client::connection::{Connection, ConnectionError};
-use client::frame::FRAME_PAYLOAD_BYTES_MAX;
-use client::tls::{certificate_identity, certificate_names, node_name, Stream};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::timeout;
 use tracing::{debug, info, warn};
+use wire::connection::{Connection, ConnectionError};
+use wire::frame::FRAME_PAYLOAD_BYTES_MAX;
+use wire::tls::{certificate_identity, certificate_names, node_name, Stream};
 
 use super::dial::HANDSHAKE_TIMEOUT;
 use super::handshake::{check_handshake, is_leader_message, Accepted, Handshake, HandshakeReply, Refusal};

@@ -9,12 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::connection::Connection;
-use client::frame::encode_frame;
-use client::tls::Stream;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout, Instant};
 use tracing::{debug, info, warn};
+use wire::connection::Connection;
+use wire::frame::encode_frame;
+use wire::tls::Stream;
 
 use super::backoff::Backoff;
 use super::dial::dial;

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use client::tls::ReloadingTls;
 use tokio::sync::{mpsc, watch, Notify};
+use wire::tls::ReloadingTls;
 
 use super::handshake::{Expected, PeerState};
 use super::stats::Counters;

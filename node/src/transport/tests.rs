@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use client::connection::{Connection, ConnectionError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout, Instant};
+use wire::connection::{Connection, ConnectionError};
 
 use super::test_log::CapturedLogs;
 use super::*;

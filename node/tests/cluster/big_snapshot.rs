@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use client::client::{Client, ClientOptions};
-use client::wire::{MemberRole, ReadConsistency};
+use wire::{MemberRole, ReadConsistency};
 
 use crate::support::{Garbage, TestCluster};
 use crate::writers::write_options;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{node_binary, quick_options, TestCluster, WAIT_TIMEOUT};
 use crate::writers::{count_lines, expect_value, put, write_options};
-use client::wire::ReadConsistency;
+use wire::ReadConsistency;
 
 /// Runs `raftkv-node` as node `id` of a cluster named `cluster_name` on `data_dir` with
 /// `extra` flags, expecting it to exit at once; returns its exit code and output.
@@ -175,7 +175,7 @@ async fn a_wiped_node_never_costs_an_acknowledged_write() {
         .wait_for_members("node 2 a voter again", |list| {
             list.members
                 .iter()
-                .filter(|member| member.role == client::wire::MemberRole::Voter)
+                .filter(|member| member.role == wire::MemberRole::Voter)
                 .count()
                 == 3
         })

@@ -6,6 +6,9 @@
 
 #![cfg(not(madsim))]
 
+// The packages are `raftkv-*`; the code calls them by their short names.
+extern crate raftkv_node as node;
+
 mod big_snapshot;
 mod crashes;
 mod identity;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use client::wire::{MemberChange, MemberList, MemberRole};
+use wire::{MemberChange, MemberList, MemberRole};
 
 use crate::support::TestCluster;
 use crate::writers::{count_lines, expect_value, put, write_options, write_until};

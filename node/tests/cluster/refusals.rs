@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::support::{describe, http_get, node_binary, Garbage, TestCluster, WAIT_TIMEOUT};
 use crate::writers::{count_lines, expect_value, put, write_options};
 use client::client::Client;
-use client::frame::encode_frame;
 use node::transport::{Handshake, PROTOCOL_VERSION};
+use wire::frame::encode_frame;
 
 /// A process killed when dropped, so a failing test leaves no stray node behind.
 struct ChildGuard(Child);

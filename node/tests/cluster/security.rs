@@ -9,10 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client::client::{Client, ClientError, ClientOptions};
-use client::frame::encode_frame;
-use client::tls::certs::{init, issue_client, CertsPlan, Validity};
-use client::tls::{client_config, node_name, server_name, TlsFiles};
-use client::wire::ReadConsistency;
 use node::client_listener::{NODE_REQUEST_BYTES_IN_FLIGHT_MAX, REQUEST_PAYLOAD_BYTES_MAX};
 use node::transport::{Handshake, HandshakeReply, PROTOCOL_VERSION};
 use rustls::client::ClientConfig;
@@ -21,6 +17,10 @@ use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use wire::frame::encode_frame;
+use wire::tls::certs::{init, issue_client, CertsPlan, Validity};
+use wire::tls::{client_config, node_name, server_name, TlsFiles};
+use wire::ReadConsistency;
 
 use crate::support::{TestCluster, WAIT_TIMEOUT};
 
@@ -101,7 +101,7 @@ async fn dial_as_peer(
     let read = async {
         loop {
             if let Some((answer, _)) =
-                client::frame::parse_frame::<HandshakeReply>(&reply).map_err(|e| e.to_string())?
+                wire::frame::parse_frame::<HandshakeReply>(&reply).map_err(|e| e.to_string())?
             {
                 return Ok(answer);
             }
@@ -189,7 +189,7 @@ async fn peers_without_the_right_certificate_are_refused_and_logged() {
     let expired_dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(certs.join("ca.crt"), expired_dir.path().join("ca.crt")).expect("copy ca");
     std::fs::copy(certs.join("ca.key"), expired_dir.path().join("ca.key")).expect("copy ca key");
-    client::tls::certs::Authority::open_or_create(expired_dir.path())
+    wire::tls::certs::Authority::open_or_create(expired_dir.path())
         .expect("the cluster's CA")
         .issue(expired_dir.path(), "node-2", &[node_name(2)], Validity::Expired)
         .expect("an expired node 2 certificate");

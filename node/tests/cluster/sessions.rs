@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use client::connection::Connection;
-use client::wire::{
+use tokio::net::TcpStream;
+use wire::connection::Connection;
+use wire::{
     Command, ErrorKind, Prior, ReadConsistency, Request, RequestEnvelope, Response, ResponseEnvelope,
     Session, WriteResult, CLIENT_PROTOCOL_VERSION,
 };
-use tokio::net::TcpStream;
 
 use crate::support::{quick_options, TestCluster};
 

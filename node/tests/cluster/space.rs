@@ -3,7 +3,7 @@
 //! deletes and compaction go on; deleting keys lets writes resume without a restart.
 
 use client::client::ClientError;
-use client::wire::ReadConsistency;
+use wire::ReadConsistency;
 
 use crate::support::{quick_options, TestCluster};
 

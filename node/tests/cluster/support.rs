@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use client::client::{Client, ClientOptions};
 use client::local_cluster::{LocalCluster, LocalClusterOptions};
-use client::wire::{NodeDump, NodeStatus};
 use client::{parse_endpoints, Endpoint};
 use rustls::client::ClientConfig;
 use tempfile::TempDir;
+use wire::{NodeDump, NodeStatus};
 
 /// Longest any single wait (election, convergence, a metric) may take.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -202,8 +202,8 @@ impl TestCluster {
     pub async fn wait_for_members(
         &self,
         what: &str,
-        accept: impl Fn(&client::wire::MemberList) -> bool,
-    ) -> client::wire::MemberList {
+        accept: impl Fn(&wire::MemberList) -> bool,
+    ) -> wire::MemberList {
         let deadline = Instant::now() + WAIT_TIMEOUT;
         let mut last = None;
         loop {

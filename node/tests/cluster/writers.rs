@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::TestCluster;
 use client::client::{Client, ClientOptions};
-use client::wire::ReadConsistency;
 use tokio::task::JoinHandle;
+use wire::ReadConsistency;
 
 /// Writes in the tests ride out an election or two.
 pub(crate) fn write_options() -> ClientOptions {

@@ -2,6 +2,9 @@
 //! cluster harness. Tests cite the paper (Ongaro & Ousterhout 2014) or the thesis
 //! (Ongaro 2014) section they check.
 
+// The package is `raftkv-raft`; its code and tests call the crate `raft`.
+extern crate raftkv_raft as raft;
+
 mod harness;
 
 mod election;

@@ -6,7 +6,7 @@
 //! the event sequence (ticks, deliveries in any order, drops, duplicates, partitions
 //! incl. one-way, crashes at any point of `Ready` handling, restarts, proposals, reads,
 //! compactions, transfers, membership changes). A failure prints its seed;
-//! `RAFT_SEED=<seed> cargo test -p raft --test suite replay_seed` replays it.
+//! `RAFT_SEED=<seed> cargo test -p raftkv-raft --test suite replay_seed` replays it.
 //! `CASES=<n>` sets how many seeds the property test draws (default 2000).
 
 use std::collections::BTreeSet;
@@ -37,7 +37,7 @@ impl Drop for SeedReporter {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
-                "schedule failed: seed {0}; replay with RAFT_SEED={0} cargo test -p raft --test suite replay_seed",
+                "schedule failed: seed {0}; replay with RAFT_SEED={0} cargo test -p raftkv-raft --test suite replay_seed",
                 self.0
             );
         }

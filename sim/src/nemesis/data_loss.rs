@@ -173,7 +173,7 @@ impl Nemesis<'_> {
                 let voters: Vec<NodeId> = list
                     .members
                     .iter()
-                    .filter(|member| member.role == client::wire::MemberRole::Voter)
+                    .filter(|member| member.role == wire::MemberRole::Voter)
                     .map(|member| member.id)
                     .collect();
                 self.note(format!("operator removed {target}: voters now {voters:?}"));

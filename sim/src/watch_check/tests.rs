@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use client::wire::{Event, EventKind, KeyValue};
+use wire::{Event, EventKind, KeyValue};
 
 use super::*;
 use crate::history::{Op, OpResult, Operation};

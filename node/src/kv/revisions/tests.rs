@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use client::wire::{Command, EventKind, Session};
 use raft::{Entry, EntryPayload, Index};
+use wire::{Command, EventKind, Session};
 
 use super::*;
 use crate::kv::command::{KvBody, KvCommand, SessionLimits};

@@ -147,7 +147,7 @@ fn a_second_open_of_the_directory_fails_with_io() {
 }
 
 /// The cost of one durable `persist` (one fdatasync), for 1 and for 100 entries.
-/// Run: `cargo test -p node --release -- --ignored fjall_persist_timing --nocapture`.
+/// Run: `cargo test -p raftkv-node --release -- --ignored fjall_persist_timing --nocapture`.
 #[test]
 #[ignore = "a measurement, not a check"]
 fn fjall_persist_timing() {

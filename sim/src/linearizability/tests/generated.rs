@@ -342,7 +342,7 @@ fn ten_thousand_operations_over_five_keys_with_eight_clients() {
     timed_check(10_000, 5, 8, 0, true);
 }
 
-/// A bigger benchmark: `cargo test -p sim --release -- --ignored --nocapture`.
+/// A bigger benchmark: `cargo test -p raftkv-sim --release -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn hundred_thousand_operations() {

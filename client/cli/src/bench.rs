@@ -32,9 +32,8 @@ use self::report::{load_average, Report, Tally};
 use crate::output::Output;
 use crate::{Failure, GlobalArgs};
 
-#[path = "bench/report.rs"]
 mod report;
-#[path = "bench/rss.rs"]
+
 mod rss;
 
 #[derive(Debug, Args)]

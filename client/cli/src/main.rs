@@ -23,33 +23,18 @@ macro_rules! out {
     };
 }
 
-// A crate root looks for modules beside itself; these live in `raftkv/` to keep `bin/`
-// free of files that are not binaries.
-#[path = "raftkv/bench.rs"]
 mod bench;
-#[path = "raftkv/certs.rs"]
 mod certs;
-#[path = "raftkv/demo.rs"]
 mod demo;
-#[path = "raftkv/endpoint.rs"]
 mod endpoint;
-#[path = "raftkv/failure.rs"]
 mod failure;
-#[path = "raftkv/idle.rs"]
 mod idle;
-#[path = "raftkv/kv.rs"]
 mod kv;
-#[path = "raftkv/member.rs"]
 mod member;
-#[path = "raftkv/output.rs"]
 mod output;
-#[path = "raftkv/smoke.rs"]
 mod smoke;
-#[path = "raftkv/snapshot.rs"]
 mod snapshot;
-#[path = "raftkv/status.rs"]
 mod status;
-#[path = "raftkv/watch.rs"]
 mod watch;
 
 use std::path::PathBuf;
