@@ -291,12 +291,14 @@ impl Client {
 
     /// One page of the changes under `prefix` from `from_revision` on (0: from the next
     /// revision of the node that answers), waiting up to `wait` for one if none is there
-    /// yet. Any node answers; `Watcher` (`watch`) follows the pages.
+    /// yet. With `require_leader` the leader answers (`Watcher` follows pages so);
+    /// without, the node the client talks to answers from its own history.
     pub async fn watch_page(
         &mut self,
         prefix: impl Into<Vec<u8>>,
         from_revision: u64,
         wait: Duration,
+        require_leader: bool,
     ) -> Result<EventPage, ClientError> {
         let prefix = prefix.into();
         check_key(&prefix)?;
@@ -307,6 +309,7 @@ impl Client {
             prefix,
             from_revision,
             wait_millis,
+            require_leader,
         };
         match self.call(&request).await? {
             (_, Response::Events(page)) => Ok(page),

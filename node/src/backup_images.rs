@@ -71,6 +71,10 @@ impl std::error::Error for BackupError {}
 #[derive(Debug)]
 enum SaveState {
     Building,
+    /// Released or timed out while its image was being built: it keeps its place (and
+    /// counts against `SAVES_MAX`) until its build notices and stops, so that a client
+    /// that begins and releases in a loop cannot start builds without bound.
+    Cancelled,
     Ready(BackupInfo),
     Failed(String),
 }
@@ -170,10 +174,17 @@ impl BackupImages {
     fn build(&self, id: u64, point: BackupPoint, source: Box<dyn ImageSource>) {
         let result = self.write_image(id, point, source);
         let mut saves = self.lock();
-        let Some(save) = saves.get_mut(&id) else {
-            // Released or timed out while it was being built.
+        let cancelled = saves
+            .get(&id)
+            .is_none_or(|save| matches!(save.state, SaveState::Cancelled));
+        if cancelled {
+            // Released or timed out while it was being built: its place is free now.
+            saves.remove(&id);
             drop(saves);
             self.remove_files(id);
+            return;
+        }
+        let Some(save) = saves.get_mut(&id) else {
             return;
         };
         save.state = match result {
@@ -209,8 +220,15 @@ impl BackupImages {
         };
         let file = File::create(&building).map_err(|error| failed("creating", error))?;
         let mut out = std::io::BufWriter::with_capacity(IMAGE_PIECE_BYTES, file);
-        let image_bytes =
-            source.write_to(&mut |piece| out.write_all(piece).map_err(|error| failed("writing", error)))?;
+        let image_bytes = source.write_to(&mut |piece| {
+            // A save released meanwhile stops here rather than write a whole image.
+            if self.is_cancelled(id) {
+                return Err(StorageError::Io(format!(
+                    "backup {id:016x} was released while being built"
+                )));
+            }
+            out.write_all(piece).map_err(|error| failed("writing", error))
+        })?;
         out.flush().map_err(|error| failed("writing", error))?;
         drop(out);
         let mut reader = ImageReader::new();
@@ -253,6 +271,7 @@ impl BackupImages {
             save.last_used = Instant::now();
             match &save.state {
                 SaveState::Building => return Err(BackupError::Building { id }),
+                SaveState::Cancelled => return Err(BackupError::Unknown { id }),
                 SaveState::Failed(why) => return Err(BackupError::Failed(why.clone())),
                 SaveState::Ready(info) => *info,
             }
@@ -276,11 +295,30 @@ impl BackupImages {
         }
     }
 
-    /// Ends save `id`: its image is deleted (a build under way deletes it when done).
+    /// Ends save `id`: its image is deleted (a build under way stops and deletes it).
     pub fn release(&self, id: u64) {
-        if self.lock().remove(&id).is_some() {
-            self.remove_files(id);
+        let mut saves = self.lock();
+        self.end_locked(&mut saves, id);
+    }
+
+    /// Removes save `id`, or marks it cancelled if its build is under way.
+    fn end_locked(&self, saves: &mut BTreeMap<u64, Save>, id: u64) {
+        match saves.get_mut(&id) {
+            Some(save) if matches!(save.state, SaveState::Building | SaveState::Cancelled) => {
+                save.state = SaveState::Cancelled;
+            }
+            Some(_) => {
+                saves.remove(&id);
+                self.remove_files(id);
+            }
+            None => {}
         }
+    }
+
+    fn is_cancelled(&self, id: u64) -> bool {
+        self.lock()
+            .get(&id)
+            .is_none_or(|save| matches!(save.state, SaveState::Cancelled))
     }
 
     /// Drops the saves idle for over `SAVE_IDLE_TIMEOUT` (run now and then by the server,
@@ -293,13 +331,14 @@ impl BackupImages {
     fn reap_locked(&self, saves: &mut BTreeMap<u64, Save>) {
         let expired: Vec<u64> = saves
             .iter()
-            .filter(|(_, save)| save.last_used.elapsed() > SAVE_IDLE_TIMEOUT)
+            .filter(|(_, save)| {
+                save.last_used.elapsed() > SAVE_IDLE_TIMEOUT && !matches!(save.state, SaveState::Cancelled)
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
             info!(id = format_args!("{id:016x}"), "dropped an idle backup");
-            saves.remove(&id);
-            self.remove_files(id);
+            self.end_locked(saves, id);
         }
     }
 

@@ -79,8 +79,9 @@ fn restore(args: RestoreArgs) -> ExitCode {
                 .map(|cluster| cluster.cluster_id.to_string())
                 .unwrap_or_default();
             println!(
-                "restored {} at index {} (term {}): {} pairs, {} sessions, checksum {:016x}; new cluster {cluster_id}, \
-                 node {} the only voter. Start it, then start the other nodes on empty data dirs: they join it.",
+                "restored {} at index {} (term {}): {} records, {} sessions, checksum {:016x}; new cluster {cluster_id}, \
+                 node {} the only voter; revisions continue at {} (older ones count as compacted). Start it, then \
+                 start the other nodes on empty data dirs: they join it.",
                 args.data_dir.display(),
                 restored.header.index,
                 restored.header.term,
@@ -88,6 +89,7 @@ fn restore(args: RestoreArgs) -> ExitCode {
                 restored.image.sessions,
                 restored.image.checksum,
                 args.id,
+                restored.revisions.revision + 1,
             );
             ExitCode::SUCCESS
         }

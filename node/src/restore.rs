@@ -22,6 +22,7 @@ use raft::{ConfState, HardState, NodeId, Snapshot, SnapshotMeta};
 use wire::backup_file::{BackupHeader, BackupHeaderError, BACKUP_HEADER_BYTES};
 
 use crate::identity::{ClusterMembership, Founder, Identity};
+use crate::kv::revisions::{RevisionState, EVENT_KEY_PREFIX, REVISION_STATE_KEY};
 use crate::membership::is_member_key;
 use crate::storage::fjall_store::FjallStore;
 use crate::storage::image_stream::{ImageItem, ImageReader, ImageSummary, ImageWriter, IMAGE_PIECE_BYTES};
@@ -68,8 +69,17 @@ pub struct Restored {
     pub image: ImageSummary,
     /// Member records of the old cluster left out.
     pub member_records_dropped: u64,
+    /// The restored cluster's revisions (`RESTORE_REVISION_BUMP`).
+    pub revisions: RevisionState,
     pub identity: Identity,
 }
+
+/// How far a restore moves the revision on (as etcd's `snapshot restore --bump-revision`
+/// with `--mark-compacted`): every revision up to the new one counts as compacted, so a
+/// watcher of the old cluster that resumes at its revision (the backup's or any later
+/// one the old cluster reached) is told its revision was compacted away rather than
+/// handed the new cluster's different changes under the numbers it already saw.
+pub const RESTORE_REVISION_BUMP: u64 = 1_000_000_000;
 
 /// Why a backup was not restored (nothing was left in the data dir).
 #[derive(Debug)]
@@ -132,11 +142,12 @@ pub fn restore(args: &RestoreArgs, incarnation: u64) -> Result<Restored, Restore
         return Err(RestoreError::DataDirNotEmpty(dir.clone()));
     }
     match write_data_dir(args, &header, incarnation) {
-        Ok((identity, member_records_dropped)) => Ok(Restored {
+        Ok(written) => Ok(Restored {
             header,
             image,
-            member_records_dropped,
-            identity,
+            member_records_dropped: written.member_records_dropped,
+            revisions: written.revisions,
+            identity: written.identity,
         }),
         Err(error) => {
             // Nothing half-made may be taken for a data dir: an empty one it was given
@@ -169,7 +180,9 @@ pub fn verify(path: &Path) -> Result<(BackupHeader, ImageSummary), RestoreError>
         .read_to_end(&mut head)
         .map_err(open_error)?;
     let header = BackupHeader::decode(&head).map_err(RestoreError::Header)?;
-    let image_bytes = file_bytes - BACKUP_HEADER_BYTES as u64;
+    // The header was read whole (decode checks), so the file is at least that long
+    // unless its length is not what its metadata says (a pipe): then it is short.
+    let image_bytes = file_bytes.saturating_sub(BACKUP_HEADER_BYTES as u64);
     if image_bytes != header.image_bytes {
         return Err(RestoreError::Length {
             header_bytes: header.image_bytes,
@@ -180,6 +193,12 @@ pub fn verify(path: &Path) -> Result<(BackupHeader, ImageSummary), RestoreError>
         ReadError::Io(error) => open_error(error),
         ReadError::Image(error) => RestoreError::Image(error),
     })?;
+    if summary.checksum != header.image_checksum {
+        return Err(RestoreError::Image(StorageError::Corrupt(format!(
+            "the image's checksum {:016x} is not the {:016x} its header names",
+            summary.checksum, header.image_checksum
+        ))));
+    }
     Ok((header, summary))
 }
 
@@ -207,13 +226,23 @@ fn read_image(
     reader.finish().map_err(ReadError::Image)
 }
 
-/// Writes the identity, stages the image without the old member records, and installs
-/// it as the snapshot of a configuration of this node alone.
+/// What `write_data_dir` wrote.
+struct Written {
+    identity: Identity,
+    member_records_dropped: u64,
+    revisions: RevisionState,
+}
+
+/// Stages the image without the old member records and with its revisions moved on,
+/// installs it as the snapshot of a configuration of this node alone, and writes the
+/// identity last: a restore killed before the end leaves Raft state without an
+/// identity, which a node refuses to start on, never an identity without the data (which
+/// a node would take for a new cluster and serve empty).
 fn write_data_dir(
     args: &RestoreArgs,
     header: &BackupHeader,
     incarnation: u64,
-) -> Result<(Identity, u64), StorageError> {
+) -> Result<Written, StorageError> {
     let io = |error: std::io::Error| StorageError::Io(format!("{}: {error}", args.data_dir.display()));
     std::fs::create_dir_all(&args.data_dir).map_err(io)?;
     let mut store = FjallStore::open(&args.data_dir)?;
@@ -226,12 +255,12 @@ fn write_data_dir(
         incarnation,
         cluster: Some(ClusterMembership::found(&args.cluster_name, vec![founder])),
     };
-    store.save_identity(&identity)?;
     let mut file = File::open(&args.from).map_err(io)?;
     file.seek(SeekFrom::Start(BACKUP_HEADER_BYTES as u64))
         .map_err(io)?;
     let index = header.index;
     let mut dropped = 0;
+    let mut revisions = None;
     let total_bytes = {
         let mut writer = ImageWriter::new(IMAGE_PIECE_BYTES, |offset, piece| {
             store.stage_image_chunk(index, offset, piece)
@@ -241,6 +270,16 @@ fn write_data_dir(
                 dropped += 1;
                 Ok(())
             }
+            // The history is compacted away with every revision up to the new one.
+            ImageItem::Pair(key, _) if key.starts_with(EVENT_KEY_PREFIX) => Ok(()),
+            ImageItem::Pair(key, value) if key == REVISION_STATE_KEY => {
+                let old: RevisionState = postcard::from_bytes(&value).map_err(|error| {
+                    StorageError::Corrupt(format!("the backup's revision state: {error}"))
+                })?;
+                let bumped = bump(old);
+                revisions = Some(bumped);
+                writer.pair(&key, &bumped.encode())
+            }
             ImageItem::Pair(key, value) => writer.pair(&key, &value),
             ImageItem::Session(client_id, record) => writer.session(client_id, &record),
         });
@@ -248,6 +287,12 @@ fn write_data_dir(
             Ok(_) => {}
             Err(ReadError::Io(error)) => return Err(io(error)),
             Err(ReadError::Image(error)) => return Err(error),
+        }
+        if revisions.is_none() {
+            // A backup with no revision yet (or of a raftkv from before revisions).
+            let bumped = bump(RevisionState::default());
+            revisions = Some(bumped);
+            writer.pair(REVISION_STATE_KEY, &bumped.encode())?;
         }
         writer.finish()?
     };
@@ -267,7 +312,22 @@ fn write_data_dir(
     // One synced install: the store's own path for a snapshot from a leader (it verifies
     // the staged image again before it replaces anything).
     store.persist(Some(&snapshot), &[], Some(hard_state))?;
-    Ok((identity, dropped))
+    store.save_identity(&identity)?;
+    Ok(Written {
+        identity,
+        member_records_dropped: dropped,
+        revisions: revisions.unwrap_or_default(),
+    })
+}
+
+/// The revisions of a restored cluster: `RESTORE_REVISION_BUMP` on, all compacted.
+fn bump(old: RevisionState) -> RevisionState {
+    let revision = old.revision.saturating_add(RESTORE_REVISION_BUMP);
+    RevisionState {
+        revision,
+        compacted_revision: revision,
+        history_bytes: 0,
+    }
 }
 
 fn empty_dir(dir: &Path) -> std::io::Result<()> {

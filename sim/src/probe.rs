@@ -163,7 +163,7 @@ pub async fn history_of(id: NodeId) -> Result<(Vec<wire::Event>, u64), String> {
     let mut from = 1;
     loop {
         let page = client
-            .watch_page(Vec::new(), from, Duration::ZERO)
+            .watch_page(Vec::new(), from, Duration::ZERO, false)
             .await
             .map_err(|e| format!("node {id}: history from revision {from}: {e}"))?;
         if page.next_revision <= from && !page.events.is_empty() || page.next_revision < from {

@@ -108,6 +108,7 @@ async fn save(
         term: info.term,
         cluster_id: info.cluster_id,
         image_bytes: info.image_bytes,
+        image_checksum: info.checksum,
     };
     let mut out = File::create(part).map_err(|e| io("cannot create", part, e))?;
     out.write_all(&header.encode())

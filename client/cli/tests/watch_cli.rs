@@ -95,7 +95,7 @@ async fn history(endpoint: &str, prefix: &[u8]) -> Vec<Seen> {
     let mut events = Vec::new();
     loop {
         let page = client
-            .watch_page(prefix.to_vec(), from, Duration::ZERO)
+            .watch_page(prefix.to_vec(), from, Duration::ZERO, false)
             .await
             .unwrap_or_else(|error| panic!("history of {endpoint}: {error}"));
         events.extend(page.events.iter().map(from_event));

@@ -1,8 +1,9 @@
-//! Following the changes under a prefix (issue 13): `Watcher` asks any node for the page
-//! of the history after the last one it saw and remembers where the next starts. Every
-//! replica holds the same history, so after a timeout, a broken connection or a leader
-//! change the next page, from whichever node answers it, starts exactly after the last
-//! event delivered: no event is missed or repeated. A revision compacted away is an
+//! Following the changes under a prefix (issue 13): `Watcher` asks the leader for the
+//! page of the history after the last one it saw and remembers where the next starts.
+//! Every replica holds the same history, so after a timeout, a broken connection or a
+//! leader change the next page, from whichever leader answers it, starts exactly after
+//! the last event delivered: no event is missed or repeated. (Only a leader answers, so
+//! a node cut off from the cluster cannot keep a watcher waiting on a frozen history.) A revision compacted away is an
 //! error (`ClientError::Compacted`), never a silent gap.
 
 use std::time::Duration;
@@ -42,6 +43,7 @@ impl Watcher {
                 self.prefix.clone(),
                 self.next_revision,
                 wait.max(Duration::from_millis(1)),
+                true,
             )
             .await?;
         let mut after = self.next_revision.max(1) - 1;

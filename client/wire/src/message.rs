@@ -106,10 +106,16 @@ pub enum Request {
     /// answers: a long poll, so a watcher follows changes as they are applied and resumes
     /// on any node from the page's `next_revision`. A revision compacted away is refused
     /// with `ErrorKind::Compacted`.
+    ///
+    /// With `require_leader` (etcd's `WithRequireLeader`, what `Watcher` sends) only the
+    /// leader answers, others redirect: a node cut off from the leader would otherwise
+    /// answer empty pages while the cluster goes on. Without it the node answers from its
+    /// own history (a probe of one replica).
     Watch {
         prefix: Vec<u8>,
         from_revision: u64,
         wait_millis: u64,
+        require_leader: bool,
     },
     /// Starts a backup (`raftkv snapshot save`), answered by the leader only with
     /// `SnapshotStarted`: after a ReadIndex round (so it holds every write acknowledged

@@ -94,8 +94,67 @@ fn saves_are_bounded() {
         images.begin(POINT, store.image_source(5).expect("view")),
         Err(BackupError::Busy)
     );
+    wait_ready(&images, ids[0]);
     images.release(ids[0]);
     images
         .begin(POINT, store.image_source(5).expect("view"))
         .expect("room again after a release");
+}
+
+/// An image source that writes nothing until its gate opens.
+struct GatedSource {
+    gate: std::sync::mpsc::Receiver<()>,
+}
+
+impl ImageSource for GatedSource {
+    fn build(self: Box<Self>) -> Result<u64, StorageError> {
+        unreachable!("backups stream their image")
+    }
+
+    fn write_to(
+        self: Box<Self>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<u64, StorageError> {
+        let _ = self.gate.recv();
+        sink(b"not reached once released")?;
+        Ok(0)
+    }
+}
+
+/// Review finding: a save released while its image was being built freed its place at
+/// once, so begin-release in a loop started builds (threads, open views, image files)
+/// without bound. A cancelled build keeps its place until it stops.
+#[test]
+fn a_save_released_while_building_keeps_its_place_until_its_build_stops() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let images = BackupImages::open(dir.path()).expect("opens");
+    let mut gates = Vec::new();
+    for _ in 0..SAVES_MAX {
+        let (open, gate) = std::sync::mpsc::channel();
+        gates.push(open);
+        let id = images
+            .begin(POINT, Box::new(GatedSource { gate }))
+            .expect("begins");
+        images.release(id);
+    }
+    let (_, gate) = std::sync::mpsc::channel();
+    assert_eq!(
+        images.begin(POINT, Box::new(GatedSource { gate })),
+        Err(BackupError::Busy),
+        "released builds still running must count"
+    );
+    for gate in gates {
+        gate.send(()).expect("the build waits");
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while images.saves() > 0 {
+        assert!(Instant::now() < deadline, "cancelled builds did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let left = fs::read_dir(dir.path().join(FOLDER)).expect("folder").count();
+    assert_eq!(left, 0, "a cancelled build leaves no file");
+    let store = store_with(3);
+    images
+        .begin(POINT, store.image_source(5).expect("view"))
+        .expect("room again once the builds stopped");
 }

@@ -102,9 +102,14 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 prefix,
                 from_revision,
                 wait_millis,
+                require_leader,
             } => {
-                self.handle_watch(prefix, from_revision, wait_millis, reply);
-                return;
+                if require_leader && self.raft.role() != raft::Role::Leader {
+                    Some(self.not_leader())
+                } else {
+                    self.handle_watch(prefix, (from_revision, wait_millis, require_leader), reply);
+                    return;
+                }
             }
             Request::Status => {
                 let space = self.space();
@@ -202,6 +207,13 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 })
             }
             other => internal(other.to_string()),
+        }
+    }
+
+    /// Where the client should go instead of this node.
+    pub(super) fn not_leader(&self) -> Response {
+        Response::NotLeader {
+            leader: self.raft.leader().map(|id| self.leader_hint(id)),
         }
     }
 

@@ -14,8 +14,8 @@ use super::{Driver, PeerNetwork};
 use crate::kv::revisions::{read_events, HistoryError};
 use crate::storage::Storage;
 
-/// Watches waiting for an event at once; one more is answered with its empty page at
-/// once (the client asks again), so memory stays bounded whatever the clients do.
+/// Watches waiting for an event at once; one more is refused with `Overloaded` (its
+/// client backs off and asks again), so memory stays bounded whatever the clients do.
 pub(super) const PENDING_WATCHES_MAX: usize = 4_096;
 
 /// A watch waiting for its first event.
@@ -24,6 +24,8 @@ pub(super) struct PendingWatch {
     /// Where its scan goes on (the last empty page's `next_revision`).
     next_revision: u64,
     ticks_left: u64,
+    /// Answered `NotLeader` if this node stops leading while it waits.
+    require_leader: bool,
     reply: oneshot::Sender<Response>,
 }
 
@@ -31,8 +33,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     pub(super) fn handle_watch(
         &mut self,
         prefix: Vec<u8>,
-        from_revision: u64,
-        wait_millis: u64,
+        (from_revision, wait_millis, require_leader): (u64, u64, bool),
         reply: oneshot::Sender<Response>,
     ) {
         if prefix.len() > KEY_BYTES_MAX {
@@ -57,14 +58,26 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         };
         let tick_millis = self.config.tick_interval.as_millis().max(1) as u64;
         let ticks_left = wait_millis.div_ceil(tick_millis);
-        if !page.events.is_empty() || ticks_left == 0 || self.pending_watches.len() >= PENDING_WATCHES_MAX {
+        // Only a watch that has caught up waits: one whose page was cut short by its scan
+        // bound is answered, so that waiting watches never rescan old history (review
+        // finding: thousands of them could each read a page of 8 MiB every loop turn).
+        let caught_up = page.next_revision > page.revision;
+        if !page.events.is_empty() || ticks_left == 0 || !caught_up {
             let _ = reply.send(Response::Events(page));
+            return;
+        }
+        if self.pending_watches.len() >= PENDING_WATCHES_MAX {
+            let _ = reply.send(Response::Error(ErrorReply {
+                kind: ErrorKind::Overloaded,
+                message: format!("{PENDING_WATCHES_MAX} watches are waiting on this node; retry"),
+            }));
             return;
         }
         self.pending_watches.push(PendingWatch {
             prefix,
             next_revision: page.next_revision,
             ticks_left,
+            require_leader,
             reply,
         });
     }
@@ -84,11 +97,16 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         };
         let moved = revision != self.watched_revision;
         self.watched_revision = revision;
+        let leading = self.raft.role() == raft::Role::Leader;
         for mut pending in std::mem::take(&mut self.pending_watches) {
             if tick {
                 pending.ticks_left = pending.ticks_left.saturating_sub(1);
             }
             if pending.reply.is_closed() {
+                continue;
+            }
+            if pending.require_leader && !leading {
+                let _ = pending.reply.send(self.not_leader());
                 continue;
             }
             let scan_due = moved || pending.next_revision <= revision;
@@ -97,7 +115,11 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
                 continue;
             }
             match self.watch_page(&pending.prefix, pending.next_revision) {
-                Ok(page) if page.events.is_empty() && pending.ticks_left > 0 => {
+                Ok(page)
+                    if page.events.is_empty()
+                        && pending.ticks_left > 0
+                        && page.next_revision > page.revision =>
+                {
                     pending.next_revision = page.next_revision;
                     self.pending_watches.push(pending);
                 }

@@ -31,6 +31,7 @@ fn watch(prefix: &str, from_revision: u64, wait_millis: u64) -> Request {
         prefix: prefix.into(),
         from_revision,
         wait_millis,
+        require_leader: true,
     }
 }
 
@@ -123,11 +124,53 @@ async fn an_oversized_wait_or_prefix_is_refused() {
             prefix: vec![b'x'; 5_000],
             from_revision: 1,
             wait_millis: 0,
+            require_leader: false,
         })
         .await;
     assert!(
         matches!(&refused, Response::Error(reply) if reply.kind == ErrorKind::InvalidRequest),
         "{refused:?}"
     );
+    node.stop().await;
+}
+
+/// Review finding: a watch whose page was cut short by the scan bound (here 1,000 events,
+/// none under its prefix) must not wait, or every waiting watch would rescan old
+/// history on every loop turn; it is answered at once and moves on.
+#[tokio::test]
+async fn a_watch_behind_the_history_is_answered_at_once_not_parked() {
+    let node = SingleVoter::start(FaultyStore::default()).await;
+    open(&node).await;
+    let writes = wire::EVENTS_PER_PAGE_MAX as u64 + 5;
+    for sequence in 1..=writes {
+        let written = node.ask(put(sequence, &format!("a/{sequence}"), "v")).await;
+        assert!(matches!(written, Response::Written(_)), "{written:?}");
+    }
+    let started = std::time::Instant::now();
+    let first = page(node.ask(watch("elsewhere/", 1, 5_000)).await);
+    assert!(started.elapsed() < Duration::from_secs(2), "it waited");
+    assert!(first.events.is_empty());
+    assert_eq!(first.next_revision, wire::EVENTS_PER_PAGE_MAX as u64 + 1);
+    // The next page has caught up: that one waits (and runs out).
+    let rest = page(node.ask(watch("elsewhere/", first.next_revision, 20)).await);
+    assert_eq!(rest.next_revision, writes + 1);
+    node.stop().await;
+}
+
+/// Past `PENDING_WATCHES_MAX` waiting watches, one more is refused `Overloaded` (its
+/// client backs off) rather than answered an empty page it would ask again at once.
+#[tokio::test]
+async fn waiting_watches_are_bounded_and_one_more_is_overloaded() {
+    let node = SingleVoter::start(FaultyStore::default()).await;
+    let mut waiting = Vec::new();
+    for _ in 0..super::watches::PENDING_WATCHES_MAX {
+        waiting.push(super::tests::call(&node.calls, watch("", 0, 10_000)).await);
+    }
+    let refused = node.ask(watch("", 0, 10_000)).await;
+    assert!(
+        matches!(&refused, Response::Error(reply) if reply.kind == ErrorKind::Overloaded),
+        "{refused:?}"
+    );
+    drop(waiting);
     node.stop().await;
 }
