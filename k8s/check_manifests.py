@@ -57,6 +57,8 @@ SMOKE_BACKOFF_LIMIT_MAX = 3
 NODE_TLS_SECRET = "raftkv-tls"
 CLIENT_TLS_SECRET = "raftkv-client-tls"
 CLIENT_TLS_VARIABLES = ("RAFTKV_TLS_CERT", "RAFTKV_TLS_KEY", "RAFTKV_TLS_CA")
+# The node's own three (its --tls-cert/--tls-key/--tls-ca): one value for every replica.
+NODE_TLS_VARIABLES = ("RAFTKV_NODE_TLS_CERT", "RAFTKV_NODE_TLS_KEY", "RAFTKV_NODE_TLS_CA")
 # Octal 0440: keys readable by the pods' group (fsGroup) only, never by others.
 TLS_MODE_MAX = 0o440
 
@@ -591,8 +593,10 @@ def check_tls(manifests: Manifests) -> None:
             expect(not container.get("envFrom"), f"{name}: envFrom could set RAFTKV_* (RAFTKV_INSECURE) unseen")
             environment = expand_environment(container, "raftkv-0", "ns")
             if where == f"StatefulSet {STATEFULSET}":
-                for variable in CLIENT_TLS_VARIABLES:
+                for variable in NODE_TLS_VARIABLES:
                     expect(variable not in names, f"{name}: {variable} is set: every replica would use the same files")
+                for variable in CLIENT_TLS_VARIABLES:
+                    expect(variable not in names, f"{name}: {variable} is a client setting")
                 directory = environment.get("RAFTKV_TLS_DIR")
                 expect(bool(directory), f"{name}: RAFTKV_TLS_DIR is not set: the node would refuse to start")
                 secret = secret_mount(spec, container, directory.rstrip("/") + "/", name)
@@ -836,7 +840,7 @@ DEPLOYMENT_MUTATIONS: list[tuple[str, str, Callable[[list[dict[str, Any]]], None
     (
         "tls",
         "one certificate for every node",
-        lambda d: set_env(node_container(d), "RAFTKV_TLS_CERT", "/etc/raftkv/tls/node-1.crt"),
+        lambda d: set_env(node_container(d), "RAFTKV_NODE_TLS_CERT", "/etc/raftkv/tls/node-1.crt"),
     ),
     (
         "tls",

@@ -145,14 +145,16 @@ pub struct NodeArgs {
     #[arg(long, env = "RAFTKV_FORCE_NEW_CLUSTER")]
     pub force_new_cluster: bool,
     /// This node's certificate (PEM), naming `raftkv-node-<id>` (`raftkv certs init`).
-    /// Used on the peer, client and ops HTTP ports, and to dial peers.
-    #[arg(long, env = "RAFTKV_TLS_CERT")]
+    /// Used on the peer, client and ops HTTP ports, and to dial peers. (Its environment
+    /// variable is not the CLI's `RAFTKV_TLS_CERT`, which names a client's certificate: a
+    /// node started in a shell that exports the CLI's would otherwise take it.)
+    #[arg(long, env = "RAFTKV_NODE_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of `--tls-cert` (PEM).
-    #[arg(long, env = "RAFTKV_TLS_KEY")]
+    #[arg(long, env = "RAFTKV_NODE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// The certificate authority every peer and client certificate must chain to (PEM).
-    #[arg(long, env = "RAFTKV_TLS_CA")]
+    #[arg(long, env = "RAFTKV_NODE_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
     /// A directory as `raftkv certs init` writes it (or a Secret made from one, mounted):
     /// short for --tls-cert DIR/node-<id>.crt --tls-key DIR/node-<id>.key --tls-ca
