@@ -2,5 +2,6 @@
 //! deterministic apply function with client sessions.
 
 pub mod command;
+pub mod key_cache;
 pub mod revisions;
 pub mod state_machine;

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wire::{Event, EventKind, EventPage, KeyValue, EVENTS_PER_PAGE_MAX, EVENT_PAGE_BYTES_MAX};
 
+use super::key_cache::KeyCache;
 use crate::storage::{Storage, StorageError};
 
 pub const REVISION_STATE_KEY: &[u8] = b"\0raftkv/revision";
@@ -59,10 +60,10 @@ impl RevisionState {
 
 /// A key's revisions (`KEY_META_PREFIX` + key).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct KeyMeta {
-    create_revision: u64,
-    mod_revision: u64,
-    version: u64,
+pub struct KeyMeta {
+    pub create_revision: u64,
+    pub mod_revision: u64,
+    pub version: u64,
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, StorageError> {
@@ -100,13 +101,14 @@ fn read_meta(storage: &dyn Storage, overlay: &Overlay, key: &[u8]) -> Result<Key
 }
 
 /// Records that the write being applied changed `key` from `old` (present or not) to
-/// `new`: the next revision, the key's revisions and the event, in `overlay`; then
-/// compacts the history back under its bounds. A write that changes nothing (a delete
-/// of an absent key) makes no revision.
+/// `new`: the next revision, the key's revisions and the event, in `overlay` (and in
+/// `cache`, which answers for the key's revisions before the store); then compacts the
+/// history back under its bounds. A write that changes nothing (a delete of an absent
+/// key) makes no revision.
 pub fn record_change(
     storage: &dyn Storage,
     overlay: &mut Overlay,
-    state: &mut RevisionState,
+    (state, cache): (&mut RevisionState, &mut KeyCache),
     key: &[u8],
     existed: bool,
     new: Option<&[u8]>,
@@ -115,10 +117,10 @@ pub fn record_change(
         return Ok(());
     }
     let revision = state.revision + 1;
-    let old = if existed {
-        read_meta(storage, overlay, key)?
-    } else {
-        KeyMeta::default()
+    let old = match (existed, cache.key(key)) {
+        (false, _) => KeyMeta::default(),
+        (true, Some(cached)) => cached.meta,
+        (true, None) => read_meta(storage, overlay, key)?,
     };
     let event = match new {
         Some(value) => {
@@ -131,6 +133,7 @@ pub fn record_change(
                 meta_key(key),
                 Some(postcard::to_allocvec(&meta).expect("encodes")),
             );
+            cache.set_key(key, meta, value.len() as u64);
             Event {
                 kind: EventKind::Put,
                 kv: key_value(key, value.to_vec(), meta),
@@ -138,6 +141,7 @@ pub fn record_change(
         }
         None => {
             overlay.insert(meta_key(key), None);
+            cache.forget_key(key);
             let meta = KeyMeta {
                 create_revision: old.create_revision,
                 mod_revision: revision,
@@ -151,9 +155,10 @@ pub fn record_change(
     };
     let encoded = postcard::to_allocvec(&event).expect("in-memory event encodes");
     state.history_bytes = state.history_bytes.saturating_add(encoded.len() as u64);
+    cache.push_event(revision, encoded.len() as u64);
     overlay.insert(event_key(revision), Some(encoded));
     state.revision = revision;
-    compact_history(storage, overlay, state)
+    compact_history(storage, overlay, state, cache)
 }
 
 /// Drops the oldest events while the history is over a bound (never the newest).
@@ -161,6 +166,7 @@ fn compact_history(
     storage: &dyn Storage,
     overlay: &mut Overlay,
     state: &mut RevisionState,
+    cache: &mut KeyCache,
 ) -> Result<(), StorageError> {
     loop {
         let kept = state.revision - state.compacted_revision;
@@ -170,8 +176,11 @@ fn compact_history(
         }
         let oldest = state.compacted_revision + 1;
         let key = event_key(oldest);
-        // An event missing here was compacted by an older build; it holds no bytes.
-        let bytes = read(storage, overlay, &key)?.map_or(0, |event| event.len() as u64);
+        let bytes = match cache.take_oldest_event(oldest) {
+            Some(bytes) => bytes,
+            // An event missing here was compacted by an older build; it holds no bytes.
+            None => read(storage, overlay, &key)?.map_or(0, |event| event.len() as u64),
+        };
         state.history_bytes = state.history_bytes.saturating_sub(bytes);
         overlay.insert(key, None);
         state.compacted_revision = oldest;

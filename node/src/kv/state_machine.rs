@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use wire::{Command, ErrorKind, ErrorReply, Prior, Session, WriteResult};
 
 use crate::kv::command::{KvBody, KvCommand, SessionLimits};
+use crate::kv::key_cache::KeyCache;
 use crate::kv::revisions::{self, RevisionState, REVISION_STATE_KEY};
 use crate::membership::SYSTEM_SESSION;
 use crate::storage::{ApplyBatch, SessionRecord, Storage, StorageError};
@@ -103,6 +104,9 @@ pub struct StateMachine {
     state: Option<MachineState>,
     /// The cluster revision (`kv::revisions`); `None` as `state`.
     revisions: Option<RevisionState>,
+    /// Keys' revisions and value lengths, and the history's event sizes, so that a put
+    /// reads nothing from the store (`kv::key_cache`); cleared with `state`.
+    cache: KeyCache,
     /// Whether the entry being applied is of log format 2, whose byte-bound eviction
     /// this build keeps (`evict_over`). Set for each entry by `apply`.
     applying_format_2: bool,
@@ -122,6 +126,7 @@ impl StateMachine {
             sessions_by_expiry: BTreeSet::new(),
             state: None,
             revisions: None,
+            cache: KeyCache::default(),
             applying_format_2: false,
             #[cfg(feature = "canaries")]
             dedup_disabled: false,
@@ -175,6 +180,7 @@ impl StateMachine {
             .collect();
         self.state = None;
         self.revisions = None;
+        self.cache.clear();
     }
 
     /// Open sessions, for metrics and tests.
@@ -432,16 +438,32 @@ impl StateMachine {
             Some(record) => record.timeout_millis,
         };
         let key = command.key().to_vec();
-        let current = match overlay.get(&key) {
-            Some(value) => value.clone(),
-            None => storage.get(&key)?,
+        // A put or delete that did not ask for the replaced value needs only whether the
+        // key held one and its length, which the cache may know; a swap compares values.
+        let needs_value = return_prior || matches!(command, Command::CompareAndSwap { .. });
+        let cached = if needs_value { None } else { self.cache.key(&key) };
+        let (current, prior, before) = match cached {
+            Some(cached) => (
+                None,
+                Prior::Present {
+                    value_bytes: u32::try_from(cached.value_bytes).unwrap_or(u32::MAX),
+                },
+                key.len() as u64 + cached.value_bytes,
+            ),
+            None => {
+                let current = match overlay.get(&key) {
+                    Some(value) => value.clone(),
+                    None => storage.get(&key)?,
+                };
+                // The answer, and so the record kept for a retry, holds the value only if asked.
+                let prior = Prior::of(current.as_deref(), return_prior);
+                let before = current
+                    .as_ref()
+                    .map_or(0, |value| (key.len() + value.len()) as u64);
+                (current, prior, before)
+            }
         };
-        let pair_bytes =
-            |value: &Option<Vec<u8>>| value.as_ref().map_or(0, |value| (key.len() + value.len()) as u64);
-        let before = pair_bytes(&current);
-        // The answer, and so the record kept for a retry, holds the value only if asked.
-        let prior = Prior::of(current.as_deref(), return_prior);
-        let existed = current.is_some();
+        let existed = prior.existed();
         let (new_value, changed, result) = match command {
             Command::Put { value, .. } => (Some(value), true, WriteResult::Done { previous: prior }),
             Command::Delete { .. } => (None, true, WriteResult::Done { previous: prior }),
@@ -462,9 +484,18 @@ impl StateMachine {
         };
         if changed {
             // A delete of an absent key makes no revision (`record_change` skips it).
-            revisions::record_change(storage, overlay, revisions, &key, existed, new_value.as_deref())?;
+            revisions::record_change(
+                storage,
+                overlay,
+                (revisions, &mut self.cache),
+                &key,
+                existed,
+                new_value.as_deref(),
+            )?;
         }
-        let after = pair_bytes(&new_value);
+        let after = new_value
+            .as_ref()
+            .map_or(0, |value| (key.len() + value.len()) as u64);
         // Every stored pair was counted when written; saturating so that a count read
         // back damaged can only under-count, never stop apply.
         state.data_bytes = state.data_bytes.saturating_sub(before).saturating_add(after);

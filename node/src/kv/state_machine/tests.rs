@@ -313,3 +313,79 @@ fn an_entry_of_another_log_format_stops_apply() {
     assert_eq!(store.get(b"k").expect("reads"), None);
     let _ = &mut store;
 }
+
+#[test]
+fn the_key_cache_changes_no_outcome_and_no_stored_byte() {
+    // Two replicas apply the same random log, one with its key cache, one that forgets
+    // the cache before every batch (so it reads everything from the store, as before
+    // the cache). Every batch, every answer and the final stores must be identical:
+    // puts, deletes and swaps, with and without the replaced value, over a few keys,
+    // with values of up to 1 MB so that the history passes its byte bound and the
+    // compaction takes event sizes from the cache.
+    let mut rng = raft::Prng::new(0x5eed_cace);
+    let (mut cached_store, mut plain_store) = (MemoryStore::default(), MemoryStore::default());
+    let (mut cached, mut plain) = (StateMachine::new([]), StateMachine::new([]));
+    let limits = SessionLimits {
+        sessions_max: 100,
+        cached_bytes_max: 64 * 1024 * 1024,
+        timeout_millis: 1_000_000,
+    };
+    let mut log = vec![open_with(1, 0, 7, limits)];
+    let mut index = 1;
+    for sequence in 1..=600u64 {
+        index += 1;
+        let key = format!("k{}", rng.below(6));
+        let value_bytes = if rng.below(4) == 0 {
+            1_000_000
+        } else {
+            rng.below(64) as usize
+        };
+        let value = vec![b'a' + (sequence % 26) as u8; value_bytes];
+        let command = match rng.below(4) {
+            0 => Command::Delete { key: key.into() },
+            1 => Command::CompareAndSwap {
+                key: key.into(),
+                expected: if rng.below(2) == 0 {
+                    None
+                } else {
+                    Some(value.clone())
+                },
+                new_value: Some(value),
+            },
+            _ => Command::Put {
+                key: key.into(),
+                value,
+            },
+        };
+        log.push(write_asking(
+            index,
+            sequence,
+            (7, sequence),
+            command,
+            rng.below(3) == 0,
+        ));
+    }
+    let mut start = 0;
+    let mut compacted_any = false;
+    while start < log.len() {
+        let end = (start + 1 + rng.below(5) as usize).min(log.len());
+        plain.cache.clear();
+        let (cached_batch, cached_outcomes) = cached.apply(&cached_store, &log[start..end]).expect("applies");
+        let (plain_batch, plain_outcomes) = plain.apply(&plain_store, &log[start..end]).expect("applies");
+        assert_eq!(cached_outcomes, plain_outcomes, "entries {start}..{end}");
+        assert_eq!(cached_batch, plain_batch, "entries {start}..{end}");
+        compacted_any |= cached_batch
+            .kv_writes
+            .iter()
+            .any(|(key, value)| key.starts_with(revisions::EVENT_KEY_PREFIX) && value.is_none());
+        cached_store.apply(cached_batch).expect("stores");
+        plain_store.apply(plain_batch).expect("stores");
+        start = end;
+    }
+    assert!(compacted_any, "the history never passed its byte bound");
+    assert!(cached.cache.keys_cached() > 0, "the cache was never used");
+    assert_eq!(
+        cached_store.snapshot_image().expect("reads"),
+        plain_store.snapshot_image().expect("reads")
+    );
+}
