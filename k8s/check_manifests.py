@@ -42,7 +42,7 @@ PEER_PORT, CLIENT_PORT, HTTP_PORT = 7001, 7101, 7201
 CLUSTER_DOMAIN = "cluster.local"
 # Startup probe budget: recovery (journal replay, snapshot load) must fit. See the
 # comment on the startup probe in k8s/base/statefulset.yaml.
-STARTUP_BUDGET_SECONDS_MIN = 120
+STARTUP_BUDGET_SECONDS_MIN = 180
 # Liveness must not restart a node that is merely slow for a few seconds (an fsync stall).
 LIVENESS_BUDGET_SECONDS_MIN = 10
 # raftkv-node defaults (node/src/config.rs): a leader waits at most 2 x election ticks max
