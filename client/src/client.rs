@@ -72,6 +72,8 @@ pub struct Client {
     options: ClientOptions,
     router: Router,
     pool: ConnectionPool,
+    /// Whether reads go to every listed endpoint in turn (`spread_reads`), not the leader.
+    spread_reads: bool,
     /// The id of this client's session (thesis §6.3); a new one after it expired.
     client_id: u64,
     /// Whether the session `client_id` was opened (as far as this client knows).
@@ -104,6 +106,7 @@ impl Client {
             options,
             router: Router::new(addresses),
             pool: ConnectionPool::default(),
+            spread_reads: false,
             client_id,
             session_open: false,
             next_sequence: 1,
@@ -122,6 +125,17 @@ impl Client {
         self.client_id = client_id;
         self.session_open = false;
         self.next_sequence = 1;
+        self
+    }
+
+    /// Sends each read (`get`, `list`, linearizable or stale) to the listed endpoints in
+    /// turn instead of the leader: a follower answers a linearizable read through the
+    /// leader's ReadIndex (thesis §6.4.1), as up to date as the leader's own, and the
+    /// work of serving reads is shared by every node. A failed attempt is retried the
+    /// usual way (at the leader), and that endpoint is left out of the turn for a while.
+    /// Writes, watches and everything else still go to the leader.
+    pub fn spread_reads(mut self, spread: bool) -> Self {
+        self.spread_reads = spread;
         self
     }
 
@@ -419,8 +433,16 @@ impl Client {
         // The endpoints whose latest attempt could not connect, with why: what the caller
         // is told if the deadline passes.
         let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
+        let spread = self.spread_reads && matches!(request, Request::Get { .. } | Request::List { .. });
         loop {
-            let address = self.router.target().to_string();
+            // A spread read's first attempt goes to the next endpoint in turn; its
+            // retries, like every other call, follow the leader.
+            let spread_attempt = spread && attempts == 0;
+            let address = if spread_attempt {
+                self.router.spread_target(Instant::now())
+            } else {
+                self.router.target().to_string()
+            };
             let remaining = deadline_at.saturating_duration_since(Instant::now());
             let timeout = self.options.request_timeout.min(remaining);
             attempts += 1;
@@ -432,6 +454,9 @@ impl Client {
                 _ => {
                     unreachable.remove(&address);
                 }
+            }
+            if spread_attempt && !matches!(outcome, Ok(Response::Value(_) | Response::Listing(_))) {
+                self.router.spread_failed(&address, Instant::now());
             }
             let (retry, last_error) = match outcome {
                 Ok(Response::NotLeader { leader }) => {

@@ -61,10 +61,14 @@ pub async fn run(
     for index in 0..config.client_count {
         // Fixed ids: a run is reproducible from its seed, and ids never collide.
         let client_id = 1 + index as u64;
+        // Every other client spreads its reads over all nodes (issue 14's follower
+        // reads), so the linearizability checker sees reads served through a
+        // follower's ReadIndex in every run, beside the leader's own.
         let client = with_run_tls(
             Client::new(endpoints.clone(), config.client_options)
                 .expect("endpoints are not empty")
-                .with_client_id(client_id),
+                .with_client_id(client_id)
+                .spread_reads(client_id % 2 == 1),
         );
         tasks.push(tokio::spawn(run_client(
             client,

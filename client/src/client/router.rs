@@ -2,6 +2,20 @@
 //! first listed endpoint, follows a redirect's leader address (which may be a name the
 //! user never listed, such as a pod's DNS name), and on a failure without a hint moves
 //! round-robin through the listed endpoints so every node is eventually asked.
+//!
+//! Reads may instead be spread over every listed endpoint (`Client::spread_reads`):
+//! any node answers a linearizable read, a follower through the leader's ReadIndex
+//! (thesis §6.4.1, `raft/src/read_index.rs`), which takes the serving of reads off the
+//! leader's single driver thread. An endpoint whose attempt failed is left out of the
+//! spread for `SPREAD_SKIP_AFTER_FAILURE`, so a dead node does not cost every third read
+//! a failed attempt.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How long an endpoint that failed an attempt is left out of the reads' spread.
+pub(crate) const SPREAD_SKIP_AFTER_FAILURE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Router {
@@ -11,6 +25,10 @@ pub(crate) struct Router {
     target: String,
     /// The listed endpoint `advance` moves to next.
     next_listed: usize,
+    /// The listed endpoint the next spread read goes to.
+    next_spread: usize,
+    /// Per listed endpoint: left out of the spread until then (a failed attempt).
+    spread_skip_until: Vec<Option<Instant>>,
 }
 
 impl Router {
@@ -26,8 +44,32 @@ impl Router {
         let target = endpoints[0].clone();
         Self {
             next_listed: 1 % endpoints.len(),
+            next_spread: 0,
+            spread_skip_until: vec![None; endpoints.len()],
             endpoints,
             target,
+        }
+    }
+
+    /// Where the next spread read goes: the listed endpoints in turn, leaving out those
+    /// that failed lately (the leader's address if every one did).
+    pub(crate) fn spread_target(&mut self, now: Instant) -> String {
+        for _ in 0..self.endpoints.len() {
+            let candidate = self.next_spread;
+            self.next_spread = (self.next_spread + 1) % self.endpoints.len();
+            match self.spread_skip_until[candidate] {
+                Some(until) if until > now => continue,
+                _ => return self.endpoints[candidate].clone(),
+            }
+        }
+        self.target.clone()
+    }
+
+    /// An attempt at `address` failed (no answer, or no leader to answer through):
+    /// leave it out of the spread for a while.
+    pub(crate) fn spread_failed(&mut self, address: &str, now: Instant) {
+        if let Some(position) = self.endpoints.iter().position(|listed| listed == address) {
+            self.spread_skip_until[position] = Some(now + SPREAD_SKIP_AFTER_FAILURE);
         }
     }
 
@@ -97,6 +139,26 @@ mod tests {
         assert_eq!(router.target(), "raftkv-2.raftkv:7001");
         router.advance();
         assert_eq!(router.target(), "a:1");
+    }
+
+    #[test]
+    fn spread_reads_take_every_endpoint_in_turn_but_skip_a_failed_one_for_a_while() {
+        let mut router = router(&["a:1", "b:1", "c:1"]);
+        let now = Instant::now();
+        let turn: Vec<String> = (0..4).map(|_| router.spread_target(now)).collect();
+        assert_eq!(turn, ["a:1", "b:1", "c:1", "a:1"]);
+        router.spread_failed("c:1", now);
+        let turn: Vec<String> = (0..4).map(|_| router.spread_target(now)).collect();
+        assert_eq!(turn, ["b:1", "a:1", "b:1", "a:1"]);
+        let later = now + SPREAD_SKIP_AFTER_FAILURE + Duration::from_millis(1);
+        let turn: Vec<String> = (0..3).map(|_| router.spread_target(later)).collect();
+        assert_eq!(turn, ["b:1", "c:1", "a:1"]);
+        // Every endpoint failed: the leader's address (the target) is all that is left.
+        for address in ["a:1", "b:1", "c:1"] {
+            router.spread_failed(address, later);
+        }
+        router.follow("d:1".to_string());
+        assert_eq!(router.spread_target(later), "d:1");
     }
 
     #[test]
