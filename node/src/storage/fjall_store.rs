@@ -1,40 +1,51 @@
-//! `FjallStore`: the production `Storage`, on fjall 3 (an LSM-tree engine with keyspaces
-//! and atomic cross-keyspace write batches).
+//! `FjallStore`: the production `Storage`: the Raft log and hard state in the log engine
+//! of our own (`log_engine`, `<data dir>/raft-log/`), everything else on fjall 3 (an
+//! LSM-tree engine with keyspaces and atomic cross-keyspace write batches).
 //!
 //! One fjall `Database` per node, four keyspaces:
 //!
 //! | keyspace   | key                           | value                                   |
 //! |------------|-------------------------------|-----------------------------------------|
-//! | `log`      | entry index, u64 big-endian   | postcard `raft::Entry`                  |
+//! | `log`      | entry index, u64 big-endian   | postcard `raft::Entry`: only in a data dir of raftkv before issue 14, moved into the log engine at open (`migrate`) |
 //! | `meta`     | `identity`                    | postcard `identity::Identity`           |
-//! |            | `hard_state`                  | postcard `HardState`                    |
+//! |            | `hard_state`                  | postcard `HardState`: as `log`, before issue 14 only |
 //! |            | `snapshot_meta`               | postcard `SnapshotMeta`                 |
 //! |            | `snapshot_image_bytes`        | postcard `u64`: the length of its image |
-//! |            | `snapshot_installing`         | postcard `(SnapshotMeta, u64)` while an install runs |
+//! |            | `snapshot_installing`         | postcard `(SnapshotMeta, u64, Option<HardState>)` while an install runs (`(SnapshotMeta, u64)` before issue 14) |
 //! |            | `applied_index`               | postcard `u64`                          |
 //! | `kv`       | the user's key                | the user's value, raw                   |
 //! | `sessions` | client id, u64 big-endian     | postcard `SessionRecord`                |
 //!
-//! Every call writes one fjall batch, which fjall appends to its journal as one record
-//! across keyspaces: after a crash all of it is there or none of it. `persist` and
-//! `compact` commit their batch with `PersistMode::SyncData` (one `fdatasync` per call:
-//! the driver calls `persist` once per `Ready`, so one sync covers the whole batch).
-//! The journal is sequential, so that sync also covers every earlier unsynced `apply`.
+//! | files                      | what                                                  |
+//! |----------------------------|-------------------------------------------------------|
+//! | `raft-log/<seq>.seg`       | the log engine's segments: entries, hard states, resets (`log_engine`) |
+//! | `snapshot-images/`         | snapshot images (`image_files`)                       |
+//!
+//! `persist` without a snapshot writes only the log engine: one write and one
+//! `fdatasync`, whatever the batch (the driver calls `persist` once per `Ready`: group
+//! commit). `apply` writes one fjall batch, unsynced: after a crash fjall's journal gives
+//! back a prefix of the applies, and the log engine holds every entry after it, which
+//! Raft applies again. `compact` commits a fjall batch with `PersistMode::SyncData`
+//! (which also makes every earlier `apply` durable: the journal is sequential) BEFORE
+//! the log engine deletes any segment, since `recover` replays the log from fjall's
+//! durable applied index.
 //!
 //! fjall gives every item of a batch the same sequence number, so two writes of one key
 //! in a batch tie in its ordering; the later one wins only because the memtable happens
 //! to replace an equal key. We do not rest on that: repeated keys are collapsed first
-//! (last write wins), and truncation never removes a key the same batch rewrites.
+//! (last write wins).
 //!
 //! Only the driver writes, one call at a time (`&mut self`); reads that must see several
 //! keys as of one instant (`recover`, `snapshot_image`) go through one fjall snapshot.
 //!
 //! Snapshot images are files (`image_files`), streamed (`image_stream`): never whole in
 //! memory, no size cap. Installing one is too large for one batch, so it is made
-//! restartable instead: the staged image is synced and renamed complete, a synced
-//! `snapshot_installing` marker names it, the state machine is replaced in bounded
-//! unsynced batches, and one synced batch sets the snapshot, the applied index and the
-//! log and removes the marker. `recover` finishes an install a crash interrupted.
+//! restartable instead (`install`, whose docs give the order and why a crash anywhere
+//! recovers): the staged image is synced and renamed complete, a synced
+//! `snapshot_installing` marker names it, the log engine is reset to the snapshot with
+//! the `Ready`'s entries and hard state, the state machine is replaced in bounded
+//! unsynced batches, and one synced batch sets the snapshot and the applied index and
+//! removes the marker. `recover` finishes an install a crash interrupted.
 
 use std::collections::BTreeMap;
 use std::fmt;

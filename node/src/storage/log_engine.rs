@@ -31,7 +31,7 @@ use super::fjall_codec::encode;
 use super::StorageError;
 
 pub(crate) mod record;
-mod recovery;
+pub(crate) mod recovery;
 mod segment;
 pub(crate) mod state;
 

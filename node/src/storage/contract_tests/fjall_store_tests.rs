@@ -325,43 +325,80 @@ fn a_second_open_of_the_directory_fails_with_io() {
     assert!(matches!(outcome, Err(StorageError::Io(_))), "{outcome:?}");
 }
 
-/// The cost of one durable `persist` (one fdatasync), for 1 and for 100 entries.
-/// Run: `cargo test -p raftkv-node --release -- --ignored fjall_persist_timing --nocapture`.
+/// The cost of one durable `persist` of one 300-byte entry and a hard state: the old
+/// path (one fjall batch with `PersistMode::SyncData`: the suffix scan, the entry and the
+/// hard state, as `FjallStore` wrote them before issue 14) against the log engine
+/// (`FjallStore::persist` now: one write, one fdatasync).
+/// Run: `cargo test --release -p raftkv-node --lib persist_timing -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, not a check"]
-fn fjall_persist_timing() {
-    const PAYLOAD_BYTES: usize = 128;
-    const ROUNDS: usize = 200;
-    for batch_entries in [1_u64, 100] {
-        let mut harness = FjallHarness::create();
-        let mut durations: Vec<Duration> = Vec::with_capacity(ROUNDS);
-        let mut next_index = 1;
-        for _ in 0..ROUNDS {
-            let batch: Vec<Entry> = (next_index..next_index + batch_entries)
-                .map(|index| Entry {
-                    term: 1,
-                    index,
-                    payload: EntryPayload::Normal(Arc::from(vec![7_u8; PAYLOAD_BYTES])),
-                })
-                .collect();
-            next_index += batch_entries;
-            let started = Instant::now();
-            harness
-                .store()
-                .persist(None, &batch, Some(hard_state(1, next_index - 1)))
-                .expect("persist");
-            durations.push(started.elapsed());
-        }
+fn persist_timing_fjall_log_vs_log_engine() {
+    const PAYLOAD_BYTES: usize = 300;
+    const ROUNDS: u64 = 1000;
+    let one = |index: u64| Entry {
+        term: 1,
+        index,
+        payload: EntryPayload::Normal(Arc::from(vec![7_u8; PAYLOAD_BYTES])),
+    };
+    let report = |what: &str, durations: &mut Vec<Duration>, dir: &std::path::Path| {
         durations.sort();
         let total: Duration = durations.iter().sum();
+        let count = durations.len();
         println!(
-            "fjall persist of {batch_entries} entries ({PAYLOAD_BYTES} B each) + hard state, {ROUNDS} rounds \
-             in {}: mean {:?}, median {:?}, p99 {:?}, max {:?}",
-            harness.dir.path().display(),
-            total / ROUNDS as u32,
-            durations[ROUNDS / 2],
-            durations[ROUNDS * 99 / 100],
-            durations[ROUNDS - 1],
+            "{what}: {count} persists in {}: mean {:.1} us, median {:.1} us, p99 {:.1} us",
+            dir.display(),
+            total.as_secs_f64() * 1e6 / count as f64,
+            durations[count / 2].as_secs_f64() * 1e6,
+            durations[count * 99 / 100].as_secs_f64() * 1e6,
         );
+    };
+
+    // The old path, by hand through fjall.
+    let dir = TempDir::new().expect("temporary directory");
+    let db = ::fjall::Database::builder(dir.path()).open().expect("open fjall");
+    let log = db
+        .keyspace(LOG_KEYSPACE, ::fjall::KeyspaceCreateOptions::default)
+        .expect("keyspace");
+    let meta = db
+        .keyspace(META_KEYSPACE, ::fjall::KeyspaceCreateOptions::default)
+        .expect("keyspace");
+    let mut durations = Vec::new();
+    for index in 1..=ROUNDS {
+        let started = Instant::now();
+        let mut batch = db.batch().durability(Some(::fjall::PersistMode::SyncData));
+        for guard in log.range(index.to_be_bytes()..) {
+            batch.remove(&log, guard.key().expect("key"));
+        }
+        batch.insert(
+            &log,
+            index.to_be_bytes(),
+            postcard::to_allocvec(&one(index)).expect("encode"),
+        );
+        batch.insert(
+            &meta,
+            "hard_state",
+            postcard::to_allocvec(&hard_state(1, index)).expect("encode"),
+        );
+        batch.commit().expect("commit");
+        durations.push(started.elapsed());
     }
+    report("fjall log keyspace (before issue 14)", &mut durations, dir.path());
+    drop((log, meta, db));
+
+    // The log engine, through FjallStore.
+    let mut harness = FjallHarness::create();
+    let mut durations = Vec::new();
+    for index in 1..=ROUNDS {
+        let started = Instant::now();
+        harness
+            .store()
+            .persist(None, &[one(index)], Some(hard_state(1, index)))
+            .expect("persist");
+        durations.push(started.elapsed());
+    }
+    report(
+        "log engine (FjallStore::persist)",
+        &mut durations,
+        harness.dir.path(),
+    );
 }

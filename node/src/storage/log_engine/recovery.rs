@@ -76,6 +76,22 @@ pub(crate) fn scan(dir: &Path, repair: bool) -> Result<Scan, StorageError> {
     Ok(found)
 }
 
+/// Replays the bytes of one segment as the only (so the last) one, without I/O: the
+/// state its records build and where they end (a torn tail cut off). The fuzz target
+/// `log_engine_records` runs the recovery's own code through this.
+pub(crate) fn replay_segment_bytes(bytes: &[u8]) -> Result<(super::LogState, usize), StorageError> {
+    let mut found = Scan {
+        replay: Replay::default(),
+        segments: vec![SegmentInfo {
+            sequence: 1,
+            max_index: 0,
+        }],
+        tail_offset: 0,
+    };
+    let end = scan_segment(bytes, 1, true, &mut found)?;
+    Ok((found.replay.state, end.records_end))
+}
+
 /// Where a segment's records end, and whether a torn write was cut off there.
 struct SegmentEnd {
     records_end: usize,
