@@ -114,3 +114,11 @@ pub fn decode_stored<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageErro
 pub fn encode_stored<T: Serialize>(value: &T) -> Vec<u8> {
     fjall_codec::encode(value)
 }
+
+/// The log engine's recovery of one segment's bytes, as the last segment, without I/O:
+/// the log state its records build and where the records end (a torn tail cut off).
+pub fn replay_log_segment(
+    bytes: &[u8],
+) -> Result<(crate::storage::log_engine::LogState, usize), StorageError> {
+    crate::storage::log_engine::recovery::replay_segment_bytes(bytes)
+}

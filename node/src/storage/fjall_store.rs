@@ -1,46 +1,57 @@
-//! `FjallStore`: the production `Storage`, on fjall 3 (an LSM-tree engine with keyspaces
-//! and atomic cross-keyspace write batches).
+//! `FjallStore`: the production `Storage`: the Raft log and hard state in the log engine
+//! of our own (`log_engine`, `<data dir>/raft-log/`), everything else on fjall 3 (an
+//! LSM-tree engine with keyspaces and atomic cross-keyspace write batches).
 //!
 //! One fjall `Database` per node, four keyspaces:
 //!
 //! | keyspace   | key                           | value                                   |
 //! |------------|-------------------------------|-----------------------------------------|
-//! | `log`      | entry index, u64 big-endian   | postcard `raft::Entry`                  |
+//! | `log`      | entry index, u64 big-endian   | postcard `raft::Entry`: only in a data dir of raftkv before issue 14, moved into the log engine at open (`migrate`) |
 //! | `meta`     | `identity`                    | postcard `identity::Identity`           |
-//! |            | `hard_state`                  | postcard `HardState`                    |
+//! |            | `hard_state`                  | postcard `HardState`: as `log`, before issue 14 only |
 //! |            | `snapshot_meta`               | postcard `SnapshotMeta`                 |
 //! |            | `snapshot_image_bytes`        | postcard `u64`: the length of its image |
-//! |            | `snapshot_installing`         | postcard `(SnapshotMeta, u64)` while an install runs |
+//! |            | `snapshot_installing`         | postcard `(SnapshotMeta, u64, Option<HardState>)` while an install runs (`(SnapshotMeta, u64)` before issue 14) |
 //! |            | `applied_index`               | postcard `u64`                          |
 //! | `kv`       | the user's key                | the user's value, raw                   |
 //! | `sessions` | client id, u64 big-endian     | postcard `SessionRecord`                |
 //!
-//! Every call writes one fjall batch, which fjall appends to its journal as one record
-//! across keyspaces: after a crash all of it is there or none of it. `persist` and
-//! `compact` commit their batch with `PersistMode::SyncData` (one `fdatasync` per call:
-//! the driver calls `persist` once per `Ready`, so one sync covers the whole batch).
-//! The journal is sequential, so that sync also covers every earlier unsynced `apply`.
+//! | files                      | what                                                  |
+//! |----------------------------|-------------------------------------------------------|
+//! | `raft-log/<seq>.seg`       | the log engine's segments: entries, hard states, resets (`log_engine`) |
+//! | `snapshot-images/`         | snapshot images (`image_files`)                       |
+//!
+//! `persist` without a snapshot writes only the log engine: one write and one
+//! `fdatasync`, whatever the batch (the driver calls `persist` once per `Ready`: group
+//! commit). `apply` writes one fjall batch, unsynced: after a crash fjall's journal gives
+//! back a prefix of the applies, and the log engine holds every entry after it, which
+//! Raft applies again. `compact` commits a fjall batch with `PersistMode::SyncData`
+//! (which also makes every earlier `apply` durable: the journal is sequential) BEFORE
+//! the log engine deletes any segment, since `recover` replays the log from fjall's
+//! durable applied index.
 //!
 //! fjall gives every item of a batch the same sequence number, so two writes of one key
 //! in a batch tie in its ordering; the later one wins only because the memtable happens
 //! to replace an equal key. We do not rest on that: repeated keys are collapsed first
-//! (last write wins), and truncation never removes a key the same batch rewrites.
+//! (last write wins).
 //!
 //! Only the driver writes, one call at a time (`&mut self`); reads that must see several
 //! keys as of one instant (`recover`, `snapshot_image`) go through one fjall snapshot.
 //!
 //! Snapshot images are files (`image_files`), streamed (`image_stream`): never whole in
 //! memory, no size cap. Installing one is too large for one batch, so it is made
-//! restartable instead: the staged image is synced and renamed complete, a synced
-//! `snapshot_installing` marker names it, the state machine is replaced in bounded
-//! unsynced batches, and one synced batch sets the snapshot, the applied index and the
-//! log and removes the marker. `recover` finishes an install a crash interrupted.
+//! restartable instead (`install`, whose docs give the order and why a crash anywhere
+//! recovers): the staged image is synced and renamed complete, a synced
+//! `snapshot_installing` marker names it, the log engine is reset to the snapshot with
+//! the `Ready`'s entries and hard state, the state machine is replaced in bounded
+//! unsynced batches, and one synced batch sets the snapshot and the applied index and
+//! removes the marker. `recover` finishes an install a crash interrupted.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode, Readable, Slice};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode, Readable};
 use raft::{Entry, HardState, Index, RestartState, Snapshot, SnapshotMeta};
 use serde::de::DeserializeOwned;
 
@@ -48,12 +59,14 @@ use crate::identity::Identity;
 
 use super::fjall_codec::{decode, decode_index_key, encode, index_key, OrIo};
 use super::image_files::ImageFiles;
+use super::log_engine::{LogEngine, LogEngineOptions, LOG_ENGINE_FOLDER};
 use super::{
     nothing_to_persist, ApplyBatch, ImageSource, KvPage, Progress, Recovered, SessionRecord, SnapshotImage,
     Storage, StorageError,
 };
 
 mod install;
+mod migrate;
 
 use self::install::FjallImage;
 
@@ -63,6 +76,7 @@ const KV_KEYSPACE: &str = "kv";
 const SESSIONS_KEYSPACE: &str = "sessions";
 
 const IDENTITY: &str = "identity";
+/// Written by raftkv before issue 14 (the log engine); read only to migrate it.
 const HARD_STATE: &str = "hard_state";
 const SNAPSHOT_META: &str = "snapshot_meta";
 const SNAPSHOT_IMAGE_BYTES: &str = "snapshot_image_bytes";
@@ -89,19 +103,16 @@ const KEY_BYTES_MAX: usize = u16::MAX as usize;
 pub struct FjallStore {
     path: PathBuf,
     db: Database,
-    log: Keyspace,
     meta: Keyspace,
     kv: Keyspace,
     sessions: Keyspace,
     images: ImageFiles,
+    /// The Raft log and hard state.
+    engine: LogEngine,
     /// Told after every piece of an image an install reads (the driver's heartbeat).
     progress: Option<Progress>,
     /// The applied index last written, kept to assert that `apply` never moves it back.
     applied_index: Index,
-    /// Log entries through this index were removed by this process's last `compact`.
-    /// The next purge scans from here: a scan from the start would walk over the
-    /// tombstones of every earlier purge and grow slower with each snapshot.
-    purged_through: Index,
 }
 
 impl fmt::Debug for FjallStore {
@@ -117,6 +128,11 @@ impl FjallStore {
     /// Opens the store in `dir`, creating an empty one if there is none. fjall replays its
     /// journal here; an undecodable applied index is `Corrupt` already at this point.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with(dir, LogEngineOptions::default())
+    }
+
+    /// `open` with the log engine laid out by `options` (tests use small segments).
+    pub fn open_with(dir: &Path, options: LogEngineOptions) -> Result<Self, StorageError> {
         let db = Database::builder(dir)
             .cache_size(BLOCK_CACHE_BYTES)
             .open()
@@ -134,22 +150,30 @@ impl FjallStore {
             keyspace(SESSIONS_KEYSPACE)?,
         );
         let images = ImageFiles::open(dir)?;
+        // Before the engine opens: a data dir of an older raftkv has its log in fjall.
+        migrate::migrate_fjall_log(&db, &log, &meta, dir, options)?;
+        let engine = LogEngine::open(&dir.join(LOG_ENGINE_FOLDER), options)?;
         let mut store = Self {
             path: dir.to_path_buf(),
             db,
-            log,
             meta,
             kv,
             sessions,
             images,
+            engine,
             progress: None,
             applied_index: 0,
-            purged_through: 0,
         };
         let view = store.db.snapshot();
         store.applied_index = read(&view, &store.meta, APPLIED_INDEX)?.unwrap_or(0);
         tracing::info!(path = %dir.display(), applied_index = store.applied_index, "opened fjall store");
         Ok(store)
+    }
+
+    /// The log engine's state as it replays (tests of the migration).
+    #[cfg(test)]
+    pub(crate) fn engine_log_for_tests(&self) -> super::log_engine::LogState {
+        self.engine.log_state().expect("the log engine reads back")
     }
 
     /// The latest snapshot: its metadata and its image's length are always written
@@ -187,62 +211,8 @@ impl FjallStore {
         Ok(Some(Snapshot { meta, total_bytes }))
     }
 
-    /// The log after `snapshot_index`, which must follow it without a gap. Entries at or
-    /// below it (none, unless a compaction purged less than its snapshot covers) are not
-    /// part of the log after the snapshot.
-    fn read_log_after(
-        &self,
-        view: &fjall::Snapshot,
-        snapshot_index: Index,
-    ) -> Result<Vec<Entry>, StorageError> {
-        let Some(mut expected) = snapshot_index.checked_add(1) else {
-            return Err(StorageError::Corrupt(
-                "snapshot at the last possible index".into(),
-            ));
-        };
-        let mut entries = Vec::new();
-        for guard in view.range(&self.log, index_key(expected)..) {
-            let (key, value) = guard.into_inner().or_io("reading the log")?;
-            let index = decode_index_key("log", &key)?;
-            let entry: Entry = decode("log entry", &value)?;
-            if index != expected || entry.index != index {
-                return Err(StorageError::Corrupt(format!(
-                    "log entry {} stored at index {index} where {expected} was expected",
-                    entry.index
-                )));
-            }
-            entries.push(entry);
-            expected = expected.saturating_add(1);
-        }
-        Ok(entries)
-    }
-
     fn read_sessions(&self, view: &fjall::Snapshot) -> Result<Vec<(u64, SessionRecord)>, StorageError> {
         read_sessions(view, &self.sessions)
-    }
-
-    /// Stages the removal of every log key from `from` on (every key, if `None`) except
-    /// the indexes `rewritten`, which the same batch inserts again.
-    fn stage_log_truncation(
-        &self,
-        batch: &mut OwnedWriteBatch,
-        from: Option<Index>,
-        rewritten: Option<(Index, Index)>,
-    ) -> Result<(), StorageError> {
-        let scan = match from {
-            Some(from) => self.log.range(index_key(from)..),
-            None => self.log.iter(),
-        };
-        for key in keys(scan, "scanning the log to truncate it")? {
-            // A key that does not decode is not one we rewrite: it goes too.
-            let kept = decode_index_key("log", &key)
-                .ok()
-                .is_some_and(|index| rewritten.is_some_and(|(first, last)| (first..=last).contains(&index)));
-            if !kept {
-                batch.remove(&self.log, key);
-            }
-        }
-        Ok(())
     }
 
     fn stage_snapshot(&self, batch: &mut OwnedWriteBatch, snapshot: &Snapshot) {
@@ -276,12 +246,12 @@ impl Storage for FjallStore {
     fn recover(&mut self) -> Result<Option<Recovered>, StorageError> {
         self.finish_interrupted_install()?;
         let view = self.db.snapshot();
-        let hard_state: Option<HardState> = read(&view, &self.meta, HARD_STATE)?;
+        let log = self.engine.log_state()?;
         let snapshot = self.read_snapshot(&view)?;
-        let Some(hard_state) = hard_state else {
+        let Some(hard_state) = log.hard_state else {
             // Raft persists a hard state with its first entries and with any snapshot
             // (both need a term), so a log or snapshot without one is not a first start.
-            if snapshot.is_some() || view.first_key_value(&self.log).is_some() {
+            if snapshot.is_some() || !log.entries.is_empty() {
                 return Err(StorageError::Corrupt(
                     "a log or snapshot without a hard state".into(),
                 ));
@@ -289,16 +259,19 @@ impl Storage for FjallStore {
             return Ok(None);
         };
         let snapshot_index = snapshot.as_ref().map_or(0, |snapshot| snapshot.meta.index);
-        let entries = self.read_log_after(&view, snapshot_index)?;
-        // Where the next compaction's purge starts: the first key left in the log (a
-        // trailing window may start before the snapshot).
-        self.purged_through = match view.first_key_value(&self.log) {
-            Some(guard) => {
-                let key = guard.key().or_io("reading the log's first key")?;
-                decode_index_key("log", &key)?.saturating_sub(1)
-            }
-            None => snapshot_index,
-        };
+        // The log must reach back to the snapshot: entries at or below it (a trailing
+        // window kept by compaction) are not part of the log after it.
+        if log.floor > snapshot_index {
+            return Err(StorageError::Corrupt(format!(
+                "the raft log starts after {}, beyond the snapshot at {snapshot_index}",
+                log.floor
+            )));
+        }
+        let entries: Vec<Entry> = log
+            .entries
+            .into_iter()
+            .filter(|entry| entry.index > snapshot_index)
+            .collect();
         let applied: Index = read(&view, &self.meta, APPLIED_INDEX)?.unwrap_or(0);
         if applied < snapshot_index {
             // A snapshot sets the applied index in its own batch, and `compact` syncs
@@ -337,22 +310,9 @@ impl Storage for FjallStore {
         if let Some(snapshot) = snapshot {
             return self.install(snapshot, entries, hard_state);
         }
-        let rewritten = entries
-            .first()
-            .zip(entries.last())
-            .map(|(first, last)| (first.index, last.index));
-        let mut batch = self.synced_batch();
-        if let Some((first, _)) = rewritten {
-            // fjall has no range delete: the old suffix is scanned and removed key by key.
-            self.stage_log_truncation(&mut batch, Some(first), rewritten)?;
-        }
-        for entry in entries {
-            batch.insert(&self.log, index_key(entry.index), encode(entry));
-        }
-        if let Some(hard_state) = hard_state {
-            batch.insert(&self.meta, HARD_STATE, encode(&hard_state));
-        }
-        batch.commit().or_io("persisting a ready")
+        // Only the engine: one write, one fdatasync. The unsynced applies in fjall need
+        // no sync here, since they are replayed from this log after a crash.
+        self.engine.append(entries, hard_state)
     }
 
     /// Not synced: the entries applied are durable in the log, and a restart replays
@@ -501,8 +461,9 @@ impl Storage for FjallStore {
         self.images.read(index, offset, length)
     }
 
-    /// Synced, and so also every earlier unsynced `apply`: the durable applied index is
-    /// then at least `purged_to`, which `recover` relies on (the log below it is gone).
+    /// The fjall batch is synced, and so also every earlier unsynced `apply`, BEFORE any
+    /// log segment is deleted: the durable applied index is then at least `purged_to`,
+    /// and `recover` replays the log only from it (the log below it may be gone).
     fn compact(&mut self, snapshot: &Snapshot, purged_to: Index) -> Result<(), StorageError> {
         assert!(
             purged_to <= snapshot.meta.index,
@@ -516,15 +477,10 @@ impl Storage for FjallStore {
             )));
         }
         let mut batch = self.synced_batch();
-        // The log is contiguous from `purged_through + 1`: its keys are known without a
-        // scan (a scan reads every entry's value too: a stall of a second on the driver's
-        // loop with 1 GiB of entries, measured).
-        for purged in self.purged_through.saturating_add(1)..=purged_to {
-            batch.remove(&self.log, index_key(purged));
-        }
         self.stage_snapshot(&mut batch, snapshot);
         batch.commit().or_io("compacting the log")?;
-        self.purged_through = self.purged_through.max(purged_to);
+        // Whole segments only: the ones holding entries above `purged_to` stay.
+        self.engine.purge(purged_to)?;
         self.images.remove_before_in_background(index);
         Ok(())
     }
@@ -540,11 +496,6 @@ fn read<T: DeserializeOwned>(
         Some(bytes) => decode(key, &bytes).map(Some),
         None => Ok(None),
     }
-}
-
-/// The keys of a scan (values are not needed to remove them).
-fn keys(scan: fjall::Iter, doing: &str) -> Result<Vec<Slice>, StorageError> {
-    scan.map(|guard| guard.key().or_io(doing)).collect()
 }
 
 fn read_sessions(

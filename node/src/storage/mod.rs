@@ -24,6 +24,8 @@ pub mod fjall_store;
 #[cfg(not(madsim))]
 mod image_files;
 pub mod image_stream;
+#[cfg(not(madsim))]
+pub mod log_engine;
 pub mod memory_store;
 
 use std::fmt;

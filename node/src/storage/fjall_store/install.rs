@@ -1,7 +1,28 @@
 //! `FjallStore`'s snapshot images: building one from a fjall snapshot on any thread
 //! (`FjallImage`), and installing one from the leader, restartably (see the parent
-//! module's docs): sealed, verified, marked, loaded in bounded batches, committed; and
-//! finished by `recover` if a crash cut it short.
+//! module's docs): sealed, verified, marked, the log engine reset, loaded in bounded
+//! batches, committed; and finished by `recover` if a crash cut it short.
+//!
+//! The order of an install, and why a crash at any point recovers correctly:
+//!
+//! 1. The staged image is synced, renamed complete and verified. A crash here: the old
+//!    state is untouched; `recover` removes the stray image. The `Ready` was not
+//!    acknowledged.
+//! 2. A synced fjall batch writes the marker `snapshot_installing` = (snapshot meta,
+//!    image length, the `Ready`'s hard state). From here on `recover` finishes the
+//!    install, whatever else is durable.
+//! 3. The log engine writes one group, synced: reset to (snapshot index, term), the
+//!    `Ready`'s entries, its hard state. It comes after the marker so that a log that
+//!    starts after the snapshot never meets a fjall without it (that would be a gap);
+//!    a crash before this group is durable leaves the old log, and `recover` writes
+//!    the reset (with the marker's hard state, no entries: they were never acknowledged)
+//!    only if the engine's last reset is not already at the snapshot's index, so a
+//!    finished reset keeps the entries it wrote.
+//! 4. The state machine is replaced from the image in bounded unsynced batches. A crash
+//!    here: `recover` loads the image again from its start (it clears first).
+//! 5. One synced fjall batch sets the snapshot, its image length and the applied index
+//!    and removes the marker; it also makes step 4's batches durable (fjall's journal is
+//!    sequential).
 
 use fjall::{Keyspace, Readable};
 use raft::{Entry, HardState, Index, Snapshot, SnapshotMeta};
@@ -11,8 +32,7 @@ use super::super::image_files::ImageFiles;
 use super::super::image_stream::{ImageItem, ImageReader, ImageWriter, IMAGE_PIECE_BYTES};
 use super::super::{ImageSource, SessionRecord, StorageError};
 use super::{
-    read, FjallStore, APPLIED_INDEX, HARD_STATE, IMAGE_SYNC_BYTES, INSTALL_BATCH_BYTES, KEY_BYTES_MAX,
-    SNAPSHOT_INSTALLING,
+    FjallStore, APPLIED_INDEX, IMAGE_SYNC_BYTES, INSTALL_BATCH_BYTES, KEY_BYTES_MAX, SNAPSHOT_INSTALLING,
 };
 
 impl FjallStore {
@@ -134,38 +154,41 @@ impl FjallStore {
     }
 
     /// The last step of an install (also `recover`'s, after a crash): the snapshot, its
-    /// image length and the applied index, the whole log replaced, the marker removed,
-    /// in one synced batch.
-    fn commit_install(
-        &self,
-        snapshot: &Snapshot,
-        entries: &[Entry],
-        hard_state: Option<HardState>,
-    ) -> Result<(), StorageError> {
-        let rewritten = entries
-            .first()
-            .zip(entries.last())
-            .map(|(first, last)| (first.index, last.index));
+    /// image length and the applied index, the marker removed, in one synced batch.
+    fn commit_install(&self, snapshot: &Snapshot) -> Result<(), StorageError> {
         let mut batch = self.synced_batch();
-        self.stage_log_truncation(&mut batch, None, rewritten)?;
         self.stage_snapshot(&mut batch, snapshot);
         batch.insert(&self.meta, APPLIED_INDEX, encode(&snapshot.meta.index));
         batch.remove(&self.meta, SNAPSHOT_INSTALLING);
-        for entry in entries {
-            batch.insert(&self.log, index_key(entry.index), encode(entry));
-        }
-        if let Some(hard_state) = hard_state {
-            batch.insert(&self.meta, HARD_STATE, encode(&hard_state));
-        }
         batch.commit().or_io("installing a snapshot")?;
         self.images.remove_before_in_background(snapshot.meta.index);
         Ok(())
     }
 
-    /// Finishes an install that a crash interrupted after its marker was synced.
+    /// The install marker, if an install is under way (or was cut short by a crash).
+    fn read_marker(&self) -> Result<Option<(SnapshotMeta, u64, Option<HardState>)>, StorageError> {
+        let Some(bytes) = self
+            .db
+            .snapshot()
+            .get(&self.meta, SNAPSHOT_INSTALLING)
+            .or_io("reading metadata")?
+        else {
+            return Ok(None);
+        };
+        // (snapshot meta, image length, hard state); raftkv before issue 14 wrote only the
+        // first two (its hard state is under its own key, which the migration moved into the
+        // log engine). Postcard is not self-describing: each layout is tried in turn.
+        if let Ok((meta, total_bytes, hard_state)) = decode("install marker", &bytes) {
+            return Ok(Some((meta, total_bytes, hard_state)));
+        }
+        let (meta, total_bytes): (SnapshotMeta, u64) = decode("install marker", &bytes)?;
+        Ok(Some((meta, total_bytes, None)))
+    }
+
+    /// Finishes an install that a crash interrupted after its marker was synced (steps
+    /// 3 to 5 of the module docs).
     pub(super) fn finish_interrupted_install(&mut self) -> Result<(), StorageError> {
-        let marker: Option<(SnapshotMeta, u64)> = read(&self.db.snapshot(), &self.meta, SNAPSHOT_INSTALLING)?;
-        let Some((meta, total_bytes)) = marker else {
+        let Some((meta, total_bytes, hard_state)) = self.read_marker()? else {
             return Ok(());
         };
         tracing::warn!(
@@ -178,11 +201,13 @@ impl FjallStore {
                 meta.index
             )));
         }
+        if self.engine.reset_floor() != meta.index {
+            self.engine.reset(meta.index, meta.term, &[], hard_state)?;
+        }
         self.load_image(meta.index)?;
         let snapshot = Snapshot { meta, total_bytes };
-        self.commit_install(&snapshot, &[], None)?;
+        self.commit_install(&snapshot)?;
         self.applied_index = snapshot.meta.index;
-        self.purged_through = snapshot.meta.index;
         Ok(())
     }
 
@@ -195,16 +220,16 @@ impl FjallStore {
     ) -> Result<(), StorageError> {
         self.begin_install(snapshot, hard_state)?;
         let index = snapshot.meta.index;
+        self.engine
+            .reset(index, snapshot.meta.term, entries, hard_state)?;
         self.load_image(index)?;
-        self.commit_install(snapshot, entries, hard_state)?;
+        self.commit_install(snapshot)?;
         self.applied_index = index;
-        // The install replaced the whole log: what is left starts after the snapshot.
-        self.purged_through = index;
         Ok(())
     }
 
-    /// An install's steps until its marker is durable: from here on a crash finishes it
-    /// in `recover` (a test stops here to show that).
+    /// An install's steps until its marker is durable (steps 1 and 2): from here on a
+    /// crash finishes it in `recover` (a test stops here to show that).
     pub(crate) fn begin_install(
         &mut self,
         snapshot: &Snapshot,
@@ -214,16 +239,13 @@ impl FjallStore {
         self.images.seal_staged(index, snapshot.total_bytes)?;
         self.verify_image(index)?;
         let mut marker = self.synced_batch();
+        // The Ready's hard state too: an install finished after a crash has no Ready,
+        // and Raft's restart needs a term at least the snapshot's.
         marker.insert(
             &self.meta,
             SNAPSHOT_INSTALLING,
-            encode(&(snapshot.meta.clone(), snapshot.total_bytes)),
+            encode(&(snapshot.meta.clone(), snapshot.total_bytes, hard_state)),
         );
-        // The Ready's hard state now: a finished-after-a-crash install has no Ready, and
-        // Raft's restart needs a term at least the snapshot's.
-        if let Some(hard_state) = hard_state {
-            marker.insert(&self.meta, HARD_STATE, encode(&hard_state));
-        }
         marker.commit().or_io("marking a snapshot install")
     }
 }
