@@ -198,10 +198,25 @@ impl RaftLog {
         );
         let keep = (first.index - self.first_index()) as usize;
         self.entries.truncate(keep);
+        // The kept prefix was contiguous and `first` follows it; only the new entries
+        // need checking. (Checking the whole log here made every follower append cost
+        // O(log length): with 100,000 entries between snapshots it was the follower
+        // driver's largest cost under a put load, issue 14's profile.)
+        for (offset, entry) in entries.iter().enumerate() {
+            assert_eq!(
+                entry.index,
+                first.index + offset as u64,
+                "appended entries are contiguous"
+            );
+        }
         self.entries.extend(entries.iter().cloned());
         self.unstable_from = self.unstable_from.min(first.index);
         self.persisted = self.persisted.min(first.index - 1);
-        self.assert_contiguous();
+        assert_eq!(
+            self.entries.back().map(|entry| entry.index),
+            Some(self.last_index()),
+            "the log ends at its last index"
+        );
     }
 
     /// A leader appends to its own log (it never truncates, paper §5.3).
