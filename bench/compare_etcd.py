@@ -259,7 +259,10 @@ def report(raw, out):
         "followers forward puts to the leader, gets are linearizable Range RPCs).",
         f"- Failover: {fc} clients putting, kill -9 of the leader a few seconds in, restarted after; "
         f"per run (ms): {failover_runs}. Request errors during the failover runs: "
-        f"etcd {failover['etcd'][2]}, raftkv {failover['raftkv'][2]}. Plot: latency-across-failover.png.",
+        f"etcd {failover['etcd'][2]}, raftkv {failover['raftkv'][2]} (a failed request is retried after "
+        "10 ms; etcd-client keeps the killed member in its balance list, whose requests fail at once "
+        "with 'connection refused' until it is back; the raftkv client moves to the new leader). "
+        "Plot: latency-across-failover.png.",
         f"- RSS: VmRSS of each member from /proc, in fresh clusters, after {puts:,} puts by 64 clients.",
         f"- Load average (1 min) before / after: {meta.get('load_before', '?')} / "
         f"{meta.get('load_after', '?')} on {meta.get('cores', '?')} cores (a shared machine: "
