@@ -214,15 +214,17 @@ member_of() {
     fail "no $1 member serves $2"
 }
 
-# Runs one load point: load <system> <mix> <clients> <json out> [extra flags...].
+# Runs one load point: load <system> <mix> <clients> <json out> [extra flags...]. Both with
+# a 5 s deadline per request (compare_etcd.py counts the failover's requests that hit it).
 load() {
     local system=$1 mix=$2 clients=$3 out=$4
     shift 4
     local common=(--clients "$clients" --mix "$mix" --keys "$KEYS" --value-bytes "$VALUE_BYTES")
     if [[ $system == etcd ]]; then
-        "$etcd_load" --endpoints "$etcd_urls" "${common[@]}" "$@" >"$out" 2>"$out.err"
+        "$etcd_load" --endpoints "$etcd_urls" --timeout-ms 5000 "${common[@]}" "$@" >"$out" 2>"$out.err"
     else
-        "$raftkv" --endpoints "$raftkv_endpoints" --output json bench "${common[@]}" "$@" >"$out" 2>"$out.err"
+        "$raftkv" --endpoints "$raftkv_endpoints" --timeout-ms 5000 --output json bench "${common[@]}" "$@" \
+            >"$out" 2>"$out.err"
     fi
 }
 
