@@ -278,8 +278,10 @@ for run in $(seq 1 "$RUNS"); do
             --warmup-secs 1 --latency-log "$base.csv" &
         loader=$!
         sleep "$KILL_AFTER_SECS"
-        date +%s%3N >"$base.kill"
+        # Bash's own clock (no fork, unlike date), read right before the kill and after it.
+        killed_from=$EPOCHREALTIME
         kill -9 "${pids[$system-$member]}"
+        echo "$killed_from $EPOCHREALTIME" >"$base.kill"
         wait "${pids[$system-$member]}" 2>/dev/null || true
         wait "$loader" || log "  $system failover run $run: the load generator failed: $(tail -n1 "$base.json.err")"
         log "  run $run  $(printf '%-6s' "$system") killed member $member ($endpoint); $(summary_line "$base.json"); new leader: $(leader_of "$system")"

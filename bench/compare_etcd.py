@@ -100,6 +100,21 @@ def point_medians(raw, system, mix, clients):
     return median(ops), median(p50), median(p99), len(summaries), failed, errors
 
 
+def killed_at(raw, system, run, summary):
+    """When the leader was killed, in ms since the load generator's start: the script's
+    clock read right before `kill -9` (bash's $EPOCHREALTIME in seconds; an older run wrote
+    Unix milliseconds)."""
+    try:
+        with open(os.path.join(raw, f"failover-{system}-run{run}.kill")) as f:
+            value = float(f.read().split()[0].replace(",", "."))
+    except (OSError, ValueError, IndexError):
+        return None
+    if summary is None or "start_unix_ms" not in summary:
+        return None
+    unix_ms = value if value > 1e11 else value * 1000.0
+    return unix_ms - summary["start_unix_ms"]
+
+
 def failover_times(raw, system, run):
     """(ms from the kill to the first put acknowledged after the outage, ms without any
     acknowledgement, errors seen, errors that took the whole deadline) for one run, from
@@ -109,14 +124,9 @@ def failover_times(raw, system, run):
     after the kill: an answer the old leader sent just before it died can still arrive a
     moment after the kill's timestamp, and must not count as the new leader's first."""
     summary = load_json(os.path.join(raw, f"failover-{system}-run{run}.json"))
-    try:
-        with open(os.path.join(raw, f"failover-{system}-run{run}.kill")) as f:
-            kill_unix_ms = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
+    kill_ms = killed_at(raw, system, run, summary)
+    if kill_ms is None:
         return None
-    if summary is None or "start_unix_ms" not in summary:
-        return None
-    kill_ms = kill_unix_ms - summary["start_unix_ms"]
     acks, errors, deadlines = [], 0, 0
     with open(os.path.join(raw, f"failover-{system}-run{run}.csv")) as f:
         for row in csv.DictReader(f):
@@ -290,12 +300,10 @@ def plot(raw, out):
     fig, axes = plt.subplots(2, 1, figsize=(13, 7), sharex=True)
     for axis, system in zip(axes, SYSTEMS):
         summary = load_json(os.path.join(raw, f"failover-{system}-run1.json"))
-        kill_path = os.path.join(raw, f"failover-{system}-run1.kill")
-        if summary is None or not os.path.exists(kill_path):
+        kill_ms = killed_at(raw, system, 1, summary)
+        if kill_ms is None:
             axis.set_title(f"{system}: no failover run")
             continue
-        with open(kill_path) as f:
-            kill_ms = int(f.read().split()[0]) - summary["start_unix_ms"]
         oks, errs = ([], []), ([], [])
         with open(os.path.join(raw, f"failover-{system}-run1.csv")) as f:
             for row in csv.DictReader(f):
