@@ -15,6 +15,13 @@ step "tidy: the raft crate stays sans-IO"
 ci/tidy.sh --self-test
 ci/tidy.sh raft
 
+step "scripts CI does not run: bash -n (bench/compare-etcd.sh, the etcd comparison)"
+for script in bench/compare-etcd.sh; do
+    bash -n "$script"
+    echo "ok $script"
+done
+python3 -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" bench/compare_etcd.py && echo "ok bench/compare_etcd.py"
+
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

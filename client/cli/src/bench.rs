@@ -13,7 +13,10 @@
 //! The run is bounded twice over: every request carries the client's deadline
 //! (`--timeout-ms`), and the run is abandoned once no request has succeeded for twice
 //! that deadline, so a cluster that dies mid-run ends the benchmark with an error
-//! instead of a long wait.
+//! instead of a long wait. Short of that, errors are counted and the clients go on, so
+//! a run across a leader's failure measures it: the report has the longest time between
+//! two acknowledgements, and `--latency-log` writes every request's timing to a CSV
+//! (`bench/timeline.rs`). On a terminal, a progress bar runs on stderr (`bench/progress.rs`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,13 +31,16 @@ use client::{parse_endpoints, Endpoint};
 
 use raft::Prng;
 
+use self::progress::Progress;
 use self::report::{load_average, Report, Tally};
+use self::timeline::Timeline;
 use crate::output::Output;
 use crate::{Failure, GlobalArgs};
 
+mod progress;
 mod report;
-
 mod rss;
+mod timeline;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example: raftkv bench --local --mix writes --clients 16 --duration-secs 15")]
@@ -98,6 +104,11 @@ pub struct BenchArgs {
     /// Prefix of every key the benchmark reads or writes (writes overwrite those keys).
     #[arg(long, default_value = "bench/", value_parser = parse_key_prefix)]
     key_prefix: String,
+    /// Write one CSV row per request, warm-up included, to FILE: `start_ms,latency_us,ok`
+    /// (sent at this many milliseconds after the run's start, which the JSON report gives
+    /// as `start_unix_ms`; its latency; 1 if acknowledged, 0 if it failed).
+    #[arg(long, value_name = "FILE")]
+    latency_log: Option<PathBuf>,
 }
 
 /// Checked up front: a key over the limit would fail every request at once, which the
@@ -219,6 +230,7 @@ struct Plan {
     mix: Mix,
     warmup: Duration,
     key_prefix: String,
+    latency_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -306,6 +318,7 @@ fn plan(global: &GlobalArgs, args: BenchArgs) -> Result<Plan, Failure> {
         mix: args.mix,
         warmup: Duration::from_secs(args.warmup_secs),
         key_prefix: args.key_prefix,
+        latency_log: args.latency_log,
     })
 }
 
@@ -431,7 +444,12 @@ async fn preload(plan: &Plan) -> Result<(), Failure> {
 
 /// Runs the clients, watches for the end or a stall, and gathers the report.
 async fn load(plan: &Plan) -> Result<Report, Failure> {
-    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..plan.clients {
+        clients.push(plan.client(plan.options)?);
+    }
+    let timeline = Timeline::start(plan.latency_log.as_deref())?;
+    let started = timeline.started();
     let shared = Arc::new(Shared {
         measure_from: started + plan.warmup,
         requests_taken: AtomicU64::new(0),
@@ -440,17 +458,24 @@ async fn load(plan: &Plan) -> Result<Report, Failure> {
         started,
         tallies: [Mutex::new(Tally::new()?), Mutex::new(Tally::new()?)],
         last_error: Mutex::new(None),
+        measured_answers: AtomicU64::new(0),
+        measured_errors: AtomicU64::new(0),
+        timeline,
     });
     let mut tasks = Vec::new();
-    for client_index in 0..plan.clients {
-        let client = plan.client(plan.options)?;
+    for (client_index, client) in (0..).zip(clients) {
         let (plan, shared) = (plan.clone(), Arc::clone(&shared));
         tasks.push(tokio::spawn(run_client(client, plan, shared, client_index)));
     }
+    let progress = Progress::start(plan.stop, shared.measure_from);
     let stall_after = (plan.options.deadline * STALL_DEADLINES).max(Duration::from_secs(1));
     let mut stalled_for = None;
     while tasks.iter().any(|task| !task.is_finished()) {
         tokio::time::sleep(MONITOR_INTERVAL).await;
+        progress.update(
+            shared.measured_answers.load(Ordering::Relaxed),
+            shared.measured_errors.load(Ordering::Relaxed),
+        );
         let since_success = shared.since_last_success();
         if stalled_for.is_none() && since_success > stall_after {
             // Clients finish their current request (bounded by the deadline) and stop.
@@ -465,6 +490,8 @@ async fn load(plan: &Plan) -> Result<Report, Failure> {
             .map_err(|_| Failure::from("a benchmark client panicked".to_string()))?;
         last_finish = last_finish.max(finished_at);
     }
+    progress.finish();
+    shared.timeline.finish()?;
     let tallies = shared
         .tallies
         .each_ref()
@@ -486,6 +513,8 @@ async fn load(plan: &Plan) -> Result<Report, Failure> {
         elapsed: last_finish.saturating_duration_since(shared.measure_from),
         tallies,
         load_average: load_average(),
+        start_unix_ms: shared.timeline.start_unix_ms(),
+        max_ack_gap: shared.timeline.max_ack_gap(),
     })
 }
 
@@ -508,6 +537,12 @@ struct Shared {
     tallies: [Mutex<Tally>; 2],
     /// The latest error of any request, warm-up included, for a stalled run's message.
     last_error: Mutex<Option<String>>,
+    /// Requests of the measured phase answered so far, and how many of them failed (the
+    /// progress bar's figures).
+    measured_answers: AtomicU64,
+    measured_errors: AtomicU64,
+    /// Acknowledgement gaps and the optional per-request log.
+    timeline: Timeline,
 }
 
 impl Shared {
@@ -559,6 +594,13 @@ async fn run_client(mut client: Client, plan: Plan, shared: Arc<Shared>, client_
         };
         finished_at = Instant::now();
         let latency = finished_at.saturating_duration_since(started);
+        shared.timeline.record(started, finished_at, outcome.is_ok());
+        if measured {
+            shared.measured_answers.fetch_add(1, Ordering::Relaxed);
+            if outcome.is_err() {
+                shared.measured_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         // Warm-up errors are not counted (connections and leader discovery are still
         // settling), but they are no success either: the stall watch still sees them.
         match outcome {

@@ -43,6 +43,11 @@ pub(super) struct Report {
     /// Indexed by `Kind::index`.
     pub(super) tallies: [Tally; 2],
     pub(super) load_average: Option<f64>,
+    /// Wall clock milliseconds since the Unix epoch when the load (warm-up) started: the
+    /// origin of the latency log's `start_ms`.
+    pub(super) start_unix_ms: u64,
+    /// The longest time between two consecutive acknowledgements, warm-up included.
+    pub(super) max_ack_gap: Duration,
 }
 
 /// Percentiles reported, with their labels in text and JSON.
@@ -111,6 +116,13 @@ impl Report {
             self.elapsed.as_secs_f64(),
             cores()
         );
+        outln!(
+            "longest time between two acknowledgements: {:.1} ms",
+            self.max_ack_gap.as_secs_f64() * 1000.0
+        );
+        if let Some(path) = &self.plan.latency_log {
+            outln!("latency log: {}", path.display());
+        }
         for &kind in kinds {
             if let Some(error) = &self.tallies[kind.index()].last_error {
                 outln!("last {} error: {error}", kind.name());
@@ -151,6 +163,7 @@ impl Report {
             Stop::AfterRequests(requests) => (None, Some(requests)),
         };
         json!({
+            "system": "raftkv",
             "endpoints": plan.endpoints.iter().map(|e| format!("{}:{}", e.host, e.port)).collect::<Vec<_>>(),
             "local": plan.local.is_some(),
             "mix": plan.mix.name(),
@@ -167,6 +180,9 @@ impl Report {
                 "errors": errors,
                 "ops_per_sec": round(self.throughput(successes), 1),
             },
+            "start_unix_ms": self.start_unix_ms,
+            "max_ack_gap_ms": round(self.max_ack_gap.as_secs_f64() * 1000.0, 3),
+            "latency_log": plan.latency_log,
             "load_average_1m": self.load_average,
             "cores": cores(),
         })
