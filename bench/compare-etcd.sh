@@ -2,7 +2,7 @@
 # raftkv side by side with etcd (issue 14). Not run by CI (CI only checks it parses).
 #
 # Starts a 3-member etcd cluster (Debian's etcd, plain HTTP, fsync on: etcd's defaults) and
-# a 3-node raftkv cluster (raftkv-node --insecure, --snapshot-every 10000) on loopback,
+# a 3-node raftkv cluster (raftkv-node --insecure, its defaults) on loopback,
 # each member in its own temp data dir, and runs the same closed-loop workloads on both,
 # interleaved (etcd, raftkv, etcd, ...), RUNS times: puts at CLIENTS_PUT clients,
 # linearizable gets at CLIENTS_READ clients, 256-byte values, 10,000 uniform random keys.
@@ -17,7 +17,8 @@
 # Knobs (environment): RUNS (3), DURATION (10 s per point), WARMUP (2 s), CLIENTS_PUT
 # ("1 16 64 256"), CLIENTS_READ ("16 64"), PUTS_FOR_RSS (300000), FAILOVER_CLIENTS (4),
 # OUT (target/compare-etcd/<timestamp>), SKIP_PLOT (1: no venv, no plot), PORT_BASE (42300:
-# the clusters use 30 ports from there), QUICK=1 (1 run, 3 s points, 1 s warm-up, 20,000
+# the clusters use 30 ports from there), SPREAD_READS (0: raftkv's gets go to the leader, its
+# client's default; 1: to every node in turn, as etcd-load's clients balance theirs), QUICK=1 (1 run, 3 s points, 1 s warm-up, 20,000
 # puts for RSS: a smoke test of a few minutes). Needs apt-get (as root) only when etcd,
 # etcdctl or protoc are missing.
 set -euo pipefail
@@ -142,7 +143,7 @@ start_member() {
             --listen-peer "127.0.0.1:$(raftkv_peer_port "$i")" \
             --listen-client "127.0.0.1:$(raftkv_client_port "$i")" \
             --listen-http "127.0.0.1:$(raftkv_http_port "$i")" \
-            --data-dir "$dir/raftkv-$i" --snapshot-every 10000 --insecure \
+            --data-dir "$dir/raftkv-$i" --insecure \
             >>"$dir/raftkv-$i.log" 2>&1 &
     fi
     pids[$system-$i]=$!
@@ -223,6 +224,15 @@ load() {
     if [[ $system == etcd ]]; then
         "$etcd_load" --endpoints "$etcd_urls" --timeout-ms 5000 "${common[@]}" "$@" >"$out" 2>"$out.err"
     else
+        # SPREAD_READS=1: raftkv's clients spread their gets over the nodes (followers
+        # answer through the leader's ReadIndex), as etcd-load's balance theirs. Off by
+        # default: with every member on the same two cores, a follower's forwarded
+        # ReadIndex costs more CPU in all than the leader serving the read itself
+        # (measured: 35k against 41k gets/s at 64 clients); on separate machines spreading
+        # adds the followers' cores.
+        if [[ $mix == reads && ${SPREAD_READS:-0} == 1 ]]; then
+            common+=(--spread-reads)
+        fi
         "$raftkv" --endpoints "$raftkv_endpoints" --timeout-ms 5000 --output json bench "${common[@]}" "$@" \
             >"$out" 2>"$out.err"
     fi

@@ -266,9 +266,11 @@ def report(raw, out):
         f"(above 1: raftkv has more ops/s, or more ms/MiB).",
         "- Both clusters: 3 members on loopback, each in its own temp data dir, fsync on (etcd's "
         "defaults: heartbeat 100 ms, election 1000 ms, no auto-compaction; raftkv-node's defaults: "
-        "tick 50 ms, election 10-20 ticks, with --snapshot-every 10000). Both without TLS: etcd "
+        "tick 50 ms, election 10-20 ticks, snapshot every 100,000 entries as etcd). Both without TLS: etcd "
         "on plain HTTP, raftkv-node --insecure.",
-        "- Load generators: `raftkv bench` (the raftkv client sends to the leader it finds) and "
+        "- Load generators: `raftkv bench` (the raftkv client sends to the leader it finds; with "
+        "SPREAD_READS=1, `--spread-reads`: gets to each node in turn, followers answering through "
+        "the leader's ReadIndex) and "
         "`bench/etcd-load` (etcd-client crate; each client balances over the 3 members, "
         "followers forward puts to the leader, gets are linearizable Range RPCs).",
         f"- Failover: {fc} clients putting, kill -9 of the leader a few seconds in, restarted after; "

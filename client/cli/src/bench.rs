@@ -109,6 +109,11 @@ pub struct BenchArgs {
     /// as `start_unix_ms`; its latency; 1 if acknowledged, 0 if it failed).
     #[arg(long, value_name = "FILE")]
     latency_log: Option<PathBuf>,
+    /// Send each client's reads to the nodes in turn instead of the leader: a follower
+    /// answers a linearizable get through the leader's ReadIndex, so serving reads is
+    /// shared by every node (`Client::spread_reads`). Writes still go to the leader.
+    #[arg(long)]
+    spread_reads: bool,
 }
 
 /// Checked up front: a key over the limit would fail every request at once, which the
@@ -231,6 +236,7 @@ struct Plan {
     warmup: Duration,
     key_prefix: String,
     latency_log: Option<PathBuf>,
+    spread_reads: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -246,7 +252,7 @@ struct LocalPlan {
 impl Plan {
     /// A client of the plan's cluster, over its TLS if it has one.
     fn client(&self, options: ClientOptions) -> Result<Client, ClientError> {
-        let client = Client::new(self.endpoints.clone(), options)?;
+        let client = Client::new(self.endpoints.clone(), options)?.spread_reads(self.spread_reads);
         Ok(match &self.tls {
             Some(tls) => client.with_tls(tls.clone()),
             None => client,
@@ -319,6 +325,7 @@ fn plan(global: &GlobalArgs, args: BenchArgs) -> Result<Plan, Failure> {
         warmup: Duration::from_secs(args.warmup_secs),
         key_prefix: args.key_prefix,
         latency_log: args.latency_log,
+        spread_reads: args.spread_reads,
     })
 }
 
