@@ -129,6 +129,34 @@ fn an_install_a_crash_interrupted_is_finished_on_recovery() {
     assert_eq!(recovered(&mut harness).raft.snapshot.as_ref(), Some(&installed));
 }
 
+/// A crash after the log engine's reset (step 3 of an install) but before the state
+/// machine was loaded and the install committed: recovery finishes the install without
+/// resetting the engine again, so the entries the install's `Ready` wrote after the
+/// snapshot are kept, with its hard state; a second restart changes nothing.
+#[test]
+fn an_install_cut_after_the_engine_reset_keeps_the_entries_after_the_snapshot() {
+    let mut harness = with_three_entries();
+    let image = SnapshotImage {
+        kv: vec![(b"new".to_vec(), b"2".to_vec())],
+        sessions: vec![(4, session(2, 9))],
+    };
+    let installed = staged_snapshot(harness.store(), 9, 3, &image);
+    let after = entries(10..=11, 3);
+    harness
+        .store()
+        .install_until_engine_reset(&installed, &after, Some(hard_state(3, 9)))
+        .expect("steps 1 to 3");
+    for _ in 0..2 {
+        harness.restart();
+        let state = recovered(&mut harness);
+        assert_eq!(state.raft.snapshot.as_ref(), Some(&installed));
+        assert_eq!(state.raft.applied, 9);
+        assert_eq!(log_of(&state), vec![(10, 3), (11, 3)]);
+        assert_eq!(state.raft.hard_state, hard_state(3, 9));
+        assert_eq!(harness.store().snapshot_image().expect("image"), image);
+    }
+}
+
 /// An old data dir's log entry that does not decode (the migration reads them all).
 #[test]
 fn a_garbage_log_entry_is_corrupt_not_a_panic() {

@@ -228,6 +228,20 @@ impl FjallStore {
         Ok(())
     }
 
+    /// Steps 1 to 3 of an install and no more: a crash between the engine's reset and
+    /// the state machine's load (tests only).
+    #[cfg(test)]
+    pub(crate) fn install_until_engine_reset(
+        &mut self,
+        snapshot: &Snapshot,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        self.begin_install(snapshot, hard_state)?;
+        self.engine
+            .reset(snapshot.meta.index, snapshot.meta.term, entries, hard_state)
+    }
+
     /// An install's steps until its marker is durable (steps 1 and 2): from here on a
     /// crash finishes it in `recover` (a test stops here to show that).
     pub(crate) fn begin_install(
