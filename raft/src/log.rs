@@ -200,8 +200,8 @@ impl RaftLog {
         self.entries.truncate(keep);
         // The kept prefix was contiguous and `first` follows it; only the new entries
         // need checking. (Checking the whole log here made every follower append cost
-        // O(log length): with 100,000 entries between snapshots it was the follower
-        // driver's largest cost under a put load, issue 14's profile.)
+        // O(log length): with 100,000 entries between snapshots it took about 29% of a
+        // follower's driver under a put load, issue 14's profile.)
         for (offset, entry) in entries.iter().enumerate() {
             assert_eq!(
                 entry.index,

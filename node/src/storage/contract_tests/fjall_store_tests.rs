@@ -144,7 +144,7 @@ fn an_install_cut_after_the_engine_reset_keeps_the_entries_after_the_snapshot() 
     let after = entries(10..=11, 3);
     harness
         .store()
-        .install_until_engine_reset(&installed, &after, Some(hard_state(3, 9)))
+        .begin_install_and_reset(&installed, &after, Some(hard_state(3, 9)))
         .expect("steps 1 to 3");
     for _ in 0..2 {
         harness.restart();

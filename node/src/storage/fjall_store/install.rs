@@ -218,20 +218,18 @@ impl FjallStore {
         entries: &[Entry],
         hard_state: Option<HardState>,
     ) -> Result<(), StorageError> {
-        self.begin_install(snapshot, hard_state)?;
+        self.begin_install_and_reset(snapshot, entries, hard_state)?;
         let index = snapshot.meta.index;
-        self.engine
-            .reset(index, snapshot.meta.term, entries, hard_state)?;
         self.load_image(index)?;
         self.commit_install(snapshot)?;
         self.applied_index = index;
         Ok(())
     }
 
-    /// Steps 1 to 3 of an install and no more: a crash between the engine's reset and
-    /// the state machine's load (tests only).
-    #[cfg(test)]
-    pub(crate) fn install_until_engine_reset(
+    /// Steps 1 to 3 of an install: the marker, then the engine's reset with the
+    /// `Ready`'s entries and hard state (a test stops here, as a crash before the state
+    /// machine's load would).
+    pub(crate) fn begin_install_and_reset(
         &mut self,
         snapshot: &Snapshot,
         entries: &[Entry],
