@@ -18,8 +18,9 @@
 # ("1 16 64 256"), CLIENTS_READ ("16 64"), PUTS_FOR_RSS (300000), FAILOVER_CLIENTS (4),
 # OUT (target/compare-etcd/<timestamp>), SKIP_PLOT (1: no venv, no plot), PORT_BASE (42300:
 # the clusters use 30 ports from there), SPREAD_READS (0: raftkv's gets go to the leader, its
-# client's default; 1: to every node in turn, as etcd-load's clients balance theirs), QUICK=1 (1 run, 3 s points, 1 s warm-up, 20,000
-# puts for RSS: a smoke test of a few minutes). Needs apt-get (as root) only when etcd,
+# client's default; 1: to every node in turn, as etcd-load's clients balance theirs),
+# LEASE_READS (0, or 1: raftkv-node --lease-reads), QUICK=1 (1 run, 3 s points, 1 s warm-up,
+# 20,000 puts for RSS: a smoke test of a few minutes). Needs apt-get (as root) only when etcd,
 # etcdctl or protoc are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,10 @@ CLIENTS_READ=${CLIENTS_READ:-"16 64"}
 PUTS_FOR_RSS=${PUTS_FOR_RSS:-300000}
 FAILOVER_CLIENTS=${FAILOVER_CLIENTS:-4}
 SKIP_PLOT=${SKIP_PLOT:-0}
+# LEASE_READS=1 starts raftkv-node with --lease-reads (thesis §6.4.1: the leader serves reads
+# under a lease renewed by heartbeats, assuming clock rates within 10%); 0, the default,
+# confirms every read with a heartbeat round as etcd's linearizable Range does.
+LEASE_READS=${LEASE_READS:-0}
 PORT_BASE=${PORT_BASE:-42300}
 KEYS=10000
 VALUE_BYTES=256
@@ -50,6 +55,12 @@ target=${CARGO_TARGET_DIR:-$root/target}
 step() { printf '\n-- %s\n' "$*" >&2; }
 fail() { echo "compare-etcd: FAILED: $*" >&2; exit 1; }
 log() { echo "$*" >&2; }
+raftkv_lease_flag=()
+case $LEASE_READS in
+    0) ;;
+    1) raftkv_lease_flag=(--lease-reads) ;;
+    *) fail "LEASE_READS must be 0 or 1, not '$LEASE_READS'" ;;
+esac
 for knob in RUNS DURATION WARMUP PUTS_FOR_RSS FAILOVER_CLIENTS PORT_BASE; do
     [[ "${!knob}" =~ ^[1-9][0-9]*$ ]] || fail "$knob must be a positive integer, not '${!knob}'"
 done
@@ -143,7 +154,7 @@ start_member() {
             --listen-peer "127.0.0.1:$(raftkv_peer_port "$i")" \
             --listen-client "127.0.0.1:$(raftkv_client_port "$i")" \
             --listen-http "127.0.0.1:$(raftkv_http_port "$i")" \
-            --data-dir "$dir/raftkv-$i" --insecure \
+            --data-dir "$dir/raftkv-$i" --insecure "${raftkv_lease_flag[@]}" \
             >>"$dir/raftkv-$i.log" 2>&1 &
     fi
     pids[$system-$i]=$!
@@ -251,7 +262,8 @@ cat >"$raw/meta.json" <<EOF
 {"started": "$started_at", "etcd_version": "$etcd_version", "runs": $RUNS, "duration": $DURATION,
  "warmup": $WARMUP, "clients_put": "$CLIENTS_PUT", "clients_read": "$CLIENTS_READ",
  "puts_for_rss": $PUTS_FOR_RSS, "failover_clients": $FAILOVER_CLIENTS, "keys": $KEYS,
- "value_bytes": $VALUE_BYTES, "load_before": "$load_before", "cores": $(nproc)}
+ "value_bytes": $VALUE_BYTES, "load_before": "$load_before", "cores": $(nproc),
+ "spread_reads": ${SPREAD_READS:-0}, "lease_reads": $LEASE_READS}
 EOF
 log "results in $OUT; load average (1 min) before: $load_before"
 

@@ -266,8 +266,12 @@ def report(raw, out):
         f"(above 1: raftkv has more ops/s, or more ms/MiB).",
         "- Both clusters: 3 members on loopback, each in its own temp data dir, fsync on (etcd's "
         "defaults: heartbeat 100 ms, election 1000 ms, no auto-compaction; raftkv-node's defaults: "
-        "tick 50 ms, election 10-20 ticks, snapshot every 100,000 entries as etcd). Both without TLS: etcd "
-        "on plain HTTP, raftkv-node --insecure.",
+        "tick 10 ms, election 15-30 ticks, heartbeat 3 ticks, snapshot every 100,000 entries as etcd). "
+        "Both without TLS: etcd on plain HTTP, raftkv-node --insecure. raftkv's reads: "
+        + ("under a leader lease (LEASE_READS=1, --lease-reads)" if meta.get("lease_reads") else
+           "ReadIndex, a heartbeat round per batch of reads, as etcd's")
+        + ("; gets spread over every node (SPREAD_READS=1)." if meta.get("spread_reads") else
+           "; gets sent to the leader."),
         "- Load generators: `raftkv bench` (the raftkv client sends to the leader it finds; with "
         "SPREAD_READS=1, `--spread-reads`: gets to each node in turn, followers answering through "
         "the leader's ReadIndex) and "

@@ -47,8 +47,8 @@ STARTUP_BUDGET_SECONDS_MIN = 180
 LIVENESS_BUDGET_SECONDS_MIN = 10
 # raftkv-node defaults (node/src/config.rs): a leader waits at most 2 x election ticks max
 # x tick for its leadership transfer on SIGTERM.
-TICK_MS_DEFAULT = 50
-ELECTION_TICKS_MAX_DEFAULT = 20
+TICK_MS_DEFAULT = 10
+ELECTION_TICKS_MAX_DEFAULT = 30
 GRACE_SECONDS_MIN = 10
 GRACE_TRANSFER_MARGIN = 5
 SMOKE_BACKOFF_LIMIT_MAX = 3

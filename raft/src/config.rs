@@ -21,6 +21,14 @@ pub struct Config {
     pub check_quorum: bool,
     /// Upper bound of entry bytes in one append message (at least one entry is always sent).
     pub max_append_bytes_per_message: usize,
+    /// Lease reads (thesis §6.4.1): a leader that a quorum acknowledged a heartbeat from
+    /// serves reads at its commit index without a heartbeat round of their own, until
+    /// `read_lease_ticks` after that heartbeat left. Needs check-quorum: a voter that heard
+    /// the leader ignores other candidates for `election_timeout_ticks_min`, which is what
+    /// the lease borrows. The clock assumption: ticks on every server last as long as one
+    /// another within 10%, and the application never lets a tick fall behind real time
+    /// when it asks for a read (node/src/driver: overdue ticks are delivered first).
+    pub lease_reads: bool,
     /// Upper bound of append messages in flight to one follower (pipelining window).
     pub max_inflight_appends_per_follower: usize,
     /// A leader refuses proposals while this many bytes are appended but not committed.
@@ -53,6 +61,7 @@ impl Config {
             heartbeat_interval_ticks: 2,
             pre_vote: true,
             check_quorum: true,
+            lease_reads: false,
             max_append_bytes_per_message: 1024 * 1024,
             max_inflight_appends_per_follower: 64,
             max_uncommitted_bytes: 64 * 1024 * 1024,
@@ -82,6 +91,14 @@ impl Config {
                 "election_timeout_ticks_max must be at least election_timeout_ticks_min",
             ));
         }
+        if self.lease_reads && !self.check_quorum {
+            return Err(ConfigError::new("lease_reads needs check_quorum"));
+        }
+        if self.lease_reads && self.read_lease_ticks() == 0 {
+            return Err(ConfigError::new(
+                "lease_reads needs election_timeout_ticks_min of at least 3",
+            ));
+        }
         let positive = [
             ("max_append_bytes_per_message", self.max_append_bytes_per_message),
             (
@@ -102,5 +119,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// How long a quorum's acknowledgement of a heartbeat lets the leader serve reads,
+    /// counted from when the heartbeat left. A voter that took the heartbeat grants no
+    /// other vote for `election_timeout_ticks_min` of its ticks; one tick is lost to
+    /// granularity (its first tick may come right after the heartbeat), and a tenth more
+    /// (rounded up) covers tick lengths that differ by up to 10% between servers.
+    pub fn read_lease_ticks(&self) -> u32 {
+        let min = self.election_timeout_ticks_min;
+        min.saturating_sub(1).saturating_sub(min.div_ceil(10))
     }
 }

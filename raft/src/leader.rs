@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::lease::ReadLease;
 use crate::progress::Progress;
 use crate::read_queue::ReadQueue;
 use crate::types::{Index, NodeId};
@@ -19,6 +20,10 @@ pub struct LeaderState {
     /// Bytes of entries appended by this leader and not yet committed.
     pub uncommitted_bytes: usize,
     pub reads: ReadQueue,
+    /// Ticks since this server became leader: the clock of its read lease.
+    pub ticks: u64,
+    /// With `Config::lease_reads`: how long reads may skip their heartbeat round.
+    pub lease: ReadLease,
     /// New entries or a new commit index wait to go out with the next `Ready`, so that
     /// many proposals share one append per follower (batching).
     pub broadcast_pending: bool,
@@ -33,7 +38,11 @@ pub struct Transfer {
 }
 
 impl LeaderState {
-    pub fn new(progress: BTreeMap<NodeId, Progress>, max_pending_reads: usize) -> Self {
+    pub fn new(
+        progress: BTreeMap<NodeId, Progress>,
+        max_pending_reads: usize,
+        read_lease_ticks: u32,
+    ) -> Self {
         Self {
             progress,
             heartbeat_elapsed_ticks: 0,
@@ -41,6 +50,8 @@ impl LeaderState {
             pending_conf_index: 0,
             uncommitted_bytes: 0,
             reads: ReadQueue::new(max_pending_reads),
+            ticks: 0,
+            lease: ReadLease::new(read_lease_ticks),
             broadcast_pending: true,
         }
     }

@@ -25,6 +25,7 @@ mod error;
 mod inflights;
 mod invariants;
 mod leader;
+mod lease;
 mod log;
 mod membership;
 mod message;

@@ -73,6 +73,10 @@ pub struct Raft {
     pub(crate) snapshot_to_install: Option<Snapshot>,
     pub(crate) election_elapsed_ticks: u32,
     pub(crate) randomized_election_timeout_ticks: u32,
+    /// With lease reads: ticks left in which this server, just started, ignores vote
+    /// requests as if it had just heard a leader. It may have acknowledged a leader's
+    /// heartbeat right before it crashed, and that leader's lease counts on it.
+    pub(crate) vote_quiet_ticks_left: u32,
     pub(crate) rng: Prng,
     /// Messages that may leave at once.
     pub(crate) messages: Vec<Message>,
@@ -186,6 +190,11 @@ impl Raft {
     fn with_log(config: Config, log: RaftLog) -> Result<Self, StartError> {
         config.validate().map_err(StartError::InvalidConfig)?;
         let rng = Prng::new(config.seed);
+        let vote_quiet_ticks_left = if config.lease_reads {
+            config.election_timeout_ticks_min
+        } else {
+            0
+        };
         let mut raft = Self {
             term: 0,
             vote: None,
@@ -201,6 +210,7 @@ impl Raft {
             snapshot_to_install: None,
             election_elapsed_ticks: 0,
             randomized_election_timeout_ticks: config.election_timeout_ticks_min,
+            vote_quiet_ticks_left,
             rng,
             messages: Vec::new(),
             persisted_messages: Vec::new(),
@@ -224,6 +234,7 @@ impl Raft {
     /// transfer timeouts and snapshot chunk retries are all driven from here.
     pub fn tick(&mut self) {
         self.assert_no_ready_in_flight();
+        self.vote_quiet_ticks_left = self.vote_quiet_ticks_left.saturating_sub(1);
         if matches!(self.role, RoleState::Leader(_)) {
             self.tick_leader();
         } else {
@@ -260,9 +271,10 @@ impl Raft {
         if let Some(request) = vote_request {
             // While a leader is heard from, a vote request is disregarded (thesis §4.2.3,
             // §9.6): a server that was partitioned away cannot depose a healthy leader.
-            let in_lease = (self.config.check_quorum || self.config.pre_vote)
+            let hears_leader = (self.config.check_quorum || self.config.pre_vote)
                 && self.leader.is_some()
                 && self.election_elapsed_ticks < self.config.election_timeout_ticks_min;
+            let in_lease = hears_leader || self.vote_quiet_ticks_left > 0;
             if in_lease && !request.leadership_transfer {
                 debug!(
                     id = self.config.id,
@@ -515,7 +527,11 @@ impl Raft {
             .filter(|&id| id != self.config.id)
             .map(|id| (id, Progress::new(next_index, max_inflight)))
             .collect();
-        let mut leader_state = LeaderState::new(progress, self.config.max_pending_reads);
+        let mut leader_state = LeaderState::new(
+            progress,
+            self.config.max_pending_reads,
+            self.config.read_lease_ticks(),
+        );
         // A configuration entry not yet committed must commit before another change.
         leader_state.pending_conf_index = self.conf_index;
         self.role = RoleState::Leader(Box::new(leader_state));

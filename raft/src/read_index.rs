@@ -41,6 +41,18 @@ impl Raft {
     fn enqueue_read(&mut self, context: u64, origin: ReadOrigin) {
         let committed = self.log.committed();
         let committed_in_term = self.log.term(committed) == Some(self.term);
+        if committed_in_term && self.holds_read_lease() {
+            // Thesis §6.4.1: no other leader can exist yet, so the commit index is
+            // current without a round of its own.
+            let read = PendingRead {
+                context,
+                origin,
+                index: committed,
+                round: 0,
+            };
+            self.release_read(read);
+            return;
+        }
         let reads = &mut self.leader_state_mut().reads;
         if committed_in_term {
             reads.stamp(context, origin, committed);
@@ -48,6 +60,17 @@ impl Raft {
             // A new leader's commit index may be behind the cluster's (thesis §6.4 step 1).
             reads.defer_until_term_commit(context, origin);
         }
+    }
+
+    /// Whether this server leads and its read lease holds now (`Config::lease_reads`):
+    /// a read would be served at once. Not while a transfer is under way: its target may
+    /// be told to campaign at any moment.
+    pub fn holds_read_lease(&self) -> bool {
+        if !self.config.lease_reads {
+            return false;
+        }
+        self.leader_state()
+            .is_some_and(|leader| leader.transfer.is_none() && leader.lease.holds(leader.ticks))
     }
 
     pub(crate) fn handle_forwarded_read(&mut self, from: NodeId, context: u64) {
@@ -89,7 +112,9 @@ impl Raft {
         }
         rounds.sort_unstable_by(|a, b| b.cmp(a));
         let quorum_round = rounds[quorum - 1];
-        let confirmed = self.leader_state_mut().reads.confirm_through(quorum_round);
+        let leader = self.leader_state_mut();
+        leader.lease.quorum_acknowledged(quorum_round);
+        let confirmed = leader.reads.confirm_through(quorum_round);
         for read in confirmed {
             self.release_read(read);
         }

@@ -86,6 +86,12 @@ impl ReadQueue {
         }
     }
 
+    /// Has the next heartbeat start a round though no read waits (a read lease renews
+    /// itself with every heartbeat).
+    pub fn request_round(&mut self) {
+        self.round_requested = true;
+    }
+
     /// Starts the next round if a read needs it; returns the round heartbeats carry.
     pub fn start_round(&mut self) -> u64 {
         if self.round_requested {

@@ -27,6 +27,7 @@ impl Raft {
         let election_timeout_ticks = self.config.election_timeout_ticks_min;
         let heartbeat_interval_ticks = self.config.heartbeat_interval_ticks;
         self.election_elapsed_ticks += 1;
+        self.leader_state_mut().ticks += 1;
         if self.election_elapsed_ticks >= election_timeout_ticks {
             self.election_elapsed_ticks = 0;
             if self.config.check_quorum && !self.check_quorum_active() {
@@ -85,8 +86,15 @@ impl Raft {
     /// if the follower was silent for a whole interval.
     pub(crate) fn broadcast_heartbeat(&mut self) {
         let committed = self.log.committed();
+        let lease_reads = self.config.lease_reads;
         let leader = self.leader_state_mut();
+        if lease_reads {
+            leader.reads.request_round();
+        }
         let read_round = leader.reads.start_round();
+        if lease_reads {
+            leader.lease.round_sent(read_round, leader.ticks);
+        }
         let mut heartbeats = Vec::new();
         let mut snapshot_retries: Vec<NodeId> = Vec::new();
         for (&id, progress) in &mut leader.progress {

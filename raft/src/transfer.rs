@@ -59,6 +59,9 @@ impl Raft {
             return;
         }
         transfer.timeout_now_sent = true;
+        // The target's campaign is granted by voters that still hear this leader
+        // (`VoteRequest::leadership_transfer`): no lease read may follow.
+        leader.lease.revoke();
         self.send(peer, MessageBody::TimeoutNow);
     }
 

@@ -97,6 +97,7 @@ pub struct ClusterConfig {
     pub snapshot_chunk_bytes: usize,
     pub max_append_bytes_per_message: usize,
     pub max_inflight_appends_per_follower: usize,
+    pub lease_reads: bool,
     /// Sees every message and disk write of every node.
     pub monitor: RaftMonitor,
     /// Every node's data dir incarnation, kept outside the nodes.
@@ -125,6 +126,7 @@ impl ClusterConfig {
             snapshot_chunk_bytes: parameters.snapshot_chunk_bytes,
             max_append_bytes_per_message: parameters.max_append_bytes_per_message,
             max_inflight_appends_per_follower: parameters.max_inflight_appends_per_follower,
+            lease_reads: parameters.lease_reads,
             monitor: RaftMonitor::new(),
             incarnations: Incarnations::default(),
             session_limits: parameters.session_limits,
@@ -304,6 +306,7 @@ async fn run_sim_node(id: NodeId, config: ClusterConfig, disk: SimDisk) -> Resul
         max_inflight_appends_per_follower: config.max_inflight_appends_per_follower,
         snapshot_trailing_entries: config.snapshot_trailing_entries,
         snapshot_chunk_bytes: config.snapshot_chunk_bytes,
+        lease_reads: config.lease_reads,
         // From the simulation's RNG: deterministic per run seed, different per start.
         seed: madsim::rand::random::<u64>(),
         #[cfg(feature = "canaries")]

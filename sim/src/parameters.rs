@@ -113,6 +113,9 @@ pub struct RunParameters {
     /// The sessions' timeout and bound the nodes put in the log: short and tight, so
     /// that sessions expire during faults and are evicted while clients still retry.
     pub session_limits: SessionLimits,
+    /// Leaders serve reads under a lease (thesis §6.4.1, `--lease-reads`) in half the
+    /// runs: pauses, partitions and kills then test the lease's clock assumption.
+    pub lease_reads: bool,
     /// A known bug to inject, for the canary tests.
     #[cfg(feature = "canaries")]
     pub canary: Option<raft::canary::Canary>,
@@ -177,6 +180,7 @@ impl RunParameters {
             session_limits: SessionLimits::DEFAULT,
             snapshot_trailing_entries: 0,
             snapshot_chunk_bytes: 1024 * 1024,
+            lease_reads: false,
             #[cfg(feature = "canaries")]
             canary: None,
         };
@@ -197,6 +201,8 @@ impl RunParameters {
         // Issue 12's streamed snapshots, after the sessions'.
         parameters.snapshot_trailing_entries = if rng.below(2) == 0 { 0 } else { rng.below(60) };
         parameters.snapshot_chunk_bytes = 1024 << rng.below(4);
+        // Issue 14's lease reads, after the snapshots'.
+        parameters.lease_reads = rng.below(2) == 0;
         parameters
     }
 
@@ -237,7 +243,7 @@ impl fmt::Display for RunParameters {
              isolate-leader {isolate_leader} latency {latency_spike} restart-after-compaction \
              {restart_after_compaction} disk-loss {disk_loss} replace {replace}, {}% concurrent; torn writes {}%; \
              sessions expire after {} ms, <= {}; snapshots keep {} entries, chunks of {} bytes; \
-             safety {} s then liveness {} s",
+             lease reads {}; safety {} s then liveness {} s",
             self.cluster_size,
             self.tick_interval.as_millis(),
             self.election_timeout_ticks_min,
@@ -258,6 +264,7 @@ impl fmt::Display for RunParameters {
             self.session_limits.sessions_max,
             self.snapshot_trailing_entries,
             self.snapshot_chunk_bytes,
+            if self.lease_reads { "on" } else { "off" },
             self.safety_phase.as_secs(),
             self.liveness_phase.as_secs(),
         )?;

@@ -7,9 +7,12 @@
 use std::time::Duration;
 
 /// First pause: long enough for a redirect race to settle, short next to an election.
-pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(20);
-/// Longest pause: a fresh leader is usually found within one election timeout.
-pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(500);
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest pause: about a third of the node's shortest default election timeout (150
+/// ms), so that a client finds a new leader within tens of milliseconds of its election
+/// rather than hundreds (issue 14's failover). Each retry costs the cluster one small
+/// request, answered at once by a node that knows no leader.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {

@@ -26,6 +26,7 @@ mod snapshot_tests;
 mod snapshots;
 #[cfg(test)]
 mod tests;
+mod tick_clock;
 mod watches;
 #[cfg(test)]
 mod watches_tests;
@@ -43,6 +44,7 @@ use wire::{ErrorKind, ErrorReply, NodeStatus, Request, Response, SpaceStatus};
 use self::disk_guard::DiskGuard;
 pub use self::heartbeat::DriverHeartbeat;
 pub use self::own_thread::run_on_own_thread;
+use self::tick_clock::TickClock;
 use self::watches::PendingWatch;
 use crate::kv::command::SessionLimits;
 use crate::kv::state_machine::{Applied, StateMachine};
@@ -118,6 +120,15 @@ impl From<StorageError> for DriverError {
     fn from(error: StorageError) -> Self {
         Self::Storage(error)
     }
+}
+
+/// What woke the driver loop.
+enum Input {
+    /// The shutdown signal changed; true once the node is to stop.
+    Shutdown(bool),
+    Message(Message),
+    Call(ClientCall),
+    Tick,
 }
 
 struct PendingWrite {
@@ -265,28 +276,50 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         mut calls: mpsc::Receiver<ClientCall>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), DriverError> {
-        let mut ticker = tokio::time::interval(self.config.tick_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let raft_config = self.raft.config();
+        let mut clock = TickClock::new(
+            self.config.tick_interval,
+            tokio::time::Instant::now(),
+            raft_config.lease_reads,
+            raft_config.election_timeout_ticks_max.saturating_add(1),
+        );
+        let tick_sleep = tokio::time::sleep_until(clock.next_tick_at());
+        tokio::pin!(tick_sleep);
         let mut shutdown_ticks: Option<u32> = None;
         let result = loop {
             self.heartbeat.beat();
-            tokio::select! {
+            let input = tokio::select! {
                 changed = shutdown.changed(), if shutdown_ticks.is_none() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        shutdown_ticks = Some(0);
-                        self.begin_shutdown();
-                    }
+                    Input::Shutdown(changed.is_err() || *shutdown.borrow())
                 }
-                Some(message) = inbound.recv() => self.step(message),
-                Some(call) = calls.recv() => self.handle_call(call),
-                _ = ticker.tick() => {
+                Some(message) = inbound.recv() => Input::Message(message),
+                Some(call) = calls.recv() => Input::Call(call),
+                () = &mut tick_sleep => Input::Tick,
+            };
+            // Due ticks before the input: with lease reads, the leader's tick count is its
+            // lease clock and must not lag the read it is about to serve.
+            let due = clock.take_due(tokio::time::Instant::now());
+            if due > 0 {
+                for _ in 0..due {
                     self.raft.tick();
-                    self.serve_pending_watches(true);
-                    if let Some(ticks) = &mut shutdown_ticks {
-                        *ticks += 1;
-                    }
-                    self.publish_status();
                 }
+                self.serve_pending_watches(true);
+                if let Some(ticks) = &mut shutdown_ticks {
+                    *ticks = ticks.saturating_add(due);
+                }
+                self.publish_status();
+            }
+            if tick_sleep.deadline() != clock.next_tick_at() {
+                tick_sleep.as_mut().reset(clock.next_tick_at());
+            }
+            match input {
+                Input::Shutdown(true) => {
+                    shutdown_ticks = Some(0);
+                    self.begin_shutdown();
+                }
+                Input::Shutdown(false) | Input::Tick => {}
+                Input::Message(message) => self.step(message),
+                Input::Call(call) => self.handle_call(call),
             }
             // Take whatever else is already queued, so one Ready (one sync) covers it.
             for _ in 0..self.config.inputs_per_turn_max {

@@ -8,6 +8,7 @@ extern crate raftkv_raft as raft;
 mod harness;
 
 mod election;
+mod lease_reads;
 mod membership;
 mod properties;
 mod read_index;

@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
-use raft::{ConfChange, NodeId, Role};
+use raft::{ConfChange, Config, NodeId, Role};
 
-use crate::harness::{Cluster, CrashPoint, TestRng};
+use crate::harness::{test_config, Cluster, CrashPoint, TestRng};
 
 /// Rounds (tick everyone, deliver everything) allowed for recovery once faults heal.
 const CONVERGENCE_ROUNDS_MAX: usize = 3_000;
@@ -54,6 +54,13 @@ pub struct ScheduleStats {
     pub crashes: u64,
 }
 
+fn lease_config(id: NodeId) -> Config {
+    Config {
+        lease_reads: true,
+        ..test_config(id)
+    }
+}
+
 pub fn run_schedule(seed: u64) -> ScheduleStats {
     let _reporter = SeedReporter(seed);
     let mut rng = TestRng::new(seed);
@@ -61,7 +68,15 @@ pub fn run_schedule(seed: u64) -> ScheduleStats {
     let size: u64 = [1, 3, 5][rng.below(3) as usize];
     let voters: Vec<NodeId> = (1..=size).collect();
     let spares: Vec<NodeId> = vec![size + 1, size + 2];
-    let mut cluster = Cluster::new(&voters, seed);
+    // Half the schedules read under leases (thesis §6.4.1). A lease assumes every
+    // server's ticks run at one rate, so those schedules tick all servers together; the
+    // others also tick one server at a time.
+    let lease_reads = rng.below(2) == 0;
+    let mut cluster = if lease_reads {
+        Cluster::with_config(&voters, seed, lease_config)
+    } else {
+        Cluster::new(&voters, seed)
+    };
     cluster.drop_per_mille = rng.below(150);
     cluster.duplicate_per_mille = rng.below(60);
     cluster.lazy_ready_per_mille = if rng.below(2) == 0 { 0 } else { rng.below(500) };
@@ -76,7 +91,7 @@ pub fn run_schedule(seed: u64) -> ScheduleStats {
         let all = cluster.ids();
         match rng.below(100) {
             0..=19 => cluster.tick_all(),
-            20..=27 => {
+            20..=27 if !lease_reads => {
                 let id = rng.pick(&all);
                 cluster.tick(id);
             }

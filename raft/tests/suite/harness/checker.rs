@@ -47,6 +47,20 @@ impl SafetyChecker {
                 self.assert_complete(raft);
             }
         }
+        // Lease safety (thesis §6.4.1): while a leader holds a read lease, no later
+        // term has elected anyone, or a lease read could miss that leader's writes.
+        let newest_term = self.leaders_by_term.keys().next_back().copied().unwrap_or(0);
+        for raft in servers.values().flatten() {
+            if raft.holds_read_lease() {
+                assert_eq!(
+                    raft.term(),
+                    newest_term,
+                    "lease safety: {} holds a read lease of term {} after a leader of term {newest_term} was elected",
+                    raft.id(),
+                    raft.term()
+                );
+            }
+        }
     }
 
     /// Leader completeness (paper §5.4.1): a leader holds every committed entry.
