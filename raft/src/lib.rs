@@ -22,6 +22,7 @@ pub mod canary;
 mod config;
 mod election;
 mod error;
+mod forwarded_reads;
 mod inflights;
 mod invariants;
 mod leader;

@@ -10,6 +10,7 @@ use tracing::{debug, info};
 
 use crate::config::Config;
 use crate::error::{MalformedMessage, StartError};
+use crate::forwarded_reads::ForwardedReads;
 use crate::leader::LeaderState;
 use crate::log::RaftLog;
 use crate::message::{HeartbeatResponse, Message, MessageBody, VoteResponse};
@@ -84,8 +85,8 @@ pub struct Raft {
     pub(crate) persisted_messages: Vec<Message>,
     /// Confirmed reads waiting until `applied` reaches their index.
     pub(crate) reads_awaiting_apply: Vec<ReadState>,
-    /// Reads forwarded to the leader and not yet answered: context -> ticks waited.
-    pub(crate) forwarded_reads: BTreeMap<u64, u32>,
+    /// Reads forwarded to the leader (or about to be) and not yet answered.
+    pub(crate) forwarded_reads: ForwardedReads,
     /// Reads that failed (leadership lost, leader changed); the application retries.
     pub(crate) dropped_reads: Vec<u64>,
     /// The hard state last handed to the application.
@@ -215,7 +216,7 @@ impl Raft {
             messages: Vec::new(),
             persisted_messages: Vec::new(),
             reads_awaiting_apply: Vec::new(),
-            forwarded_reads: BTreeMap::new(),
+            forwarded_reads: ForwardedReads::default(),
             dropped_reads: Vec::new(),
             handed_out_hard_state: HardState::default(),
             ready_in_flight: None,
@@ -464,8 +465,7 @@ impl Raft {
             self.term = term;
             self.vote = None;
             // A leader of an older term ignores the forwarded reads it has not answered.
-            self.dropped_reads
-                .extend(std::mem::take(&mut self.forwarded_reads).into_keys());
+            self.dropped_reads.extend(self.forwarded_reads.drain_all());
         }
         self.end_leadership();
         self.role = RoleState::Follower;
@@ -565,8 +565,7 @@ impl Raft {
     pub(crate) fn set_leader(&mut self, leader: Option<NodeId>) {
         if self.leader != leader {
             // Reads sent to the old leader may never be answered.
-            self.dropped_reads
-                .extend(std::mem::take(&mut self.forwarded_reads).into_keys());
+            self.dropped_reads.extend(self.forwarded_reads.drain_all());
             // Chunks from different leaders must not be spliced: their snapshots at one
             // index hold the same state but need not be the same bytes.
             self.incoming_snapshot = None;

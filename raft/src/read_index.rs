@@ -33,9 +33,32 @@ impl Raft {
         if self.forwarded_reads.len() >= self.config.max_pending_reads {
             return Err(ProposalError::TooManyPendingReads);
         }
-        self.forwarded_reads.insert(context, 0);
-        self.send(leader, MessageBody::ReadIndex(ReadIndexRequest { context }));
+        debug_assert_eq!(self.leader, Some(leader));
+        // Sent with the next `Ready`, in one request with every read asked before it
+        // (`send_forwarded_reads`).
+        self.forwarded_reads.push(context);
         Ok(())
+    }
+
+    /// Sends the reads asked since the last `Ready` to the leader as one batch. A leader
+    /// change since they were asked dropped them (`set_leader`).
+    pub(crate) fn send_forwarded_reads(&mut self) {
+        let Some(leader) = self.leader else {
+            debug_assert!(
+                !self.forwarded_reads.has_unsent(),
+                "unsent reads outlived their leader"
+            );
+            return;
+        };
+        if leader == self.config.id {
+            return;
+        }
+        if let Some(batch) = self.forwarded_reads.take_unsent() {
+            self.send(
+                leader,
+                MessageBody::ReadIndex(ReadIndexRequest { context: batch }),
+            );
+        }
     }
 
     fn enqueue_read(&mut self, context: u64, origin: ReadOrigin) {
@@ -147,33 +170,23 @@ impl Raft {
     /// after an election timeout it is reported dropped so the client retries.
     pub(crate) fn expire_forwarded_reads(&mut self) {
         let timeout_ticks = self.config.election_timeout_ticks_max;
-        let mut expired = Vec::new();
-        for (context, waited_ticks) in &mut self.forwarded_reads {
-            *waited_ticks += 1;
-            if *waited_ticks >= timeout_ticks {
-                expired.push(*context);
-            }
-        }
-        for context in expired {
-            self.forwarded_reads.remove(&context);
-            self.dropped_reads.push(context);
-        }
+        let expired = self.forwarded_reads.tick(timeout_ticks);
+        self.dropped_reads.extend(expired);
     }
 
     pub(crate) fn handle_read_index_response(&mut self, response: ReadIndexResponse) {
-        if self.forwarded_reads.remove(&response.context).is_none() {
+        let Some(contexts) = self.forwarded_reads.answer(response.context) else {
             debug!(
                 context = response.context,
                 "ignored answer to a read not outstanding"
             );
             return;
-        }
+        };
         match response.index {
-            Some(index) => self.reads_awaiting_apply.push(ReadState {
-                context: response.context,
-                index,
-            }),
-            None => self.dropped_reads.push(response.context),
+            Some(index) => self
+                .reads_awaiting_apply
+                .extend(contexts.into_iter().map(|context| ReadState { context, index })),
+            None => self.dropped_reads.extend(contexts),
         }
     }
 }

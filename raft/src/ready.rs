@@ -73,6 +73,7 @@ impl Raft {
             || !self.persisted_messages.is_empty()
             || self.log.committed() > applied_base
             || !self.dropped_reads.is_empty()
+            || self.forwarded_reads.has_unsent()
             || self
                 .reads_awaiting_apply
                 .iter()
@@ -91,6 +92,8 @@ impl Raft {
             if read_round {
                 self.broadcast_heartbeat();
             }
+        } else {
+            self.send_forwarded_reads();
         }
         let hard_state = self.hard_state();
         let snapshot = self.snapshot_to_install.take();

@@ -41,7 +41,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
 
     fn read_value(&mut self, key: &[u8]) -> Result<Response, StorageError> {
         let revision = self.machine.revision(&self.storage)?;
-        let kv = read_key_value(&self.storage, key)?;
+        let kv = read_key_value(&self.storage, key, self.machine.cached_key(key))?;
         Ok(Response::Value(ReadValue { revision, kv }))
     }
 

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wire::{Event, EventKind, EventPage, KeyValue, EVENTS_PER_PAGE_MAX, EVENT_PAGE_BYTES_MAX};
 
-use super::key_cache::KeyCache;
+use super::key_cache::{CachedKey, KeyCache};
 use crate::storage::{Storage, StorageError};
 
 pub const REVISION_STATE_KEY: &[u8] = b"\0raftkv/revision";
@@ -197,12 +197,29 @@ fn key_value(key: &[u8], value: Vec<u8>, meta: KeyMeta) -> KeyValue {
     }
 }
 
-/// `key`'s pair with its revisions, as applied in `storage`.
-pub fn read_key_value(storage: &dyn Storage, key: &[u8]) -> Result<Option<KeyValue>, StorageError> {
+/// `key`'s pair with its revisions, as applied in `storage`. `cached`: what the apply
+/// path's `KeyCache` knows of the key, if anything, which spares the read of its
+/// revisions (issue 14: one point read of the LSM per get instead of two).
+pub fn read_key_value(
+    storage: &dyn Storage,
+    key: &[u8],
+    cached: Option<CachedKey>,
+) -> Result<Option<KeyValue>, StorageError> {
     let Some(value) = storage.get(key)? else {
+        debug_assert!(cached.is_none(), "the key cache holds a key the store does not");
         return Ok(None);
     };
-    let meta = read_meta(storage, &Overlay::new(), key)?;
+    let meta = match cached {
+        Some(cached) => {
+            debug_assert_eq!(
+                cached.value_bytes,
+                value.len() as u64,
+                "the key cache parted from the store"
+            );
+            cached.meta
+        }
+        None => read_meta(storage, &Overlay::new(), key)?,
+    };
     Ok(Some(key_value(key, value, meta)))
 }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use wire::{Command, ErrorKind, ErrorReply, Prior, Session, WriteResult};
 
 use crate::kv::command::{KvBody, KvCommand, SessionLimits};
-use crate::kv::key_cache::KeyCache;
+use crate::kv::key_cache::{CachedKey, KeyCache};
 use crate::kv::revisions::{self, RevisionState, REVISION_STATE_KEY};
 use crate::membership::SYSTEM_SESSION;
 use crate::storage::{ApplyBatch, SessionRecord, Storage, StorageError};
@@ -208,6 +208,12 @@ impl StateMachine {
         };
         self.revisions = Some(revisions);
         Ok(revisions.revision)
+    }
+
+    /// What the apply path's cache knows of `key` (it holds a value, with these
+    /// revisions), if anything: it equals the store between applies.
+    pub fn cached_key(&self, key: &[u8]) -> Option<CachedKey> {
+        self.cache.key(key)
     }
 
     /// The cached result of `session`'s write, if that exact write was applied.

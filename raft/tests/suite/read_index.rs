@@ -371,13 +371,66 @@ fn pending_reads_are_bounded_on_leaders_and_followers() {
     follower.read_index(2).expect("room left");
     assert_eq!(follower.read_index(3), Err(ProposalError::TooManyPendingReads));
     handle(&mut follower);
+    // Reads 1 and 2 left as one batch, named by its first read: one answer frees both.
     let answer = MessageBody::ReadIndexResponse(ReadIndexResponse {
         context: 1,
         index: Some(1),
     });
     let ready = step(&mut follower, message(1, 2, 2, answer));
-    assert_eq!(ready.read_states, [ReadState { context: 1, index: 1 }]);
+    assert_eq!(
+        ready.read_states,
+        [
+            ReadState { context: 1, index: 1 },
+            ReadState { context: 2, index: 1 }
+        ]
+    );
     follower.read_index(3).expect("room again once answered");
+}
+
+/// Thesis §6.4.1 with etcd's batching: the reads a follower is asked between two
+/// `Ready`s leave as one ReadIndex request, and the leader's one answer serves them all
+/// (each was asked before the request left). Reads asked after it go in the next batch,
+/// whose answer alone serves them.
+#[test]
+fn a_followers_reads_between_two_readies_are_forwarded_as_one_request() {
+    let mut follower = bootstrapped(test_config(2), &[1, 2, 3]);
+    step(&mut follower, message(1, 2, 2, heartbeat(1)));
+    for context in [10, 11, 12] {
+        follower.read_index(context).expect("room left");
+    }
+    let ready = handle(&mut follower);
+    let requests: Vec<u64> = ready
+        .messages
+        .iter()
+        .filter_map(|m| match m.body {
+            MessageBody::ReadIndex(request) => Some(request.context),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests, [10], "one request for the three reads");
+    follower.read_index(13).expect("room left");
+    let ready = handle(&mut follower);
+    assert!(ready
+        .messages
+        .iter()
+        .any(|m| m.body == MessageBody::ReadIndex(ReadIndexRequest { context: 13 })));
+    let answer = |context| {
+        MessageBody::ReadIndexResponse(ReadIndexResponse {
+            context,
+            index: Some(1),
+        })
+    };
+    let ready = step(&mut follower, message(1, 2, 2, answer(13)));
+    assert_eq!(
+        ready.read_states,
+        [ReadState {
+            context: 13,
+            index: 1
+        }]
+    );
+    let ready = step(&mut follower, message(1, 2, 2, answer(10)));
+    let served: Vec<u64> = ready.read_states.iter().map(|read| read.context).collect();
+    assert_eq!(served, [10, 11, 12]);
 }
 
 fn without_check_quorum(id: NodeId) -> Config {

@@ -132,9 +132,17 @@ fn every_change_and_only_a_change_makes_a_revision() {
             (5, EventKind::Put, "a".into(), 5, 1),
         ]
     );
-    let a = read_key_value(&store, b"a").expect("readable").expect("present");
+    let a = read_key_value(&store, b"a", None)
+        .expect("readable")
+        .expect("present");
     assert_eq!((a.create_revision, a.mod_revision, a.version), (5, 5, 1));
     assert_eq!(a.value, b"2");
+    // A get answered with the apply path's cache of the key says the same.
+    let cached = machine.cached_key(b"a");
+    assert!(cached.is_some(), "the apply path cached the key it wrote last");
+    let from_cache = read_key_value(&store, b"a", cached).expect("readable");
+    assert_eq!(from_cache.as_ref(), Some(&a));
+    assert_eq!(machine.cached_key(b"c"), None, "never held a value");
     // The revisions survive a restart: a new machine reads them back from the store.
     let mut restarted = StateMachine::new([]);
     assert_eq!(restarted.revision(&store).expect("readable"), 5);
