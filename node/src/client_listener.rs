@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn};
 use wire::connection::{Connection, ConnectionError};
@@ -37,7 +37,7 @@ use crate::accept_loop::accept_until_shutdown;
 use crate::admission::{Admission, PendingTicket};
 use crate::backup_images::{BackupError, BackupImages};
 use crate::client_roles::{ClientRoles, Role};
-use crate::driver::ClientCall;
+use crate::driver::{ClientCall, Reply, RequestPermits};
 use crate::warn_limiter::WarnLimiter;
 
 /// Requests one connection may have in flight before it is answered `Overloaded`.
@@ -325,7 +325,7 @@ impl ClientConnection {
                         }
                         serve_backup(envelope, permits, self.port.backups.clone(), answers_sender.clone());
                     } else {
-                        relay(envelope, permits, &self.calls, answers_sender.clone());
+                        relay(envelope, permits, &self.calls, &answers_sender);
                     }
                 }
                 Some(answer) = answers.recv() => {
@@ -359,47 +359,37 @@ impl ClientConnection {
     }
 }
 
-/// Hands one request to the driver and forwards its answer, without blocking the
-/// connection: a full driver queue is answered `Overloaded` at once. `permits` hold the
-/// request's bytes in the budgets until it is answered.
+/// Hands one request to the driver, without blocking the connection: the driver answers
+/// into the connection's queue of answers (`Reply::to_connection`), and a full driver
+/// queue is answered `Overloaded` at once. `permits` hold the request's bytes in the
+/// budgets until it is answered.
 fn relay(
     envelope: RequestEnvelope,
-    permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    permits: RequestPermits,
     calls: &mpsc::Sender<ClientCall>,
-    answers: mpsc::Sender<ResponseEnvelope>,
+    answers: &mpsc::Sender<ResponseEnvelope>,
 ) {
-    let (reply, answer) = oneshot::channel();
-    let id = envelope.id;
     let call = ClientCall {
         request: envelope.request,
-        reply,
+        reply: Reply::to_connection(envelope.id, answers.clone(), permits),
     };
-    let immediate = match calls.try_send(call) {
-        Ok(()) => None,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            Some(error(ErrorKind::Overloaded, "node is busy; retry".into()))
+    match calls.try_send(call) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(call)) => {
+            let _ = call
+                .reply
+                .send(error(ErrorKind::Overloaded, "node is busy; retry".into()));
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
-            Some(error(ErrorKind::ShuttingDown, "node is shutting down".into()))
-        }
-    };
-    tokio::spawn(async move {
-        let response = match immediate {
-            Some(response) => response,
-            None => answer
-                .await
-                .unwrap_or_else(|_| error(ErrorKind::ShuttingDown, "node is shutting down".into())),
-        };
-        drop(permits);
-        let _ = answers.send(ResponseEnvelope { id, response }).await;
-    });
+        // The reply, dropped unanswered, answers `ShuttingDown`.
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
 }
 
 /// Answers a backup chunk or release from the image file, off the driver loop (the read
 /// of up to 1 MiB runs on this task; the driver has a thread of its own).
 fn serve_backup(
     envelope: RequestEnvelope,
-    permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    permits: RequestPermits,
     backups: Option<Arc<BackupImages>>,
     answers: mpsc::Sender<ResponseEnvelope>,
 ) {

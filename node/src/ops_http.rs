@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::debug;
 use wire::tls::ReloadingTls;
 use wire::{NodeStatus, ReadConsistency, Request, Response};
 
 use crate::accept_loop::accept_until_shutdown;
 use crate::admission::Admission;
-use crate::driver::{ClientCall, DriverHeartbeat};
+use crate::driver::{ClientCall, DriverHeartbeat, Reply};
 use crate::metrics::{Metrics, PeerCounters};
 
 /// Upper bound of a request head; probes and scrapers send a few hundred bytes.
@@ -194,7 +194,7 @@ pub async fn ready(state: &OpsState) -> Result<(), String> {
 /// One linearizable read (ReadIndex through the leader) of an empty range, bounded by
 /// `READYZ_READ_TIMEOUT`.
 async fn linearizable_read(state: &OpsState) -> Result<(), String> {
-    let (reply, answer) = oneshot::channel();
+    let (reply, answer) = Reply::oneshot();
     let request = Request::List {
         prefix: READYZ_PREFIX.to_vec(),
         start: Vec::new(),

@@ -56,8 +56,8 @@ pub struct BenchArgs {
     /// temporary directory, removed after a successful run.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// With --local: length of a Raft tick.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    /// With --local: length of a Raft tick (raftkv-node's default).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     tick_ms: u64,
     /// With --local: snapshot and compact the log every this many applied entries. The
     /// default is the demo's, which snapshots often; under a write load each snapshot

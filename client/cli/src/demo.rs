@@ -28,8 +28,8 @@ pub struct DemoArgs {
     /// Where the nodes keep their data and logs; by default a fresh temporary directory.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Length of a Raft tick in the demo cluster.
-    #[arg(long, default_value_t = 50)]
+    /// Length of a Raft tick in the demo cluster (raftkv-node's default).
+    #[arg(long, default_value_t = 10)]
     tick_ms: u64,
 }
 

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use raft::{ProposalError, Role};
-use tokio::sync::oneshot;
 use wire::{ErrorKind, ErrorReply, Request, Response};
 
+use super::reply::Reply;
 use super::{Driver, PeerNetwork, PendingRead};
 use crate::backup_images::{BackupError, BackupImages, BackupPoint};
 use crate::storage::Storage;
@@ -23,7 +23,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     }
 
     /// `Request::SnapshotBegin`: a leader-only ReadIndex, answered in `start_due_backups`.
-    pub(super) fn handle_backup_begin(&mut self, reply: oneshot::Sender<Response>) {
+    pub(super) fn handle_backup_begin(&mut self, reply: Reply) {
         if self.backups.is_none() {
             let _ = reply.send(super::requests::invalid("this node keeps no backups".to_string()));
             return;

@@ -9,10 +9,10 @@
 use std::sync::atomic::Ordering;
 
 use raft::{ConfChange, NodeId, ProposalError, Role};
-use tokio::sync::oneshot;
 use tracing::{info, warn};
 use wire::{MemberChange, MemberInfo, MemberList, MemberRole, Response};
 
+use super::reply::Reply;
 use super::requests::invalid;
 use super::{now_millis, Driver, PeerNetwork, PendingWrite};
 use crate::membership::{load_records, record_command, MemberRecord};
@@ -26,7 +26,7 @@ const MEMBER_ADDRESS_BYTES_MAX: usize = 253 + 6;
 
 impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     /// `Request::Members`: the leader's view, so the list includes every change it made.
-    pub(super) fn list_members(&mut self, reply: oneshot::Sender<Response>) {
+    pub(super) fn list_members(&mut self, reply: Reply) {
         let response = match self.raft.role() {
             Role::Leader => Response::Members(self.member_list()),
             _ => self.refusal(ProposalError::NotLeader {
@@ -38,7 +38,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
 
     /// `Request::ChangeMembers`: proposes the change (and the member's record) and answers
     /// once applied, or at once when there is nothing to change.
-    pub(super) fn change_members(&mut self, change: MemberChange, reply: oneshot::Sender<Response>) {
+    pub(super) fn change_members(&mut self, change: MemberChange, reply: Reply) {
         if let Err(why) = validate_change(&change) {
             let _ = reply.send(invalid(why));
             return;

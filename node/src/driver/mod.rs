@@ -20,6 +20,7 @@ mod own_thread;
 #[cfg(test)]
 mod probe_tests;
 mod reads;
+mod reply;
 mod requests;
 #[cfg(test)]
 mod snapshot_tests;
@@ -37,13 +38,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raft::{ConfState, Index, Message, NodeId, Raft, Role, Term};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 use wire::{ErrorKind, ErrorReply, NodeStatus, Request, Response, SpaceStatus};
 
 use self::disk_guard::DiskGuard;
 pub use self::heartbeat::DriverHeartbeat;
 pub use self::own_thread::run_on_own_thread;
+pub use self::reply::{Reply, RequestPermits};
 use self::tick_clock::TickClock;
 use self::watches::PendingWatch;
 use crate::kv::command::SessionLimits;
@@ -66,7 +68,7 @@ pub trait PeerNetwork: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct ClientCall {
     pub request: Request,
-    pub reply: oneshot::Sender<Response>,
+    pub reply: Reply,
 }
 
 #[derive(Debug, Clone)]
@@ -133,12 +135,12 @@ enum Input {
 
 struct PendingWrite {
     term: Term,
-    reply: oneshot::Sender<Response>,
+    reply: Reply,
 }
 
 struct PendingRead {
     request: Request,
-    reply: oneshot::Sender<Response>,
+    reply: Reply,
 }
 
 #[expect(
@@ -182,7 +184,7 @@ pub struct Driver<S: Storage, N: PeerNetwork> {
     /// Where backups are built and kept for `raftkv snapshot save` (`backups.rs`).
     backups: Option<Arc<crate::backup_images::BackupImages>>,
     /// Backups whose ReadIndex completed, begun after this turn's `advance`.
-    backups_due: Vec<oneshot::Sender<Response>>,
+    backups_due: Vec<Reply>,
 }
 
 /// The handles other tasks use to talk to a running driver.

@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use wire::{Request, Response};
 
 use super::faulty_store::FaultyStore;
@@ -42,7 +41,7 @@ async fn a_stalled_store_fails_livez_and_readyz_until_it_returns() {
 
     // The store stalls in the next persist: a write makes one.
     stalled.store(true, Ordering::Relaxed);
-    let (reply, answer) = oneshot::channel();
+    let (reply, answer) = super::Reply::oneshot();
     calls_sender
         .send(ClientCall {
             request: Request::OpenSession { client_id: 7 },

@@ -5,12 +5,12 @@
 use std::sync::atomic::Ordering;
 
 use raft::ProposalError;
-use tokio::sync::oneshot;
 use wire::{
     Command, ErrorKind, ErrorReply, LeaderHint, ReadConsistency, Request, Response, KEY_BYTES_MAX,
     LIST_LIMIT_MAX,
 };
 
+use super::reply::Reply;
 use super::{
     describe, lost_write, not_now, now_millis, ClientCall, Driver, PeerNetwork, PendingRead, PendingWrite,
 };
@@ -163,7 +163,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
     }
 
     /// Proposes a client's command; `reply` is answered once it is applied (or lost).
-    fn propose_command(&mut self, command: KvCommand, reply: oneshot::Sender<Response>) {
+    fn propose_command(&mut self, command: KvCommand, reply: Reply) {
         match self.raft.propose(command.encode()) {
             Ok(proposal) => {
                 self.metrics.proposals_total.fetch_add(1, Ordering::Relaxed);

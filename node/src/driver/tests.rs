@@ -37,7 +37,7 @@ fn put(client_id: u64, sequence: u64, key: &str, value: &str) -> Request {
 }
 
 pub(super) async fn call(calls: &mpsc::Sender<ClientCall>, request: Request) -> oneshot::Receiver<Response> {
-    let (reply, answer) = oneshot::channel();
+    let (reply, answer) = super::Reply::oneshot();
     calls
         .send(ClientCall { request, reply })
         .await

@@ -5,10 +5,10 @@
 //! history is the same on every replica, so a watcher that moves misses nothing and sees
 //! nothing twice.
 
-use tokio::sync::oneshot;
 use tracing::warn;
 use wire::{ErrorKind, ErrorReply, EventPage, Response, KEY_BYTES_MAX, WATCH_WAIT_MILLIS_MAX};
 
+use super::reply::Reply;
 use super::requests::invalid;
 use super::{Driver, PeerNetwork};
 use crate::kv::revisions::{read_events, HistoryError};
@@ -26,7 +26,7 @@ pub(super) struct PendingWatch {
     ticks_left: u64,
     /// Answered `NotLeader` if this node stops leading while it waits.
     require_leader: bool,
-    reply: oneshot::Sender<Response>,
+    reply: Reply,
 }
 
 impl<S: Storage, N: PeerNetwork> Driver<S, N> {
@@ -34,7 +34,7 @@ impl<S: Storage, N: PeerNetwork> Driver<S, N> {
         &mut self,
         prefix: Vec<u8>,
         (from_revision, wait_millis, require_leader): (u64, u64, bool),
-        reply: oneshot::Sender<Response>,
+        reply: Reply,
     ) {
         if prefix.len() > KEY_BYTES_MAX {
             let _ = reply.send(invalid(format!(
