@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
                 .is_none_or(|member| member == handshake.incarnation));
             true
         }
-        AcceptedAs::LeaderMessagesOnly => false,
+        AcceptedAs::Unverified => false,
     };
     // Raft messages only flow within one cluster, between members of it.
     assert!(!handshake.probe);

@@ -12,7 +12,7 @@ use wire::frame::{parse_frame, FrameError};
 use crate::identity::ClusterId;
 use crate::membership::PeerEntry;
 use crate::storage::{fjall_codec, StorageError};
-use crate::transport::handshake::{check_handshake, is_leader_message, Accepted, Expected};
+use crate::transport::handshake::{check_handshake, passes_unverified, Accepted, Expected};
 use crate::transport::peer_frame::check_routing;
 use crate::transport::{Handshake, Refusal};
 
@@ -30,7 +30,7 @@ pub struct ExpectedHandshake {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcceptedAs {
     RaftMessages,
-    LeaderMessagesOnly,
+    Unverified,
     Probe,
 }
 
@@ -57,7 +57,7 @@ pub fn accept_handshake(
     };
     let verdict = check_handshake(&handshake, &expected).map(|accepted| match accepted {
         Accepted::RaftMessages => AcceptedAs::RaftMessages,
-        Accepted::LeaderMessagesOnly => AcceptedAs::LeaderMessagesOnly,
+        Accepted::Unverified => AcceptedAs::Unverified,
         Accepted::Probe => AcceptedAs::Probe,
     });
     Ok(Some((handshake, consumed, verdict)))
@@ -88,7 +88,7 @@ pub fn read_peer_message(
     };
     let verdict = match check_routing(&message, peer_id, own_id) {
         Err(misrouted) => PeerMessageVerdict::Misrouted(misrouted.to_string()),
-        Ok(()) if !verified && !is_leader_message(&message.body) => PeerMessageVerdict::DropUnverified,
+        Ok(()) if !verified && !passes_unverified(&message.body) => PeerMessageVerdict::DropUnverified,
         Ok(()) => PeerMessageVerdict::Forward,
     };
     Ok(Some((message, consumed, verdict)))

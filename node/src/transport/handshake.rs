@@ -78,32 +78,40 @@ pub(crate) enum Accepted {
     /// names: a wiped or replaced disk that has not been made a member again, or the
     /// member's new incarnation whose record this node has not applied yet (it lags). Only
     /// a leader's messages (appends, heartbeats, snapshots, TimeoutNow, read-index
-    /// answers) pass; votes, vote requests and acknowledgements are dropped, so such a node
-    /// is never counted as the member here.
+    /// answers) and a candidate's vote requests pass; votes and acknowledgements are
+    /// dropped, so such a node is never counted as the member here.
     ///
     /// Why that is safe: a leader needs the votes of a majority, and every voter counts
     /// only the incarnation it knows as the member; a blank disk that no configuration
     /// names can win no election, so whoever sends a leader's messages under an unknown
-    /// incarnation was elected by voters that know it. Why it is needed: refusing it
-    /// outright left a lagging node unable to hear a leader that replaced its own disk,
-    /// for good (the simulation found it).
-    LeaderMessagesOnly,
+    /// incarnation was elected by voters that know it. A vote request counts toward
+    /// nothing: the voter grants it by its own vote and log (§5.4.1: an empty or stale log
+    /// is never up to date), and its grant is counted by the candidate only if the
+    /// candidate knows the voter's incarnation.
+    ///
+    /// Why it is needed: refusing it outright left a lagging node unable to hear a leader
+    /// that replaced its own disk, for good (the simulation found it). Dropping vote
+    /// requests too left a cluster with no leader for good (simulation seed 2 of
+    /// 20261205): the member with the newest log had replaced its disk, and a voter whose
+    /// log predates that change (so it knows only the old incarnation) was needed for a
+    /// majority but never heard its requests.
+    Unverified,
     Probe,
 }
 
 /// Whether a message from a peer under an unverified incarnation may pass (see
-/// [`Accepted::LeaderMessagesOnly`]).
-pub(crate) fn is_leader_message(body: &raft::MessageBody) -> bool {
+/// [`Accepted::Unverified`]).
+pub(crate) fn passes_unverified(body: &raft::MessageBody) -> bool {
     use raft::MessageBody as Body;
     match body {
         Body::Append(_)
         | Body::Heartbeat(_)
         | Body::InstallSnapshot(_)
         | Body::TimeoutNow
-        | Body::ReadIndexResponse(_) => true,
-        Body::PreVote(_)
-        | Body::PreVoteResponse(_)
-        | Body::Vote(_)
+        | Body::ReadIndexResponse(_)
+        | Body::PreVote(_)
+        | Body::Vote(_) => true,
+        Body::PreVoteResponse(_)
         | Body::VoteResponse(_)
         | Body::AppendResponse(_)
         | Body::HeartbeatResponse(_)
@@ -282,7 +290,7 @@ pub(crate) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) ->
         });
     }
     // A node of our cluster that this node does not know (yet) is treated like an unknown
-    // incarnation: only a leader's messages pass. A node replaying the log may hold a
+    // incarnation: only a leader's messages and vote requests pass. A node replaying the log may hold a
     // configuration that predates the current leader (the simulation found one stuck).
     let verified = expected.peers.get(&dialer_id).is_some_and(|peer| {
         peer.incarnation
@@ -293,7 +301,7 @@ pub(crate) fn check_handshake(handshake: &Handshake, expected: &Expected<'_>) ->
             Ok(if verified {
                 Accepted::RaftMessages
             } else {
-                Accepted::LeaderMessagesOnly
+                Accepted::Unverified
             })
         }
         (Some(dialer_cluster_id), Some(acceptor_cluster_id)) => Err(Refusal::OtherClusterId {
@@ -394,7 +402,7 @@ mod tests {
         );
         assert_eq!(
             check_handshake(&handshake(9), &expected),
-            Ok(Accepted::LeaderMessagesOnly),
+            Ok(Accepted::Unverified),
             "a node of our cluster we do not know yet may only lead"
         );
 
@@ -449,7 +457,7 @@ mod tests {
         stranger_probe.cluster_id = Some(BLUE);
         assert_eq!(
             check_handshake(&stranger_probe, &expected(&peers, Some(BLUE))),
-            Ok(Accepted::LeaderMessagesOnly)
+            Ok(Accepted::Unverified)
         );
     }
 
@@ -465,10 +473,7 @@ mod tests {
         );
         let mut wiped = handshake(2);
         wiped.incarnation = 8;
-        assert_eq!(
-            check_handshake(&wiped, &expected),
-            Ok(Accepted::LeaderMessagesOnly)
-        );
+        assert_eq!(check_handshake(&wiped, &expected), Ok(Accepted::Unverified));
         wiped.probe = true;
         assert_eq!(
             check_handshake(&wiped, &expected),
@@ -480,7 +485,19 @@ mod tests {
             leader_commit: 0,
             read_round: 0,
         });
-        assert!(!is_leader_message(&vote), "a vote never passes");
-        assert!(is_leader_message(&heartbeat));
+        assert!(!passes_unverified(&vote), "a vote never passes");
+        let pre_vote = raft::MessageBody::PreVoteResponse(raft::VoteResponse { granted: true });
+        assert!(!passes_unverified(&pre_vote), "a pre-vote never passes");
+        assert!(passes_unverified(&heartbeat));
+        let request = raft::VoteRequest {
+            last_log_index: 9,
+            last_log_term: 2,
+            leadership_transfer: false,
+        };
+        assert!(
+            passes_unverified(&raft::MessageBody::Vote(request))
+                && passes_unverified(&raft::MessageBody::PreVote(request)),
+            "a candidate's requests pass: the voter decides by its own log"
+        );
     }
 }

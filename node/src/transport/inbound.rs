@@ -21,7 +21,7 @@ use wire::frame::FRAME_PAYLOAD_BYTES_MAX;
 use wire::tls::{certificate_identity, certificate_names, node_name, Stream};
 
 use super::dial::HANDSHAKE_TIMEOUT;
-use super::handshake::{check_handshake, is_leader_message, Accepted, Handshake, HandshakeReply, Refusal};
+use super::handshake::{check_handshake, passes_unverified, Accepted, Handshake, HandshakeReply, Refusal};
 use super::lifecycle::{Shutdown, TaskGuard};
 use super::peer_frame::check_routing;
 use super::shared::Shared;
@@ -165,13 +165,13 @@ impl InboundSession {
                 (HandshakeReply::Probed(self.shared.peer_state()), false)
             }
             Ok(Accepted::RaftMessages) => (self.accepted_reply(), true),
-            Ok(Accepted::LeaderMessagesOnly) => {
+            Ok(Accepted::Unverified) => {
                 info!(
                     peer_id,
                     incarnation = format_args!("{:016x}", handshake.incarnation),
                     "node {peer_id} connects under an incarnation that is not the member's in this node's \
                      configuration (a wiped or replaced disk, or this node lags): only a leader's messages \
-                     pass from it, never a vote or an acknowledgement"
+                     and vote requests pass from it, never a vote or an acknowledgement"
                 );
                 (self.accepted_reply(), true)
             }
@@ -227,7 +227,7 @@ impl InboundSession {
     }
 
     /// Forwards the peer's messages to the driver until the connection ends; from a peer
-    /// of an unverified incarnation, only a leader's (`Accepted::LeaderMessagesOnly`).
+    /// of an unverified incarnation, only a leader's messages and vote requests (`Accepted::Unverified`).
     async fn forward(&self, connection: &mut Connection<Stream>, peer_id: u64, verified: bool) {
         loop {
             let message = match connection.read_frame::<raft::Message>().await {
@@ -246,7 +246,7 @@ impl InboundSession {
                 warn!(peer_id, "closing a peer connection: {misrouted}");
                 return;
             }
-            if !verified && !is_leader_message(&message.body) {
+            if !verified && !passes_unverified(&message.body) {
                 bump(&self.shared.counters.messages_unverified_dropped);
                 continue;
             }

@@ -35,7 +35,7 @@ pub struct TransportStats {
     /// match the connection.
     pub malformed_frames: u64,
     /// Messages dropped from a peer whose incarnation is not the member's in this node's
-    /// configuration: only a leader's messages pass from it (`handshake::Accepted`).
+    /// configuration: only a leader's messages and vote requests pass from it (`handshake::Accepted`).
     pub messages_unverified_dropped: u64,
 }
 
