@@ -27,13 +27,12 @@ impl Raft {
             self.enqueue_read(context, ReadOrigin::Local);
             return Ok(());
         }
-        let Some(leader) = self.leader else {
+        if self.leader.is_none() {
             return Err(ProposalError::NotLeader { leader: None });
-        };
+        }
         if self.forwarded_reads.len() >= self.config.max_pending_reads {
             return Err(ProposalError::TooManyPendingReads);
         }
-        debug_assert_eq!(self.leader, Some(leader));
         // Sent with the next `Ready`, in one request with every read asked before it
         // (`send_forwarded_reads`).
         self.forwarded_reads.push(context);
@@ -50,9 +49,7 @@ impl Raft {
             );
             return;
         };
-        if leader == self.config.id {
-            return;
-        }
+        debug_assert_ne!(leader, self.config.id, "only a leader calls itself leader");
         if let Some(batch) = self.forwarded_reads.take_unsent() {
             self.send(
                 leader,

@@ -3,9 +3,11 @@
 //! until `read_lease_ticks` after that heartbeat left; a transfer ends the lease, and a
 //! voter just started ignores candidates as if it still heard a leader.
 
-use raft::{Config, HeartbeatResponse, MessageBody, NodeId, Raft, ReadState, Ready, Role, VoteRequest};
+use raft::{Config, MessageBody, NodeId, Raft, ReadState, Ready, Role, VoteRequest};
 
-use crate::harness::single::{ack_append, bootstrapped, handle, message, restarted, step, win_election};
+use crate::harness::single::{
+    ack_append, ack_heartbeat, bootstrapped, handle, message, read_round_sent, restarted, step, win_election,
+};
 use crate::harness::test_config;
 
 fn lease_config(id: NodeId) -> Config {
@@ -30,30 +32,10 @@ fn tick_until_heartbeat(leader: &mut Raft) -> u64 {
     loop {
         leader.tick();
         let ready = handle(leader);
-        if let Some(round) = round_of(&ready) {
+        if let Some(round) = read_round_sent(&ready) {
             return round;
         }
     }
-}
-
-fn round_of(ready: &Ready) -> Option<u64> {
-    ready
-        .messages
-        .iter()
-        .filter_map(|m| match m.body {
-            MessageBody::Heartbeat(heartbeat) => Some(heartbeat.read_round),
-            _ => None,
-        })
-        .max()
-}
-
-fn ack_round(leader: &mut Raft, from: NodeId, read_round: u64) -> Ready {
-    let body = MessageBody::HeartbeatResponse(HeartbeatResponse {
-        read_round,
-        last_log_index: leader.log().last_index(),
-    });
-    let term = leader.term();
-    step(leader, message(from, 1, term, body))
 }
 
 /// A read asked now: its `ReadState` if it came out at once, with no round of its own.
@@ -72,7 +54,7 @@ fn a_leader_whose_heartbeat_a_quorum_acknowledged_reads_without_a_round() {
         "no lease before a round is acknowledged"
     );
     let round = tick_until_heartbeat(&mut leader);
-    ack_round(&mut leader, 2, round);
+    ack_heartbeat(&mut leader, 2, round);
     let commit = leader.committed();
     assert_eq!(
         read_at_once(&mut leader, 2),
@@ -89,7 +71,7 @@ fn the_lease_ends_read_lease_ticks_after_its_heartbeat_left() {
     let lease_ticks = lease_config(1).read_lease_ticks();
     assert!(lease_ticks > 0 && lease_ticks < lease_config(1).election_timeout_ticks_min);
     let round = tick_until_heartbeat(&mut leader);
-    ack_round(&mut leader, 2, round);
+    ack_heartbeat(&mut leader, 2, round);
     // Later heartbeats go unanswered; ticks pass up to the end of the lease.
     for tick in 1..lease_ticks {
         leader.tick();
@@ -109,7 +91,7 @@ fn the_lease_ends_read_lease_ticks_after_its_heartbeat_left() {
 fn a_transfer_ends_the_lease_for_the_rest_of_the_term() {
     let mut leader = established_leader();
     let round = tick_until_heartbeat(&mut leader);
-    ack_round(&mut leader, 2, round);
+    ack_heartbeat(&mut leader, 2, round);
     assert!(read_at_once(&mut leader, 1).is_some());
     // 2 holds the whole log: TimeoutNow leaves at once.
     leader.transfer_leader(2).expect("a voter");
@@ -126,7 +108,7 @@ fn a_transfer_ends_the_lease_for_the_rest_of_the_term() {
         handle(&mut leader);
     }
     let round = tick_until_heartbeat(&mut leader);
-    ack_round(&mut leader, 2, round);
+    ack_heartbeat(&mut leader, 2, round);
     assert_eq!(read_at_once(&mut leader, 3), None);
 }
 

@@ -9,8 +9,8 @@ use raft::{
 };
 
 use crate::harness::single::{
-    ack_append, bootstrapped, config_entry, data_entry, handle, heartbeat, message, restarted, step,
-    win_election,
+    ack_append, ack_heartbeat, bootstrapped, config_entry, data_entry, handle, heartbeat, message,
+    read_round_sent, restarted, step, win_election,
 };
 use crate::harness::{test_config, Cluster};
 
@@ -37,28 +37,6 @@ fn established_leader(config: Config, voters: &[NodeId]) -> Raft {
     }
     assert_eq!(leader.committed(), 2);
     leader
-}
-
-fn ack_heartbeat(leader: &mut Raft, from: NodeId, read_round: u64) -> Ready {
-    let term = leader.term();
-    let last_log_index = leader.log().last_index();
-    let body = MessageBody::HeartbeatResponse(HeartbeatResponse {
-        read_round,
-        last_log_index,
-    });
-    step(leader, message(from, leader.id(), term, body))
-}
-
-/// The read round carried by the heartbeats in `ready`, if any went out.
-fn read_round_sent(ready: &Ready) -> Option<u64> {
-    ready
-        .messages
-        .iter()
-        .filter_map(|m| match m.body {
-            MessageBody::Heartbeat(heartbeat) => Some(heartbeat.read_round),
-            _ => None,
-        })
-        .max()
 }
 
 fn read_index_responses(ready: &Ready) -> Vec<(NodeId, ReadIndexResponse)> {

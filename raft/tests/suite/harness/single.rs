@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use raft::{
-    AppendResponse, ConfState, Config, Entry, EntryPayload, HardState, Heartbeat, Index, Message,
-    MessageBody, NodeId, Raft, Ready, RestartState, Role, Term, VoteResponse,
+    AppendResponse, ConfState, Config, Entry, EntryPayload, HardState, Heartbeat, HeartbeatResponse, Index,
+    Message, MessageBody, NodeId, Raft, Ready, RestartState, Role, Term, VoteResponse,
 };
 
 pub fn message(from: NodeId, to: NodeId, term: Term, body: MessageBody) -> Message {
@@ -126,4 +126,27 @@ pub fn heartbeat(leader_commit: Index) -> MessageBody {
 
 pub fn is_vote_request(message: &Message) -> bool {
     matches!(message.body, MessageBody::PreVote(_) | MessageBody::Vote(_))
+}
+
+/// A follower's acknowledgement of heartbeat round `read_round`, stepped into the leader.
+pub fn ack_heartbeat(leader: &mut Raft, from: NodeId, read_round: u64) -> Ready {
+    let term = leader.term();
+    let last_log_index = leader.log().last_index();
+    let body = MessageBody::HeartbeatResponse(HeartbeatResponse {
+        read_round,
+        last_log_index,
+    });
+    step(leader, message(from, leader.id(), term, body))
+}
+
+/// The read round carried by the heartbeats in `ready`, if any went out.
+pub fn read_round_sent(ready: &Ready) -> Option<u64> {
+    ready
+        .messages
+        .iter()
+        .filter_map(|m| match m.body {
+            MessageBody::Heartbeat(heartbeat) => Some(heartbeat.read_round),
+            _ => None,
+        })
+        .max()
 }
